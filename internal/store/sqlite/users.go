@@ -1,0 +1,196 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+const (
+	userColumns = `seq, id, claims, provider_id, provider_url, subject_id, created_at, updated_at`
+	selectUser  = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+)
+
+// CreateUser inserts u and returns it with Seq and timestamps filled in.
+func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+	u.CreatedAt = now()
+	u.UpdatedAt = u.CreatedAt
+	pid, purl, sub := providerArgs(u.Provider)
+	res, err := s.w.ExecContext(ctx,
+		`INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
+	if err != nil {
+		return store.User{}, writeError("create user", err)
+	}
+	if u.Seq, err = res.LastInsertId(); err != nil {
+		return store.User{}, fmt.Errorf("sqlite: create user: %w", err)
+	}
+	return u, nil
+}
+
+// GetUser returns the user with the given id or store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, selectUser, id))
+	if err != nil {
+		return store.User{}, readError("get user", err)
+	}
+	return u, nil
+}
+
+// UpdateUser applies c to the user in one write transaction.
+func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange) (store.User, error) {
+	if !c.SetClaims && !c.SetProvider {
+		return s.GetUser(ctx, id)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: update user: %w", err)
+	}
+	defer tx.Rollback() // after Commit it is a harmless no-op
+
+	u, err := scanUser(tx.QueryRowContext(ctx, selectUser, id))
+	if err != nil {
+		return store.User{}, readError("update user", err)
+	}
+	applyChange(&u, c)
+	u.UpdatedAt = now()
+	pid, purl, sub := providerArgs(u.Provider)
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
+		 WHERE seq = ?`,
+		string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq); err != nil {
+		return store.User{}, writeError("update user", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.User{}, fmt.Errorf("sqlite: update user: %w", err)
+	}
+	return u, nil
+}
+
+func applyChange(u *store.User, c store.UserChange) {
+	if c.SetClaims {
+		u.Claims = c.Claims
+	}
+	if c.SetProvider {
+		u.Provider = c.Provider
+	}
+}
+
+// DeleteUser removes the user's row, or returns store.ErrNotFound.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: delete user: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListUsers returns up to p.Limit users with Seq > p.AfterSeq in Seq
+// order. It asks for one row more than the page to learn whether another
+// page follows.
+func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool, error) {
+	if p.Limit < 0 {
+		return nil, false, fmt.Errorf("sqlite: list users: negative limit %d", p.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE seq > ? ORDER BY seq LIMIT ?`,
+		p.AfterSeq, p.Limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	defer rows.Close()
+	var users []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	if len(users) > p.Limit {
+		return users[:p.Limit], true, nil
+	}
+	return users, false, nil
+}
+
+// scanUser reads one row selected with userColumns.
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var (
+		u                store.User
+		pid, purl, sub   sql.NullString
+		created, updated int64
+	)
+	if err := row.Scan(&u.Seq, &u.ID, &u.Claims, &pid, &purl, &sub, &created, &updated); err != nil {
+		return store.User{}, err
+	}
+	// The table's CHECK keeps the three provider columns all set or all NULL.
+	if pid.Valid {
+		u.Provider = &store.ProviderLink{ProviderID: pid.String, URL: purl.String, SubjectID: sub.String}
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	u.UpdatedAt = time.UnixMilli(updated).UTC()
+	return u, nil
+}
+
+// providerArgs returns the provider column values; all NULL when unlinked.
+func providerArgs(p *store.ProviderLink) (id, url, subject any) {
+	if p == nil {
+		return nil, nil, nil
+	}
+	return p.ProviderID, p.URL, p.SubjectID
+}
+
+// now is the timestamp of a write, at the millisecond resolution stored.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+func readError(op string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// writeError maps the provider index rejecting a write to the sentinel.
+// The driver's message is left out of that error: only the sentinel
+// matters to callers.
+func writeError(op string, err error) error {
+	if isProviderConflict(err) {
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrProviderLinkConflict)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// providerUniqueColumns is how SQLite names users_provider_subject_uq in a
+// constraint error: by its columns, since it reports an index's name only
+// for an index on expressions.
+const providerUniqueColumns = "users.provider_id, users.subject_id"
+
+// isProviderConflict reports whether err is a UNIQUE violation of the
+// provider index, as opposed to one of the id column's.
+func isProviderConflict(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) &&
+		se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE &&
+		strings.Contains(se.Error(), providerUniqueColumns)
+}

@@ -1,0 +1,87 @@
+// Package store defines the persistence port of usersd: the records the
+// service keeps and the operations it needs, in the service's own terms.
+// Implementations (internal/store/sqlite, later postgres) live in
+// sub-packages; this package imports no protobuf and no driver.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them (fmt.Errorf("...: %w", ErrX))
+// so callers test with errors.Is; anything else is an internal failure.
+var (
+	// ErrNotFound: no user has the given id.
+	ErrNotFound = errors.New("store: not found")
+	// ErrProviderLinkConflict: the (provider id, subject id) pair is
+	// already linked to another user. Decided by the database's unique
+	// index, never by a read-then-write.
+	ErrProviderLinkConflict = errors.New("store: provider link already in use")
+)
+
+// ProviderLink ties a user to an account at an external identity provider.
+type ProviderLink struct {
+	ProviderID string // canonical lower-case UUID
+	URL        string
+	SubjectID  string
+}
+
+// User is the stored form of a user.
+type User struct {
+	ID string // canonical lower-case UUID, assigned by the caller
+	// Claims is the canonical compact JSON object, e.g. `{}` or `{"a":1}`.
+	// The store keeps the bytes as given and never interprets them.
+	Claims   []byte
+	Provider *ProviderLink // nil when not linked
+	// Seq is the store-assigned creation sequence: strictly increasing in
+	// creation order, never reused. It is the key of keyset pagination.
+	Seq       int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// UserChange describes an update. Only the parts whose Set flag is true
+// are written; the rest of the user is left as it is.
+type UserChange struct {
+	SetClaims   bool
+	Claims      []byte // canonical JSON object; required when SetClaims
+	SetProvider bool
+	Provider    *ProviderLink // nil with SetProvider unlinks
+}
+
+// Page asks for at most Limit users whose Seq is greater than AfterSeq,
+// in ascending Seq order. AfterSeq 0 starts at the beginning.
+type Page struct {
+	Limit    int
+	AfterSeq int64
+}
+
+// Store is what the service needs from a database. Every method is safe
+// for concurrent use.
+type Store interface {
+	// CreateUser inserts u (ID, Claims, Provider set by the caller) and
+	// returns it with Seq, CreatedAt and UpdatedAt filled in.
+	CreateUser(ctx context.Context, u User) (User, error)
+	// GetUser returns the user with the given id or ErrNotFound.
+	GetUser(ctx context.Context, id string) (User, error)
+	// UpdateUser applies the change in one transaction and returns the
+	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict.
+	UpdateUser(ctx context.Context, id string, c UserChange) (User, error)
+	// DeleteUser removes the user and everything stored about them.
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers returns one page in creation order. The page holds at
+	// most p.Limit users; more reports whether any user follows it.
+	ListUsers(ctx context.Context, p Page) (users []User, more bool, err error)
+	// CursorKey returns the secret that signs pagination cursors. It is
+	// created once per database, so every instance sharing the database
+	// accepts the cursors the others issued.
+	CursorKey(ctx context.Context) ([]byte, error)
+	// Ping reports whether the database is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close flushes what the backend buffers (SQLite: checkpoints and
+	// truncates the WAL so no deleted data lingers in it) and releases
+	// every resource. Call it once, after the last request has finished.
+	Close() error
+}
