@@ -602,7 +602,7 @@ type ListUsersResponse struct {
 	// The users on this page, in creation order; empty when there are none.
 	Data []*User `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
 	// Cursor for the next page; absent on the last page.
-	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	NextCursor    *string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3,oneof" json:"next_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,8 +645,8 @@ func (x *ListUsersResponse) GetData() []*User {
 }
 
 func (x *ListUsersResponse) GetNextCursor() string {
-	if x != nil {
-		return x.NextCursor
+	if x != nil && x.NextCursor != nil {
+		return *x.NextCursor
 	}
 	return ""
 }
@@ -828,11 +828,12 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x10ListUsersRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursorB\b\n" +
-	"\x06_limit\"X\n" +
+	"\x06_limit\"m\n" +
 	"\x11ListUsersResponse\x12\"\n" +
-	"\x04data\x18\x01 \x03(\v2\x0e.users.v1.UserR\x04data\x12\x1f\n" +
-	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"j\n" +
+	"\x04data\x18\x01 \x03(\v2\x0e.users.v1.UserR\x04data\x12$\n" +
+	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
+	"nextCursor\x88\x01\x01B\x0e\n" +
+	"\f_next_cursor\"j\n" +
 	"\tErrorBody\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12/\n" +
@@ -935,6 +936,7 @@ func file_users_v1_users_proto_init() {
 		return
 	}
 	file_users_v1_users_proto_msgTypes[10].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

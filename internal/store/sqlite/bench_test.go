@@ -33,6 +33,7 @@ func BenchmarkGetUser(b *testing.B) {
 	s := openTemp(b)
 	ids := seedUsers(b, s, benchUsers)
 	var next atomic.Uint64
+	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -34,7 +34,7 @@ var _ store.Store = (*Store)(nil)
 var migrations embed.FS
 
 const (
-	readerConns  = 4
+	readerConns  = 1
 	cursorKeyLen = 32
 )
 

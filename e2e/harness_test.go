@@ -1,0 +1,270 @@
+// Package e2e drives the real usersd binary over loopback: REST with
+// net/http, gRPC with the generated client.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+)
+
+// binary is the usersd binary built once for the whole run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "usersd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "usersd")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/usersd")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building usersd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is one running usersd process.
+type server struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	DB       string
+	GRPCAddr string
+	HTTPAddr string
+	logs     *lockedBuffer
+	exited   chan struct{}
+	exitErr  error
+	conn     *grpc.ClientConn
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs usersd on free loopback ports with a database in dir (a new
+// temp dir when ""), and stops it gracefully when the test ends.
+func start(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s := &server{t: t, DB: filepath.Join(dir, "users.db"), logs: &lockedBuffer{}, exited: make(chan struct{})}
+	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", s.DB}, args...)
+	s.cmd = exec.Command(binary, argv...)
+	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := make(chan [2]string, 1)
+	go s.readLogs(stderr, addrs)
+	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
+	select {
+	case a := <-addrs:
+		s.GRPCAddr, s.HTTPAddr = a[0], a[1]
+	case <-s.exited:
+		t.Fatalf("usersd exited before listening: %v\n%s", s.exitErr, s.logs)
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		t.Fatalf("usersd did not start listening\n%s", s.logs)
+	}
+	t.Cleanup(func() {
+		if s.conn != nil {
+			s.conn.Close()
+		}
+		select {
+		case <-s.exited:
+			return
+		default:
+		}
+		if err := s.stop(); err != nil {
+			t.Errorf("graceful stop: %v\n%s", err, s.logs)
+		}
+	})
+	return s
+}
+
+// readLogs copies the JSON log lines and reports the bound addresses.
+func (s *server) readLogs(r io.Reader, addrs chan<- [2]string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		s.logs.Write(append(append([]byte(nil), line...), '\n'))
+		var rec struct {
+			Msg      string `json:"msg"`
+			GRPCAddr string `json:"grpc_addr"`
+			HTTPAddr string `json:"http_addr"`
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+			addrs <- [2]string{rec.GRPCAddr, rec.HTTPAddr}
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() error {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-s.exited:
+		return s.exitErr
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		return fmt.Errorf("no exit 30s after SIGTERM")
+	}
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// grpc returns a client of the server's gRPC port.
+func (s *server) grpc() usersv1.UserServiceClient {
+	if s.conn == nil {
+		conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.conn = conn
+	}
+	return usersv1.NewUserServiceClient(s.conn)
+}
+
+// response is a REST response, body read.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic value.
+func (r response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v\n%s", err, r.Body)
+	}
+	return m
+}
+
+// do sends a REST request; body is sent as application/json unless a
+// Content-Type header is given ("Content-Type", "" sends none).
+func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
+	t.Helper()
+	var rdr io.Reader
+	if body != "" {
+		rdr = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+s.HTTPAddr+path, rdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// errorBody is the contract's error body.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Details []struct {
+		Value    string `json:"value"`
+		Msg      string `json:"msg"`
+		Param    string `json:"param"`
+		Location string `json:"location"`
+	} `json:"details"`
+}
+
+// wantError asserts an error response: status, JSON content type, code
+// word, and (when given) the exact set of param@location details.
+func wantError(t *testing.T, r response, status int, code string, details ...string) errorBody {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	var e errorBody
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("error body %s: %v", r.Body, err)
+	}
+	if e.Code != code || e.Message == "" {
+		t.Fatalf("code %q message %q, want code %q", e.Code, e.Message, code)
+	}
+	if details != nil {
+		var got []string
+		for _, d := range e.Details {
+			if d.Msg == "" {
+				t.Fatalf("detail without msg: %s", r.Body)
+			}
+			got = append(got, d.Param+"@"+d.Location)
+		}
+		if strings.Join(slices.Sorted(slices.Values(got)), " ") != strings.Join(slices.Sorted(slices.Values(details)), " ") {
+			t.Fatalf("details %v, want %v; body %s", got, details, r.Body)
+		}
+	}
+	return e
+}

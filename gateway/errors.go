@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/internal/requestid"
+)
+
+// Detail locations, as the contract names them.
+const (
+	locParams  = "params"
+	locQuery   = "query"
+	locBody    = "body"
+	locHeaders = "headers"
+)
+
+const maxDetailValueBytes = 256
+
+// errorBody is the contract's JSON error body.
+type errorBody struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Details []detail `json:"details,omitempty"`
+}
+
+type detail struct {
+	Value    string `json:"value"`
+	Msg      string `json:"msg"`
+	Param    string `json:"param"`
+	Location string `json:"location"`
+}
+
+// codeWords maps HTTP status to the contract's error code word.
+var codeWords = map[int]string{
+	http.StatusBadRequest:            "BadRequest",
+	http.StatusUnauthorized:          "Unauthorized",
+	http.StatusForbidden:             "Forbidden",
+	http.StatusNotFound:              "NotFound",
+	http.StatusMethodNotAllowed:      "MethodNotAllowed",
+	http.StatusConflict:              "Conflict",
+	http.StatusPreconditionFailed:    "PreconditionFailed",
+	http.StatusRequestEntityTooLarge: "PayloadTooLarge",
+	http.StatusUnsupportedMediaType:  "UnsupportedMediaType",
+	http.StatusTooManyRequests:       "TooManyRequests",
+	http.StatusInternalServerError:   "InternalServerError",
+	http.StatusServiceUnavailable:    "ServiceUnavailable",
+}
+
+// httpStatus is our own gRPC → HTTP table; the gateway's default disagrees
+// with the contract (FAILED_PRECONDITION → 400, UNIMPLEMENTED → 501, …).
+var httpStatus = map[codes.Code]int{
+	codes.InvalidArgument:    http.StatusBadRequest,
+	codes.OutOfRange:         http.StatusBadRequest,
+	codes.Unauthenticated:    http.StatusUnauthorized,
+	codes.PermissionDenied:   http.StatusForbidden,
+	codes.NotFound:           http.StatusNotFound,
+	codes.Unimplemented:      http.StatusNotFound,
+	codes.AlreadyExists:      http.StatusConflict,
+	codes.Aborted:            http.StatusConflict,
+	codes.FailedPrecondition: http.StatusPreconditionFailed,
+	codes.ResourceExhausted:  http.StatusTooManyRequests,
+	codes.Unavailable:        http.StatusServiceUnavailable,
+	codes.DeadlineExceeded:   http.StatusServiceUnavailable,
+	codes.Canceled:           http.StatusServiceUnavailable,
+}
+
+// genericMessages stand in for status messages we did not write ourselves
+// (gateway decoding, transport): those can carry Go or network internals.
+var genericMessages = map[int]string{
+	http.StatusBadRequest:          "Invalid request",
+	http.StatusNotFound:            "Not found",
+	http.StatusInternalServerError: "Internal error",
+	http.StatusServiceUnavailable:  "Service unavailable, retry later",
+	http.StatusTooManyRequests:     "Too many requests, retry later",
+}
+
+func statusOf(code codes.Code) int {
+	if s, ok := httpStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError renders the contract's error body. It is the only writer of
+// error responses, for the gateway, the router and the body checks alike.
+func writeError(w http.ResponseWriter, status int, message string, details []detail) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch status {
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		h.Set("Retry-After", "1")
+	}
+	if message == "" {
+		message = http.StatusText(status)
+	}
+	for i := range details {
+		details[i].Value = truncate(details[i].Value, maxDetailValueBytes)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Code: codeWord(status), Message: message, Details: details})
+}
+
+func codeWord(status int) string {
+	if w, ok := codeWords[status]; ok {
+		return w
+	}
+	return strings.ReplaceAll(http.StatusText(status), " ", "")
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// errorHandler renders errors of proxied calls (runtime.WithErrorHandler).
+func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	var httpErr *runtime.HTTPStatusError
+	if errors.As(err, &httpErr) {
+		writeError(w, httpErr.HTTPStatus, genericMessages[httpErr.HTTPStatus], nil)
+		return
+	}
+	st := status.Convert(err)
+	code := statusOf(st.Code())
+	var (
+		ours       bool
+		violations []*errdetails.BadRequest_FieldViolation
+	)
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			ours = d.GetDomain() == g.errorDomain
+		case *errdetails.BadRequest:
+			violations = append(violations, d.GetFieldViolations()...)
+		}
+	}
+	message := st.Message()
+	if !ours {
+		// Not written by our service: do not pass it on verbatim.
+		if code == http.StatusInternalServerError {
+			g.log.ErrorContext(ctx, "gateway error", "request_id", requestid.FromContext(ctx), "code", st.Code().String())
+		}
+		message = genericMessages[code]
+	}
+	writeError(w, code, message, g.describe(r, violations))
+}
+
+// routingErrorHandler renders 404 and 405 (with Allow) for unmatched
+// requests; the gateway's default would answer 501 for a wrong method.
+func (g *Gateway) routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
+	g.writeRoutingError(w, r, status)
+}
+
+func (g *Gateway) writeRoutingError(w http.ResponseWriter, r *http.Request, status int) {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", strings.Join(g.allowed(r.URL.Path), ", "))
+		writeError(w, status, "Method "+r.Method+" is not allowed on this path", nil)
+	case http.StatusNotFound:
+		writeError(w, status, "No such endpoint", nil)
+	default:
+		writeError(w, status, genericMessages[status], nil)
+	}
+}
+
+// logError is used where a response could not be written properly.
+func logError(log *slog.Logger, r *http.Request, msg string, err error) {
+	log.ErrorContext(r.Context(), msg, "request_id", requestid.FromContext(r.Context()), "error", err)
+}

@@ -1,0 +1,181 @@
+// Package gateway serves the REST/JSON API by proxying to the gRPC server
+// through a client connection, so REST calls pass the very same gRPC
+// interceptors as native ones. It renders the contract's error body, checks
+// HTTP syntax (media type, size, strict JSON), and serves the operational
+// endpoints: /healthz, /readyz, /openapi.json and /metrics.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/usersd/usersd/gen/openapi"
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/requestid"
+)
+
+// Options configure the gateway.
+type Options struct {
+	Logger       *slog.Logger
+	MaxBodyBytes int64 // larger bodies get 413
+	// MaxJSONDepth bounds body nesting before decoding (anti stack
+	// exhaustion); the service enforces the exact claims depth.
+	MaxJSONDepth int
+	// ErrorDomain is the ErrorInfo domain of the service's own errors; only
+	// their messages are shown to clients verbatim.
+	ErrorDomain string
+	Ready       func(context.Context) error // readiness probe (database reachable)
+	Metrics     http.Handler                // Prometheus exposition
+}
+
+// Gateway is the REST front of the users service.
+type Gateway struct {
+	log          *slog.Logger
+	routes       routes
+	maxBodyBytes int64
+	maxJSONDepth int
+	errorDomain  string
+	ready        func(context.Context) error
+	metrics      http.Handler
+	api          *runtime.ServeMux
+}
+
+// New returns the HTTP handler of the REST API, proxying over conn.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	g := &Gateway{
+		log:          opts.Logger,
+		routes:       routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService")),
+		maxBodyBytes: opts.MaxBodyBytes,
+		maxJSONDepth: opts.MaxJSONDepth,
+		errorDomain:  opts.ErrorDomain,
+		ready:        opts.Ready,
+		metrics:      opts.Metrics,
+	}
+	marshaler := compactJSON{&runtime.JSONPb{
+		// Print empty lists (`"data": []`) but omit fields with presence
+		// that are unset (nextCursor on the last page, an unlinked
+		// provider); refuse unknown fields instead of dropping them.
+		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+	g.api = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithErrorHandler(g.errorHandler),
+		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
+		runtime.WithForwardResponseOption(successStatus),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(dropMetadata),
+		runtime.WithOutgoingTrailerMatcher(dropMetadata),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMiddlewares(g.guard),
+	)
+	if err := usersv1.RegisterUserServiceHandler(ctx, g.api, conn); err != nil {
+		return nil, fmt.Errorf("register REST handlers: %w", err)
+	}
+	return requestid.Middleware(http.HandlerFunc(g.serveHTTP)), nil
+}
+
+// operational endpoints: no token, GET (and HEAD) only.
+func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	var h http.HandlerFunc
+	switch r.URL.Path {
+	case "/healthz":
+		h = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`)) }
+	case "/readyz":
+		h = g.serveReady
+	case "/openapi.json":
+		h = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, openapi.Spec) }
+	case "/metrics":
+		h = g.metrics.ServeHTTP
+	default:
+		g.api.ServeHTTP(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "Method "+r.Method+" is not allowed on this path", nil)
+		return
+	}
+	h(w, r)
+}
+
+func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.ready(ctx); err != nil {
+		logError(g.log, r, "readiness check failed", err)
+		writeError(w, http.StatusServiceUnavailable, "Database unreachable", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// allowed lists the methods for a 405's Allow header.
+func (g *Gateway) allowed(path string) []string {
+	return g.routes.allowed(path)
+}
+
+// successStatus sets the contract's non-200 success codes: 201 with
+// Location on create, 204 with no body on delete.
+func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
+	method, _ := runtime.RPCMethod(ctx)
+	switch method {
+	case usersv1.UserService_CreateUser_FullMethodName:
+		if created, ok := resp.(interface{ GetUser() *usersv1.User }); ok {
+			w.Header().Set("Location", "/v1/users/"+created.GetUser().GetId())
+		}
+		w.WriteHeader(http.StatusCreated)
+	case usersv1.UserService_DeleteUser_FullMethodName:
+		w.Header().Del("Content-Type")
+		w.WriteHeader(http.StatusNoContent)
+	}
+	return nil
+}
+
+// incomingHeader forwards only the headers the service reads (the
+// gateway always forwards Authorization itself).
+func incomingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, requestid.Header) {
+		return requestid.MetadataKey, true
+	}
+	return "", false
+}
+
+// dropMetadata keeps gRPC response metadata off REST responses: the
+// request id is already set by the HTTP middleware, and nothing else is
+// meant for REST clients.
+func dropMetadata(string) (string, bool) { return "", false }
+
+// compactJSON prints responses without the random spaces protojson adds
+// (it does so on purpose, to keep callers from depending on its bytes).
+type compactJSON struct{ *runtime.JSONPb }
+
+func (m compactJSON) Marshal(v any) ([]byte, error) {
+	out, err := m.JSONPb.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(out))
+	if err := json.Compact(&buf, out); err != nil {
+		return nil, fmt.Errorf("compact response: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,193 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/usersd/usersd/gateway"
+	"github.com/usersd/usersd/internal/metrics"
+	"github.com/usersd/usersd/internal/store"
+	"github.com/usersd/usersd/internal/store/sqlite"
+	"github.com/usersd/usersd/service"
+)
+
+// Addrs are the addresses the server actually listens on (useful with
+// port 0).
+type Addrs struct {
+	GRPC, HTTP string
+}
+
+// maxGatewayRecv bounds the responses the gateway accepts from the gRPC
+// server: a full page of users with maximal claims is about 16 MiB.
+const maxGatewayRecv = 64 << 20
+
+// Run serves until ctx is cancelled, then shuts down in order: stop
+// accepting, let in-flight requests finish (bounded), close the database.
+// listening is called once both listeners are bound.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs)) error {
+	return run(ctx, cfg, log, listening, dialInMemory)
+}
+
+// gatewayDialer connects the gateway to the gRPC server, given its TCP
+// address and its in-memory listener.
+type gatewayDialer func(tcpAddr string, mem *bufconn.Listener) (*grpc.ClientConn, error)
+
+func run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs), dialGateway gatewayDialer) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the database", "error", err)
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st = metrics.InstrumentStore(st, reg)
+	rpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	reg.MustRegister(rpcMetrics)
+
+	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
+	if err != nil {
+		return err
+	}
+	grpcSrv, health := service.NewGRPCServer(users, service.ServerOptions{
+		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
+	})
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+
+	// The gateway reaches the same *grpc.Server over an in-memory listener:
+	// every REST call passes the full interceptor chain without a TCP hop.
+	memLis := bufconn.Listen(1 << 20)
+	conn, err := dialGateway(grpcLis.Addr().String(), memLis)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	api, err := gateway.New(ctx, conn, gateway.Options{
+		Logger:       log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
+		ErrorDomain:  service.ErrorDomain,
+		Ready:        st.Ping,
+		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	})
+	if err != nil {
+		return err
+	}
+	httpSrv := newHTTPServer(api, log)
+
+	errc := make(chan error, 3)
+	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
+	go func() { errc <- serveGRPC(grpcSrv, memLis, "in-memory gRPC") }()
+	go func() {
+		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("HTTP server: %w", err)
+		}
+	}()
+	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
+	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
+	if listening != nil {
+		listening(addrs)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("server failed, shutting down", "error", runErr)
+	}
+	health.Shutdown() // report NOT_SERVING to health checks while draining
+	shutdown(httpSrv, grpcSrv, cfg.ShutdownTimeout, log)
+	return runErr
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.isPostgres() {
+		return nil, errors.New("--db: PostgreSQL is not supported yet; give a SQLite file path")
+	}
+	st, err := sqlite.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
+	}
+	return st, nil
+}
+
+func dialInMemory(_ string, lis *bufconn.Listener) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient("passthrough:///in-memory",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxGatewayRecv)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial in-memory gRPC: %w", err)
+	}
+	return conn, nil
+}
+
+func serveGRPC(srv *grpc.Server, lis net.Listener, name string) error {
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("%s server: %w", name, err)
+	}
+	return nil
+}
+
+// newHTTPServer bounds slow or stalled clients so they cannot hold
+// resources others need.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// shutdown stops accepting, then waits up to timeout for in-flight
+// requests: HTTP first (its requests are gRPC calls underneath), then gRPC.
+func shutdown(httpSrv *http.Server, grpcSrv *grpc.Server, timeout time.Duration, log *slog.Logger) {
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP shutdown incomplete, closing connections", "error", err)
+		httpSrv.Close()
+	}
+	stopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Until(deadline)):
+		log.Warn("gRPC graceful stop timed out, stopping")
+		grpcSrv.Stop()
+		<-stopped
+	}
+}

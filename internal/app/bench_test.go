@@ -1,0 +1,176 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+)
+
+// Throughput of GetUser and UpdateUser over gRPC and over REST, with the
+// gateway reaching the gRPC server in memory (what usersd does) or over
+// loopback TCP (the baseline). Run:
+//
+//	go test ./internal/app -run '^$' -bench . -benchtime 3s
+//
+// Compare the ns/op of the sub-benchmarks of one run: the machine is
+// noisy, the ratios are what matter.
+
+func dialLoopback(tcpAddr string, _ *bufconn.Listener) (*grpc.ClientConn, error) {
+	return grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxGatewayRecv)))
+}
+
+type benchServer struct {
+	addrs Addrs
+	conn  *grpc.ClientConn
+	users usersv1.UserServiceClient
+	http  *http.Client
+}
+
+func startBench(b *testing.B, dial gatewayDialer) *benchServer {
+	b.Helper()
+	cfg, err := ParseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", b.TempDir() + "/users.db"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan Addrs, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- run(ctx, cfg, log, func(a Addrs) { listening <- a }, dial) }()
+	var s benchServer
+	select {
+	case s.addrs = <-listening:
+	case err := <-done:
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	s.conn, err = grpc.NewClient(s.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.conn.Close() })
+	s.users = usersv1.NewUserServiceClient(s.conn)
+	s.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	return &s
+}
+
+// seed creates n users with typical claims and returns their ids.
+func (s *benchServer) seed(b *testing.B, n int) []string {
+	b.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		claims, _ := structpb.NewStruct(map[string]any{"email": fmt.Sprintf("user%d@example.com", i), "name": "Benchmark User", "tier": 3})
+		u, err := s.users.CreateUser(context.Background(), &usersv1.CreateUserRequest{User: &usersv1.User{Claims: claims}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = u.GetUser().GetId()
+	}
+	return ids
+}
+
+func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
+	req, _ := http.NewRequest(method, "http://"+s.addrs.HTTP+path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("%s %s: %d", method, path, resp.StatusCode)
+	}
+}
+
+// benchClients × GOMAXPROCS concurrent callers keep the server busy rather
+// than measuring the latency of a couple of sequential callers.
+const benchClients = 8
+
+type transport struct {
+	name string
+	dial gatewayDialer
+	rest bool
+}
+
+var transports = []transport{
+	{"grpc", dialInMemory, false},
+	{"rest-inmemory", dialInMemory, true},
+	{"rest-loopback", dialLoopback, true},
+}
+
+func BenchmarkGetUser(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			s := startBench(b, tr.dial)
+			ids := s.seed(b, 100)
+			var n atomic.Int64
+			b.SetParallelism(benchClients)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := ids[int(n.Add(1))%len(ids)]
+					if tr.rest {
+						s.rest(b, "GET", "/v1/users/"+id, nil)
+					} else if _, err := s.users.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkUpdateUser(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			s := startBench(b, tr.dial)
+			ids := s.seed(b, 100)
+			var n atomic.Int64
+			b.SetParallelism(benchClients)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					id := ids[int(i)%len(ids)]
+					if tr.rest {
+						s.rest(b, "PUT", "/v1/users/"+id, []byte(`{"claims":{"email":"u@example.com","n":`+strconv.FormatInt(i, 10)+`}}`))
+						continue
+					}
+					claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "n": float64(i)})
+					_, err := s.users.UpdateUser(context.Background(), &usersv1.UpdateUserRequest{
+						Id: id, User: &usersv1.User{Claims: claims}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
+					})
+					if err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
+	}
+}

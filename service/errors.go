@@ -1,0 +1,81 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/store"
+)
+
+// ErrorDomain is the ErrorInfo domain of every error the service returns.
+const ErrorDomain = "usersd"
+
+// ErrorInfo reasons: stable, machine-readable causes of an error.
+const (
+	ReasonInvalidArgument      = "INVALID_ARGUMENT"
+	ReasonUserNotFound         = "USER_NOT_FOUND"
+	ReasonProviderLinkConflict = "PROVIDER_LINK_CONFLICT"
+	ReasonInternal             = "INTERNAL"
+)
+
+// statusWithInfo builds a status carrying an ErrorInfo and any other details.
+func statusWithInfo(code codes.Code, msg, reason string, extra ...protoadapt.MessageV1) error {
+	st := status.New(code, msg)
+	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}}, extra...)
+	withDetails, err := st.WithDetails(details...)
+	if err != nil {
+		return st.Err() // details are best effort; the code and message stand
+	}
+	return withDetails.Err()
+}
+
+// errorStatus maps an error from a handler to the status the client sees.
+// Status errors pass through untouched; unknown errors become a bland
+// INTERNAL and are logged with the request id, never sent.
+func errorStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+	var invalid *ValidationError
+	switch {
+	case errors.As(err, &invalid):
+		br := &errdetails.BadRequest{}
+		for _, v := range invalid.Violations {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field: v.Field, Description: v.Description,
+			})
+		}
+		return statusWithInfo(codes.InvalidArgument, "Validation failed", ReasonInvalidArgument, br)
+	case errors.Is(err, store.ErrNotFound):
+		return statusWithInfo(codes.NotFound, "User not found", ReasonUserNotFound)
+	case errors.Is(err, store.ErrProviderLinkConflict):
+		return statusWithInfo(codes.AlreadyExists,
+			"This authentication provider account is already linked to another user", ReasonProviderLinkConflict)
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	log.ErrorContext(ctx, "internal error", "method", method, "request_id", requestid.FromContext(ctx), "error", err)
+	return statusWithInfo(codes.Internal, "Internal error", ReasonInternal)
+}
+
+// ErrorMapping is the innermost interceptor of the chain: everything
+// outside it (logging, metrics, events) sees the final status code.
+func ErrorMapping(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return nil, errorStatus(ctx, log, info.FullMethod, err)
+		}
+		return resp, nil
+	}
+}

@@ -1,0 +1,93 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/requestid"
+)
+
+// ServerOptions configure the gRPC server around the Users service.
+type ServerOptions struct {
+	Logger         *slog.Logger
+	Metrics        *grpcprom.ServerMetrics // per-RPC counts and latency
+	MaxRecvMsgSize int                     // bytes; larger requests get RESOURCE_EXHAUSTED
+}
+
+// NewGRPCServer returns the one gRPC server of the process, with the users
+// service, health and reflection registered. REST reaches it through a
+// client connection, so every call, native or REST, passes this chain:
+//
+//	recovery → request id → metrics → logging → [auth] → [events] →
+//	error mapping → recovery (handler panics) → handler
+//
+// Logging and metrics sit outside the error mapping so they record the
+// final status code; the outer recovery only guards the interceptors.
+func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Server) {
+	log := opts.Logger
+	onPanic := recovery.WithRecoveryHandlerContext(panicHandler(log))
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			return logging.Fields{"request_id", requestid.FromContext(ctx)}
+		}),
+	}
+	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.Service != healthpb.Health_ServiceDesc.ServiceName
+	})
+
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(onPanic),
+			requestid.UnaryServerInterceptor(),
+			opts.Metrics.UnaryServerInterceptor(),
+			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+			ErrorMapping(log),
+			recovery.UnaryServerInterceptor(onPanic),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(onPanic),
+			requestid.StreamServerInterceptor(),
+			opts.Metrics.StreamServerInterceptor(),
+			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+		),
+	)
+	usersv1.RegisterUserServiceServer(srv, users)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(srv, healthSrv)
+	healthSrv.SetServingStatus(usersv1.UserService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(srv)
+	opts.Metrics.InitializeMetrics(srv)
+	return srv, healthSrv
+}
+
+// panicHandler logs the panic with its stack and request id; the client
+// only learns that something went wrong.
+func panicHandler(log *slog.Logger) recovery.RecoveryHandlerFuncContext {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic", "request_id", requestid.FromContext(ctx), "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "Internal error")
+	}
+}
+
+// slogAdapter lets the logging interceptor write through slog.
+func slogAdapter(log *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}

@@ -1,0 +1,221 @@
+package service
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+)
+
+// Limits are the configurable bounds on user input.
+type Limits struct {
+	MaxClaimsBytes int // compact JSON size of the claims object
+	MaxClaimsDepth int // the claims object itself is depth 1
+}
+
+// DefaultLimits are the contract's defaults.
+var DefaultLimits = Limits{MaxClaimsBytes: 16 << 10, MaxClaimsDepth: 10}
+
+const (
+	maxURLBytes       = 2048
+	maxSubjectIDBytes = 256
+	defaultPageSize   = 100
+	maxPageSize       = 1000
+	// maxExactInteger is 2^53: JSON numbers are doubles, and integers beyond
+	// it cannot round-trip, so they are refused instead of being changed.
+	maxExactInteger = 1 << 53
+)
+
+// FieldViolation names one offending input by its proto field path (for
+// example "user.authentication_provider.url" or "claims.a.b").
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// ValidationError lists every offending input of a request.
+type ValidationError struct {
+	Violations []FieldViolation
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		parts[i] = v.Field + ": " + v.Description
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+// violations collects field violations; err returns nil when there are none.
+type violations []FieldViolation
+
+func (vs *violations) add(field, format string, args ...any) {
+	*vs = append(*vs, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+func (vs violations) err() error {
+	if len(vs) == 0 {
+		return nil
+	}
+	return &ValidationError{Violations: vs}
+}
+
+// canonicalUUID returns s in lower case when it is canonical UUID text
+// (8-4-4-4-12 hex digits, either case); ok is false otherwise.
+func canonicalUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
+			continue
+		}
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			b[i] = c + ('a' - 'A')
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
+}
+
+// checkID validates a user id field and returns its canonical form.
+func checkID(vs *violations, field, id string) string {
+	canon, ok := canonicalUUID(id)
+	if !ok {
+		vs.add(field, "must be a UUID")
+	}
+	return canon
+}
+
+// isControl reports Unicode category Cc: C0, DEL and C1.
+func isControl(r rune) bool { return unicode.Is(unicode.Cc, r) }
+
+func hasControl(s string) bool { return strings.IndexFunc(s, isControl) >= 0 }
+
+// checkProvider validates a provider link and returns it with its provider
+// id in canonical form.
+func checkProvider(vs *violations, field string, p *usersv1.AuthenticationProvider) *usersv1.AuthenticationProvider {
+	out := &usersv1.AuthenticationProvider{Url: p.GetUrl(), SubjectId: p.GetSubjectId()}
+	if p.GetProviderId() == "" {
+		vs.add(field+".provider_id", "is required")
+	} else {
+		out.ProviderId = checkID(vs, field+".provider_id", p.GetProviderId())
+	}
+	checkURL(vs, field+".url", p.GetUrl())
+	switch s := p.GetSubjectId(); {
+	case s == "":
+		vs.add(field+".subject_id", "is required")
+	case len(s) > maxSubjectIDBytes:
+		vs.add(field+".subject_id", "must be at most %d bytes", maxSubjectIDBytes)
+	case !utf8.ValidString(s) || hasControl(s):
+		vs.add(field+".subject_id", "must not contain control characters")
+	}
+	return out
+}
+
+func checkURL(vs *violations, field, raw string) {
+	switch {
+	case raw == "":
+		vs.add(field, "is required")
+		return
+	case len(raw) > maxURLBytes:
+		vs.add(field, "must be at most %d bytes", maxURLBytes)
+		return
+	case hasControl(raw) || strings.ContainsAny(raw, " \t"):
+		vs.add(field, "must be an absolute http or https URL")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Hostname() == "" {
+		vs.add(field, "must be an absolute http or https URL")
+	}
+}
+
+// checkClaims enforces the claims limits on a decoded Struct: depth,
+// non-empty keys, representable numbers, and the size of the compact JSON
+// the store would keep (returned, so it is encoded once).
+func checkClaims(vs *violations, field string, claims *structpb.Struct, lim Limits) []byte {
+	before := len(*vs)
+	checkStruct(vs, field, claims, 1, lim.MaxClaimsDepth)
+	if len(*vs) > before {
+		return nil
+	}
+	encoded, err := encodeClaims(claims)
+	if err != nil {
+		vs.add(field, "must be a JSON object")
+		return nil
+	}
+	if len(encoded) > lim.MaxClaimsBytes {
+		vs.add(field, "must be at most %d bytes as compact JSON", lim.MaxClaimsBytes)
+		return nil
+	}
+	return encoded
+}
+
+func checkStruct(vs *violations, path string, s *structpb.Struct, depth, maxDepth int) {
+	if depth > maxDepth {
+		vs.add(path, "nesting must be at most %d levels deep", maxDepth)
+		return
+	}
+	fields := s.GetFields()
+	// Sorted, so the violations of one input always come in one order.
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if k == "" {
+			vs.add(path, "keys must not be empty")
+			continue
+		}
+		checkValue(vs, path+"."+k, fields[k], depth, maxDepth)
+	}
+}
+
+func checkValue(vs *violations, path string, v *structpb.Value, depth, maxDepth int) {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		n := k.NumberValue
+		switch {
+		case math.IsNaN(n) || math.IsInf(n, 0):
+			vs.add(path, "must be a finite number")
+		case math.Abs(n) > maxExactInteger:
+			vs.add(path, "integers beyond ±2^53 cannot be represented exactly")
+		}
+	case *structpb.Value_StructValue:
+		checkStruct(vs, path, k.StructValue, depth+1, maxDepth)
+	case *structpb.Value_ListValue:
+		if depth+1 > maxDepth {
+			vs.add(path, "nesting must be at most %d levels deep", maxDepth)
+			return
+		}
+		for i, e := range k.ListValue.GetValues() {
+			checkValue(vs, fmt.Sprintf("%s[%d]", path, i), e, depth+1, maxDepth)
+		}
+	case nil:
+		vs.add(path, "must be a JSON value")
+	}
+}
+
+// pageSize validates an optional page size.
+func pageSize(vs *violations, limit *int32) int {
+	if limit == nil {
+		return defaultPageSize
+	}
+	if *limit < 1 || *limit > maxPageSize {
+		vs.add("limit", "must be between 1 and %d", maxPageSize)
+	}
+	return int(*limit)
+}
