@@ -33,6 +33,7 @@ func TestRESTMalformedRequests(t *testing.T) {
 		{"case=id as bare hex", "PUT", "/v1/users/" + strings.ReplaceAll(id, "-", ""), "{}", nil, 400, "BadRequest", []string{"id@params"}},
 		{"case=id with space", "GET", "/v1/users/%20" + id, "", nil, 400, "BadRequest", []string{"id@params"}},
 		{"case=id with NUL", "GET", "/v1/users/" + id + "%00", "", nil, 400, "BadRequest", []string{"id@params"}},
+		{"case=empty id", "GET", "/v1/users/", "", nil, 400, "BadRequest", []string{"id@params"}},
 		{"case=missing user", "GET", "/v1/users/" + missingID, "", nil, 404, "NotFound", nil},
 		// Routing.
 		{"case=unknown path", "GET", "/v1/nope", "", nil, 404, "NotFound", nil},

@@ -48,9 +48,8 @@ func (rt *route) match(path string) (map[string]string, bool) {
 	vars := map[string]string{}
 	for i, s := range rt.segments {
 		if name, ok := strings.CutPrefix(s, "{"); ok {
-			if parts[i] == "" {
-				return nil, false
-			}
+			// An empty segment binds too, as in the gateway's own
+			// matcher; the service then refuses the empty id.
 			vars[strings.TrimSuffix(name, "}")] = parts[i]
 			continue
 		}
