@@ -1,0 +1,79 @@
+package app
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != "127.0.0.1:9090" || c.HTTPAddr != "127.0.0.1:8080" || c.DB != "./data/users.db" ||
+		c.MaxBodyBytes != 64<<10 || c.MaxClaimsBytes != 16<<10 || c.MaxClaimsDepth != 10 ||
+		c.GRPCMaxRecv != 4<<20 || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 15*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestParseConfigEnvAndFlags(t *testing.T) {
+	c, err := ParseConfig(
+		[]string{"--http-addr", "127.0.0.1:1"},
+		env(map[string]string{"USERS_HTTP_ADDR": "127.0.0.1:2", "USERS_DB": "/tmp/x.db", "USERS_LOG_LEVEL": "debug", "USERS_SHUTDOWN_TIMEOUT": "3s"}),
+		io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:1" {
+		t.Errorf("flag should win over env: %q", c.HTTPAddr)
+	}
+	if c.DB != "/tmp/x.db" || c.LogLevel != slog.LevelDebug || c.ShutdownTimeout != 3*time.Second {
+		t.Errorf("env not applied: %+v", c)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"case=bad env value":     {nil, map[string]string{"USERS_MAX_BODY_BYTES": "lots"}, "USERS_MAX_BODY_BYTES"},
+		"case=out of range":      {[]string{"--max-claims-depth", "0"}, nil, "--max-claims-depth"},
+		"case=unknown flag":      {[]string{"--nope"}, nil, "nope"},
+		"case=stray argument":    {[]string{"extra"}, nil, "extra"},
+		"case=empty db":          {[]string{"--db", ""}, nil, "--db"},
+		"case=negative shutdown": {[]string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseConfig(tc.args, env(tc.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("grpc-max-recv-bytes"); got != "USERS_GRPC_MAX_RECV_BYTES" {
+		t.Fatal(got)
+	}
+}
+
+func TestPostgresURLIsRefusedClearly(t *testing.T) {
+	c, err := ParseConfig([]string{"--db", "postgres://localhost/users"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(t.Context(), c); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Fatalf("err %v", err)
+	}
+}
