@@ -9,7 +9,8 @@
 // caller renders them as the details of a 400 response.
 //
 // Check is deliberately at least as strict as protojson: a body it accepts
-// is one protojson.Unmarshal accepts too.
+// is one protojson.Unmarshal accepts too, except that proto2 required fields
+// are not checked for presence.
 package jsonbody
 
 import (

@@ -241,6 +241,9 @@ func TestSyntax(t *testing.T) {
 		{name: "dangling exponent", body: `{"claims":{"n":1e}}`, params: []string{"claims.n"}},
 		{name: "hex number", body: `{"claims":{"n":0x10}}`, params: []string{"claims.n"}},
 		{name: "lone minus", body: `{"claims":{"n":-}}`, params: []string{"claims.n"}},
+		// protojson reads 1e as the integer 1, but it is not JSON.
+		{name: "empty exponent", md: kitchenMD, body: `{"i64":1e}`, params: []string{"i64"}},
+		{name: "signed empty exponent", md: kitchenMD, body: `{"i64":1e+,"i32":2}`, params: []string{"i64"}},
 	})
 }
 
