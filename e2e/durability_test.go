@@ -71,6 +71,7 @@ func tryREST(client *http.Client, method, rawURL, body string) restResult {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := client.Do(req)
 	if err != nil {
 		return restResult{Err: err}

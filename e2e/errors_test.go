@@ -159,6 +159,7 @@ func TestRESTMalformedRequests(t *testing.T) {
 		defer pw.CloseWithError(io.ErrClosedPipe)
 		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/v1/users", pr)
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+adminToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

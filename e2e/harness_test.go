@@ -24,10 +24,40 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/auth"
 )
 
 // binary is the usersd binary built once for the whole run.
 var binary string
+
+// testSecret is the HS256 secret servers started by start() use, and
+// adminToken an admin token signed with it, sent by default.
+var (
+	testSecret = []byte("e2e-test-secret-0123456789abcdef-0123456789")
+	adminToken string
+)
+
+// tokenFor signs a token with the test secret.
+func tokenFor(t testing.TB, spec auth.TokenSpec) string {
+	t.Helper()
+	if spec.TTL == 0 {
+		spec.TTL = time.Hour
+	}
+	tok, err := auth.IssueHS256(testSecret, spec, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// bearer is gRPC per-call credentials carrying a bearer token.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "usersd-e2e-")
@@ -36,6 +66,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "usersd")
+	adminToken, err = auth.IssueHS256(testSecret, auth.TokenSpec{Subject: "e2e-admin", Roles: []string{auth.RoleAdmin}, TTL: 24 * time.Hour}, time.Now())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", binary, "../cmd/usersd")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building usersd: %v\n%s", err, out)
@@ -54,6 +89,7 @@ type server struct {
 	GRPCAddr string
 	HTTPAddr string
 	logs     *lockedBuffer
+	stdout   *lockedBuffer
 	exited   chan struct{}
 	exitErr  error
 	conn     *grpc.ClientConn
@@ -77,16 +113,25 @@ func (b *lockedBuffer) String() string {
 }
 
 // start runs usersd on free loopback ports with a database in dir (a new
-// temp dir when ""), and stops it gracefully when the test ends.
+// temp dir when ""), verifying tokens with testSecret, and stops it
+// gracefully when the test ends.
 func start(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
+	return startEnv(t, dir, []string{"USERS_JWT_SECRET=" + string(testSecret)}, args...)
+}
+
+// startEnv is start with the given extra environment instead of the test
+// secret.
+func startEnv(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	s := &server{t: t, DB: filepath.Join(dir, "users.db"), logs: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{t: t, DB: filepath.Join(dir, "users.db"), logs: &lockedBuffer{}, stdout: &lockedBuffer{}, exited: make(chan struct{})}
 	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", s.DB}, args...)
 	s.cmd = exec.Command(binary, argv...)
-	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	s.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	s.cmd.Stdout = s.stdout
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -160,10 +205,11 @@ func (s *server) kill() {
 	<-s.exited
 }
 
-// grpc returns a client of the server's gRPC port.
+// grpc returns a client of the server's gRPC port that sends adminToken.
 func (s *server) grpc() usersv1.UserServiceClient {
 	if s.conn == nil {
-		conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(bearer(adminToken)))
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -189,8 +235,9 @@ func (r response) JSON(t *testing.T) map[string]any {
 	return m
 }
 
-// do sends a REST request; body is sent as application/json unless a
-// Content-Type header is given ("Content-Type", "" sends none).
+// do sends a REST request with adminToken; body is sent as
+// application/json. Headers given replace these defaults, and a header
+// given as "" is not sent ("Authorization", "" sends no token).
 func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
 	var rdr io.Reader
@@ -204,6 +251,7 @@ func (s *server) do(t *testing.T, method, path, body string, headers ...string) 
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	for i := 0; i+1 < len(headers); i += 2 {
 		if headers[i+1] == "" {
 			req.Header.Del(headers[i])

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // Detail locations, as the contract names them.
@@ -101,7 +102,9 @@ func writeError(w http.ResponseWriter, status int, message string, details []det
 	h.Set("X-Content-Type-Options", "nosniff")
 	switch status {
 	case http.StatusUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
+		if h.Get("WWW-Authenticate") == "" {
+			h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
+		}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		h.Set("Retry-After", "1")
 	}
@@ -112,7 +115,9 @@ func writeError(w http.ResponseWriter, status int, message string, details []det
 		details[i].Value = truncate(details[i].Value, maxDetailValueBytes)
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Code: codeWord(status), Message: message, Details: details})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(errorBody{Code: codeWord(status), Message: message, Details: details})
 }
 
 func codeWord(status int) string {
@@ -142,27 +147,34 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 	}
 	st := status.Convert(err)
 	code := statusOf(st.Code())
-	var (
-		ours       bool
-		violations []*errdetails.BadRequest_FieldViolation
-	)
+	var violations []*errdetails.BadRequest_FieldViolation
 	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.ErrorInfo:
-			ours = d.GetDomain() == g.errorDomain
-		case *errdetails.BadRequest:
-			violations = append(violations, d.GetFieldViolations()...)
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			violations = append(violations, br.GetFieldViolations()...)
 		}
 	}
 	message := st.Message()
-	if !ours {
+	info := rpcerr.Info(st)
+	if info == nil {
 		// Not written by our service: do not pass it on verbatim.
 		if code == http.StatusInternalServerError {
 			g.log.ErrorContext(ctx, "gateway error", "request_id", requestid.FromContext(ctx), "code", st.Code().String())
 		}
 		message = genericMessages[code]
 	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", bearerChallenge(info, message))
+	}
 	writeError(w, code, message, g.describe(r, violations))
+}
+
+// bearerChallenge is the RFC 6750 challenge of a 401: error="invalid_token"
+// when a token was presented and refused.
+func bearerChallenge(info *errdetails.ErrorInfo, message string) string {
+	if info != nil && info.GetReason() == rpcerr.ReasonInvalidToken {
+		return `Bearer realm="usersd", error="invalid_token", error_description="` + strings.ReplaceAll(message, `"`, "'") + `"`
+	}
+	return `Bearer realm="usersd"`
 }
 
 // routingErrorHandler renders 404 and 405 (with Allow) for unmatched

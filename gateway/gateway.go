@@ -32,11 +32,8 @@ type Options struct {
 	// MaxJSONDepth bounds body nesting before decoding (anti stack
 	// exhaustion); the service enforces the exact claims depth.
 	MaxJSONDepth int
-	// ErrorDomain is the ErrorInfo domain of the service's own errors; only
-	// their messages are shown to clients verbatim.
-	ErrorDomain string
-	Ready       func(context.Context) error // readiness probe (database reachable)
-	Metrics     http.Handler                // Prometheus exposition
+	Ready        func(context.Context) error // readiness probe (database reachable)
+	Metrics      http.Handler                // Prometheus exposition
 }
 
 // Gateway is the REST front of the users service.
@@ -45,7 +42,6 @@ type Gateway struct {
 	routes       routes
 	maxBodyBytes int64
 	maxJSONDepth int
-	errorDomain  string
 	ready        func(context.Context) error
 	metrics      http.Handler
 	api          *runtime.ServeMux
@@ -58,7 +54,6 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		routes:       routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService")),
 		maxBodyBytes: opts.MaxBodyBytes,
 		maxJSONDepth: opts.MaxJSONDepth,
-		errorDomain:  opts.ErrorDomain,
 		ready:        opts.Ready,
 		metrics:      opts.Metrics,
 	}

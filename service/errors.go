@@ -9,14 +9,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
 	"github.com/usersd/usersd/internal/store"
 )
-
-// ErrorDomain is the ErrorInfo domain of every error the service returns.
-const ErrorDomain = "usersd"
 
 // ErrorInfo reasons: stable, machine-readable causes of an error.
 const (
@@ -25,17 +22,6 @@ const (
 	ReasonProviderLinkConflict = "PROVIDER_LINK_CONFLICT"
 	ReasonInternal             = "INTERNAL"
 )
-
-// statusWithInfo builds a status carrying an ErrorInfo and any other details.
-func statusWithInfo(code codes.Code, msg, reason string, extra ...protoadapt.MessageV1) error {
-	st := status.New(code, msg)
-	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}}, extra...)
-	withDetails, err := st.WithDetails(details...)
-	if err != nil {
-		return st.Err() // details are best effort; the code and message stand
-	}
-	return withDetails.Err()
-}
 
 // errorStatus maps an error from a handler to the status the client sees.
 // Status errors pass through untouched; unknown errors become a bland
@@ -50,11 +36,11 @@ func errorStatus(ctx context.Context, log *slog.Logger, method string, err error
 				Field: v.Field, Description: v.Description,
 			})
 		}
-		return statusWithInfo(codes.InvalidArgument, "Validation failed", ReasonInvalidArgument, br)
+		return rpcerr.New(codes.InvalidArgument, "Validation failed", ReasonInvalidArgument, br)
 	case errors.Is(err, store.ErrNotFound):
-		return statusWithInfo(codes.NotFound, "User not found", ReasonUserNotFound)
+		return rpcerr.New(codes.NotFound, "User not found", ReasonUserNotFound)
 	case errors.Is(err, store.ErrProviderLinkConflict):
-		return statusWithInfo(codes.AlreadyExists,
+		return rpcerr.New(codes.AlreadyExists,
 			"This authentication provider account is already linked to another user", ReasonProviderLinkConflict)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
@@ -65,7 +51,7 @@ func errorStatus(ctx context.Context, log *slog.Logger, method string, err error
 		return err
 	}
 	log.ErrorContext(ctx, "internal error", "method", method, "request_id", requestid.FromContext(ctx), "error", err)
-	return statusWithInfo(codes.Internal, "Internal error", ReasonInternal)
+	return rpcerr.New(codes.Internal, "Internal error", ReasonInternal)
 }
 
 // ErrorMapping is the innermost interceptor of the chain: everything

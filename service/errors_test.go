@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/usersd/usersd/internal/rpcerr"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -45,7 +46,7 @@ func TestErrorStatus(t *testing.T) {
 				switch d := d.(type) {
 				case *errdetails.ErrorInfo:
 					reason = d.GetReason()
-					if d.GetDomain() != ErrorDomain {
+					if d.GetDomain() != rpcerr.Domain {
 						t.Fatalf("domain %q", d.GetDomain())
 					}
 				case *errdetails.BadRequest:

@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
@@ -15,9 +17,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/requestid"
 )
 
@@ -26,18 +31,34 @@ type ServerOptions struct {
 	Logger         *slog.Logger
 	Metrics        *grpcprom.ServerMetrics // per-RPC counts and latency
 	MaxRecvMsgSize int                     // bytes; larger requests get RESOURCE_EXHAUSTED
+	// Authenticate verifies the caller of every call except health checks
+	// and reflection (auth.AuthFunc of a verifier). Required: the server
+	// never runs open.
+	Authenticate grpcauth.AuthFunc
+}
+
+// publicServices need no token: health checks and server reflection.
+var publicServices = map[string]bool{
+	healthpb.Health_ServiceDesc.ServiceName:                    true,
+	reflectionpb.ServerReflection_ServiceDesc.ServiceName:      true,
+	reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: true,
 }
 
 // NewGRPCServer returns the one gRPC server of the process, with the users
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	recovery → request id → metrics → logging → [auth] → [events] →
-//	error mapping → recovery (handler panics) → handler
+//	recovery → request id → metrics → logging → authentication →
+//	[analytic events] → authorization → error mapping → recovery → handler
 //
 // Logging and metrics sit outside the error mapping so they record the
 // final status code; the outer recovery only guards the interceptors.
-func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Server) {
+// Authentication and authorization are split so analytic events can record
+// callers that hold a valid token but not the role.
+func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Server, error) {
+	if opts.Authenticate == nil {
+		return nil, nil, errors.New("service: no authentication configured")
+	}
 	log := opts.Logger
 	onPanic := recovery.WithRecoveryHandlerContext(panicHandler(log))
 	logOpts := []logging.Option{
@@ -49,6 +70,9 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
+	guarded := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return !publicServices[c.Service]
+	})
 
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
@@ -57,6 +81,8 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			requestid.UnaryServerInterceptor(),
 			opts.Metrics.UnaryServerInterceptor(),
 			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
+			selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
 			ErrorMapping(log),
 			recovery.UnaryServerInterceptor(onPanic),
 		),
@@ -65,6 +91,8 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			requestid.StreamServerInterceptor(),
 			opts.Metrics.StreamServerInterceptor(),
 			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(opts.Authenticate), guarded),
+			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
 		),
 	)
 	usersv1.RegisterUserServiceServer(srv, users)
@@ -73,7 +101,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	healthSrv.SetServingStatus(usersv1.UserService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
 	opts.Metrics.InitializeMetrics(srv)
-	return srv, healthSrv
+	return srv, healthSrv, nil
 }
 
 // panicHandler logs the panic with its stack and request id; the client

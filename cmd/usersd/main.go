@@ -1,6 +1,7 @@
 // Command usersd is the users service: gRPC and REST/JSON over one store.
 //
 //	usersd serve [flags]   run the service (see `usersd serve -h`)
+//	usersd token [flags]   print a bearer token signed with the configured secret
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/usersd/usersd/internal/app"
 )
@@ -21,20 +23,23 @@ const usage = `usage: usersd <command> [flags]
 
 commands:
   serve   run the gRPC and REST servers (usersd serve -h for flags)
+  token   print a bearer token, e.g. usersd token --role admin --ttl 1h
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], getenv, stderr)
+		return serve(args[1:], getenv, stdout, stderr)
+	case "token":
+		return token(args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return 0
@@ -44,7 +49,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 }
 
-func serve(args []string, getenv func(string) string, stderr io.Writer) int {
+func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := app.ParseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -56,10 +61,28 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := app.Run(ctx, cfg, log, nil); err != nil {
+	if err := app.Run(ctx, cfg, app.Env{Log: log, Stdout: stdout}); err != nil {
 		log.Error("usersd stopped with an error", "error", err)
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+func token(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := app.ParseTokenConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "usersd token: %v\n", err)
+		return 2
+	}
+	tok, err := app.IssueToken(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "usersd token: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
 	return 0
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/usersd/usersd/gateway"
+	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
@@ -34,18 +37,38 @@ type Addrs struct {
 // server: a full page of users with maximal claims is about 16 MiB.
 const maxGatewayRecv = 64 << 20
 
+// Env is what Run needs from its surroundings.
+type Env struct {
+	Log *slog.Logger
+	// Stdout receives the development banner (a ready admin token and
+	// sample commands) when no key is configured. Never logs.
+	Stdout io.Writer
+	// Listening, when set, is called once both listeners are bound.
+	Listening func(Addrs)
+}
+
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, let in-flight requests finish (bounded), close the database.
-// listening is called once both listeners are bound.
-func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs)) error {
-	return run(ctx, cfg, log, listening, dialInMemory)
+func Run(ctx context.Context, cfg Config, env Env) error {
+	return run(ctx, cfg, env, dialInMemory, nil)
 }
 
 // gatewayDialer connects the gateway to the gRPC server, given its TCP
 // address and its in-memory listener.
 type gatewayDialer func(tcpAddr string, mem *bufconn.Listener) (*grpc.ClientConn, error)
 
-func run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs), dialGateway gatewayDialer) error {
+// run is Run with its seams exposed to benchmarks: how the gateway dials
+// the server, and (when not nil) an authentication to use instead of the
+// configured one.
+func run(ctx context.Context, cfg Config, env Env, dialGateway gatewayDialer, authenticate grpcauth.AuthFunc) error {
+	log := env.Log
+	verifier, key, err := newVerifier(ctx, cfg, log)
+	if err != nil {
+		return fmt.Errorf("authentication: %w", err)
+	}
+	if authenticate == nil {
+		authenticate = auth.AuthFunc(verifier)
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -66,9 +89,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs
 	if err != nil {
 		return err
 	}
-	grpcSrv, health := service.NewGRPCServer(users, service.ServerOptions{
-		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
+	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
+		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv, Authenticate: authenticate,
 	})
+	if err != nil {
+		return err
+	}
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -92,7 +118,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
-		ErrorDomain:  service.ErrorDomain,
 		Ready:        st.Ping,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
@@ -111,8 +136,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening func(Addrs
 	}()
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
-	if listening != nil {
-		listening(addrs)
+	if key.generated {
+		log.Warn("no JWT key configured: using the generated development secret", "path", key.path, "created", key.created)
+		if err := printBanner(env.Stdout, cfg, key, addrs); err != nil {
+			log.Error("printing the development token", "error", err)
+		}
+	}
+	if env.Listening != nil {
+		env.Listening(addrs)
 	}
 
 	var runErr error

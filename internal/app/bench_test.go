@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/auth"
 )
 
 // Throughput of GetUser and UpdateUser over gRPC and over REST, with the
@@ -40,9 +42,16 @@ type benchServer struct {
 	conn  *grpc.ClientConn
 	users usersv1.UserServiceClient
 	http  *http.Client
+	token string
 }
 
-func startBench(b *testing.B, dial gatewayDialer) *benchServer {
+// withoutVerification is the baseline for the cost of authentication: the
+// chain is unchanged, but every caller is admin without a token check.
+func withoutVerification(ctx context.Context) (context.Context, error) {
+	return auth.NewContext(ctx, auth.Principal{Subject: "bench", Roles: []string{auth.RoleAdmin}}), nil
+}
+
+func startBench(b *testing.B, dial gatewayDialer, authenticate grpcauth.AuthFunc) *benchServer {
 	b.Helper()
 	cfg, err := ParseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", b.TempDir() + "/users.db"},
 		func(string) string { return "" }, io.Discard)
@@ -53,7 +62,9 @@ func startBench(b *testing.B, dial gatewayDialer) *benchServer {
 	listening := make(chan Addrs, 1)
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- run(ctx, cfg, log, func(a Addrs) { listening <- a }, dial) }()
+	go func() {
+		done <- run(ctx, cfg, Env{Log: log, Listening: func(a Addrs) { listening <- a }}, dial, authenticate)
+	}()
 	var s benchServer
 	select {
 	case s.addrs = <-listening:
@@ -66,7 +77,16 @@ func startBench(b *testing.B, dial gatewayDialer) *benchServer {
 			b.Error(err)
 		}
 	})
-	s.conn, err = grpc.NewClient(s.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	key, err := loadSecret(cfg.Auth, cfg.DB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.token, err = auth.IssueHS256(key.key, auth.TokenSpec{Subject: "bench", Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.conn, err = grpc.NewClient(s.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearerToken(s.token)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,6 +116,7 @@ func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		b.Error(err)
@@ -112,22 +133,33 @@ func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
 // than measuring the latency of a couple of sequential callers.
 const benchClients = 8
 
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return false }
+
 type transport struct {
-	name string
-	dial gatewayDialer
-	rest bool
+	name         string
+	dial         gatewayDialer
+	rest         bool
+	authenticate grpcauth.AuthFunc // nil: the configured HS256 verifier
 }
 
 var transports = []transport{
-	{"grpc", dialInMemory, false},
-	{"rest-inmemory", dialInMemory, true},
-	{"rest-loopback", dialLoopback, true},
+	{"grpc", dialInMemory, false, nil},
+	{"grpc-noverify", dialInMemory, false, withoutVerification},
+	{"rest-inmemory", dialInMemory, true, nil},
+	{"rest-inmemory-noverify", dialInMemory, true, withoutVerification},
+	{"rest-loopback", dialLoopback, true, nil},
 }
 
 func BenchmarkGetUser(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.dial)
+			s := startBench(b, tr.dial, tr.authenticate)
 			ids := s.seed(b, 100)
 			var n atomic.Int64
 			b.SetParallelism(benchClients)
@@ -149,7 +181,7 @@ func BenchmarkGetUser(b *testing.B) {
 func BenchmarkUpdateUser(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.dial)
+			s := startBench(b, tr.dial, tr.authenticate)
 			ids := s.seed(b, 100)
 			var n atomic.Int64
 			b.SetParallelism(benchClients)

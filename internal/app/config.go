@@ -26,7 +26,23 @@ type Config struct {
 	MaxClaimsDepth  int
 	GRPCMaxRecv     int
 	ShutdownTimeout time.Duration
+	Auth            AuthConfig
 }
+
+// AuthConfig says how bearer tokens are verified. With neither a secret
+// nor a JWKS URL, a random secret is kept in the data directory.
+type AuthConfig struct {
+	SecretFile string // raw bytes, one trailing newline ignored
+	Secret     string // USERS_JWT_SECRET (environment only: not on a command line)
+	JWKSURL    string
+	Issuer     string
+	Audience   string
+	RolesClaim string
+}
+
+// SecretEnv holds an HS256 secret given directly; it has no flag, so the
+// secret never shows in a process listing.
+const SecretEnv = "USERS_JWT_SECRET"
 
 // ParseConfig reads flags (args without the program and subcommand) and
 // the USERS_* environment.
@@ -36,19 +52,43 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST/HTTP listen address")
-	fs.StringVar(&c.DB, "db", "./data/users.db", "SQLite database file (a postgres:// URL is reserved for PostgreSQL)")
+	dbFlag(fs, &c.DB)
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest REST request body; larger is 413")
 	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", 16<<10, "largest claims object, as compact JSON")
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", 10, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
-
-	if err := fs.Parse(args); err != nil {
+	authFlags(fs, &c.Auth)
+	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
+	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
+	c.Auth.Secret = getenv(SecretEnv)
+	return c, c.validate()
+}
+
+func dbFlag(fs *flag.FlagSet, db *string) {
+	fs.StringVar(db, "db", "./data/users.db", "SQLite database file; its directory also holds the generated JWT secret (a postgres:// URL is reserved for PostgreSQL)")
+}
+
+// authFlags are shared by `serve` and `token`, so a token is signed the
+// way the server verifies it.
+func authFlags(fs *flag.FlagSet, a *AuthConfig) {
+	fs.StringVar(&a.SecretFile, "jwt-secret-file", "", "file holding the HS256 secret (at least 32 bytes; or set "+SecretEnv+")")
+	fs.StringVar(&a.Issuer, "jwt-issuer", "", "required iss claim, when set")
+	fs.StringVar(&a.Audience, "jwt-audience", "", "required aud claim, when set")
+	fs.StringVar(&a.RolesClaim, "roles-claim", "roles", "token claim holding the caller's roles (an array of strings)")
+}
+
+// parse reads args, then fills every flag not given from its USERS_*
+// environment variable.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -61,10 +101,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			}
 		}
 	})
-	if err := errors.Join(errs...); err != nil {
-		return c, err
-	}
-	return c, c.validate()
+	return errors.Join(errs...)
 }
 
 // EnvName is the environment variable of a flag: grpc-addr → USERS_GRPC_ADDR.
@@ -87,6 +124,17 @@ func (c Config) validate() error {
 	check(c.MaxClaimsDepth >= 1, "--max-claims-depth must be at least 1")
 	check(c.GRPCMaxRecv >= 1024, "--grpc-max-recv-bytes must be at least 1024")
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
+	keys := 0
+	for _, set := range []bool{c.Auth.SecretFile != "", c.Auth.Secret != "", c.Auth.JWKSURL != ""} {
+		if set {
+			keys++
+		}
+	}
+	check(keys <= 1, "give one of --jwt-secret-file, %s and --jwks-url, not several", SecretEnv)
+	if c.Auth.JWKSURL != "" {
+		check(strings.HasPrefix(c.Auth.JWKSURL, "https://") || strings.HasPrefix(c.Auth.JWKSURL, "http://"), "--jwks-url must be an http(s) URL")
+	}
 	return errors.Join(errs...)
 }
 

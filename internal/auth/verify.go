@@ -1,0 +1,235 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// MinSecretBytes is the shortest HS256 secret accepted: a shorter one is
+// guessable offline from any token.
+const MinSecretBytes = 32
+
+// Leeway tolerated on exp, nbf and iat for clock skew.
+const Leeway = 60 * time.Second
+
+// Options shared by both kinds of verifier.
+type Options struct {
+	Issuer     string // required iss when non-empty
+	Audience   string // required in aud when non-empty
+	RolesClaim string // claim holding the roles array; "roles" when empty
+}
+
+// Failure classifies why a token was refused, so callers can say so.
+type Failure int
+
+// Failure kinds.
+const (
+	Malformed Failure = iota
+	BadSignature
+	Expired
+	NotYetValid
+	WrongIssuer
+	WrongAudience
+	UnknownKey
+)
+
+// Error is a refused token. Its message helps the caller without
+// revealing anything about the keys.
+type Error struct {
+	Failure Failure
+	msg     string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Verifier checks bearer tokens.
+type Verifier struct {
+	parser     *jwt.Parser
+	keyfunc    jwt.Keyfunc
+	rolesClaim string
+	cache      *tokenCache
+}
+
+func newVerifier(opts Options, algs []string, kf jwt.Keyfunc) *Verifier {
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
+	}
+	if opts.Issuer != "" {
+		popts = append(popts, jwt.WithIssuer(opts.Issuer))
+	}
+	if opts.Audience != "" {
+		popts = append(popts, jwt.WithAudience(opts.Audience))
+	}
+	roles := opts.RolesClaim
+	if roles == "" {
+		roles = "roles"
+	}
+	return &Verifier{parser: jwt.NewParser(popts...), keyfunc: kf, rolesClaim: roles, cache: newTokenCache()}
+}
+
+// NewHMAC verifies HS256 tokens signed with secret; no other algorithm
+// is accepted with it.
+func NewHMAC(secret []byte, opts Options) (*Verifier, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("the JWT secret has %d bytes; at least %d are required", len(secret), MinSecretBytes)
+	}
+	key := append([]byte(nil), secret...)
+	return newVerifier(opts, []string{jwt.SigningMethodHS256.Alg()}, func(*jwt.Token) (any, error) {
+		return key, nil
+	}), nil
+}
+
+// JWKSOptions tune how keys are fetched from a JWKS endpoint.
+type JWKSOptions struct {
+	Client *http.Client
+	// RefreshInterval re-reads the key set in the background.
+	RefreshInterval time.Duration
+	// UnknownKIDRefresh bounds refreshes triggered by tokens naming a key
+	// id not in the cached set, so a flood of bogus kids cannot hammer
+	// the endpoint.
+	UnknownKIDRefresh rate.Limit
+	// OnRefreshError is told about failed background refreshes; the
+	// verifier keeps using the keys it has.
+	OnRefreshError func(error)
+}
+
+// NewJWKS verifies RS256, ES256 and EdDSA tokens against the key set at
+// url. Keys are cached and refreshed in the background until ctx ends; an
+// unreachable endpoint leaves the cached keys in use.
+func NewJWKS(ctx context.Context, url string, opts Options, jo JWKSOptions) (*Verifier, error) {
+	noErrorOnFirstFailure := true
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+		Client:                    jo.Client,
+		HTTPTimeout:               10 * time.Second,
+		NoErrorReturnFirstHTTPReq: &noErrorOnFirstFailure,
+		RateLimitWaitMax:          time.Second,
+		RefreshInterval:           jo.RefreshInterval,
+		RefreshUnknownKID:         rate.NewLimiter(jo.UnknownKIDRefresh, 1),
+		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
+			return func(_ context.Context, err error) {
+				if jo.OnRefreshError != nil {
+					jo.OnRefreshError(err)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JWKS %s: %w", url, err)
+	}
+	algs := []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg()}
+	return newVerifier(opts, algs, keyMatchingAlg(kf.KeyfuncCtx(ctx))), nil
+}
+
+// keyMatchingAlg lets the key decide the algorithm: a token whose alg
+// does not fit the type of the key it names is refused, whatever the
+// token claims (algorithm confusion).
+func keyMatchingAlg(next jwt.Keyfunc) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		key, err := next(t)
+		if err != nil {
+			return nil, &Error{Failure: UnknownKey, msg: "token signed with an unknown key"}
+		}
+		if want := algForKey(key); want == "" || want != t.Method.Alg() {
+			return nil, &Error{Failure: BadSignature, msg: "token algorithm does not match its key"}
+		}
+		return key, nil
+	}
+}
+
+func algForKey(key any) string {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return jwt.SigningMethodRS256.Alg()
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() {
+			return jwt.SigningMethodES256.Alg()
+		}
+	case ed25519.PublicKey:
+		return jwt.SigningMethodEdDSA.Alg()
+	}
+	return ""
+}
+
+// Verify checks a token and returns the principal it names. Tokens that
+// passed are remembered (bounded, and never past their exp) because
+// RS256/ES256/EdDSA verification costs more than the rest of a request.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	now := time.Now()
+	if p, ok := v.cache.get(token, now); ok {
+		return p, nil
+	}
+	claims := jwt.MapClaims{}
+	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+		return Principal{}, classify(err)
+	}
+	p := Principal{Subject: subject(claims), Roles: rolesFrom(claims[v.rolesClaim])}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		v.cache.put(token, p, exp.Add(Leeway), now)
+	}
+	return p, nil
+}
+
+// classify turns the JWT library's errors into a Failure and a message fit
+// for the caller.
+func classify(err error) *Error {
+	var own *Error
+	switch {
+	case errors.As(err, &own):
+		return own
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return &Error{Failure: Expired, msg: "token expired"}
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return &Error{Failure: NotYetValid, msg: "token not valid yet"}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return &Error{Failure: Malformed, msg: "token lacks a required claim (exp)"}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return &Error{Failure: WrongIssuer, msg: "token issuer not accepted"}
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return &Error{Failure: WrongAudience, msg: "token audience not accepted"}
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return &Error{Failure: BadSignature, msg: "token signature invalid or algorithm not accepted"}
+	default:
+		return &Error{Failure: Malformed, msg: "token malformed"}
+	}
+}
+
+func subject(claims jwt.MapClaims) string {
+	for _, name := range []string{"client_id", "azp", "sub"} {
+		if s, ok := claims[name].(string); ok && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// rolesFrom reads a roles claim: an array of strings. Anything else,
+// including an array with a non-string element, grants nothing.
+func rolesFrom(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	roles := make([]string, 0, len(list))
+	for _, r := range list {
+		s, ok := r.(string)
+		if !ok {
+			return nil
+		}
+		roles = append(roles, s)
+	}
+	return roles
+}
