@@ -11,7 +11,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/requestid"
@@ -42,40 +41,6 @@ type detail struct {
 	Location string `json:"location"`
 }
 
-// codeWords maps HTTP status to the contract's error code word.
-var codeWords = map[int]string{
-	http.StatusBadRequest:            "BadRequest",
-	http.StatusUnauthorized:          "Unauthorized",
-	http.StatusForbidden:             "Forbidden",
-	http.StatusNotFound:              "NotFound",
-	http.StatusMethodNotAllowed:      "MethodNotAllowed",
-	http.StatusConflict:              "Conflict",
-	http.StatusPreconditionFailed:    "PreconditionFailed",
-	http.StatusRequestEntityTooLarge: "PayloadTooLarge",
-	http.StatusUnsupportedMediaType:  "UnsupportedMediaType",
-	http.StatusTooManyRequests:       "TooManyRequests",
-	http.StatusInternalServerError:   "InternalServerError",
-	http.StatusServiceUnavailable:    "ServiceUnavailable",
-}
-
-// httpStatus is our own gRPC → HTTP table; the gateway's default disagrees
-// with the contract (FAILED_PRECONDITION → 400, UNIMPLEMENTED → 501, …).
-var httpStatus = map[codes.Code]int{
-	codes.InvalidArgument:    http.StatusBadRequest,
-	codes.OutOfRange:         http.StatusBadRequest,
-	codes.Unauthenticated:    http.StatusUnauthorized,
-	codes.PermissionDenied:   http.StatusForbidden,
-	codes.NotFound:           http.StatusNotFound,
-	codes.Unimplemented:      http.StatusNotFound,
-	codes.AlreadyExists:      http.StatusConflict,
-	codes.Aborted:            http.StatusConflict,
-	codes.FailedPrecondition: http.StatusPreconditionFailed,
-	codes.ResourceExhausted:  http.StatusTooManyRequests,
-	codes.Unavailable:        http.StatusServiceUnavailable,
-	codes.DeadlineExceeded:   http.StatusServiceUnavailable,
-	codes.Canceled:           http.StatusServiceUnavailable,
-}
-
 // genericMessages stand in for status messages we did not write ourselves
 // (gateway decoding, transport): those can carry Go or network internals.
 var genericMessages = map[int]string{
@@ -84,13 +49,6 @@ var genericMessages = map[int]string{
 	http.StatusInternalServerError: "Internal error",
 	http.StatusServiceUnavailable:  "Service unavailable, retry later",
 	http.StatusTooManyRequests:     "Too many requests, retry later",
-}
-
-func statusOf(code codes.Code) int {
-	if s, ok := httpStatus[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
 }
 
 // writeError renders the contract's error body. It is the only writer of
@@ -117,14 +75,7 @@ func writeError(w http.ResponseWriter, status int, message string, details []det
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(errorBody{Code: codeWord(status), Message: message, Details: details})
-}
-
-func codeWord(status int) string {
-	if w, ok := codeWords[status]; ok {
-		return w
-	}
-	return strings.ReplaceAll(http.StatusText(status), " ", "")
+	_ = enc.Encode(errorBody{Code: rpcerr.Word(status), Message: message, Details: details})
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
@@ -146,7 +97,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		return
 	}
 	st := status.Convert(err)
-	code := statusOf(st.Code())
+	code := rpcerr.HTTPStatus(st.Code())
 	var violations []*errdetails.BadRequest_FieldViolation
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok {
@@ -155,6 +106,10 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 	}
 	message := st.Message()
 	info := rpcerr.Info(st)
+	if rej := rejectionFrom(r); rej != nil && info.GetReason() == rpcerr.ReasonRejected {
+		writeError(w, rej.status, rej.message, rej.details)
+		return
+	}
 	if info == nil {
 		// Not written by our service: do not pass it on verbatim.
 		if code == http.StatusInternalServerError {

@@ -23,6 +23,7 @@ import (
 	"github.com/usersd/usersd/gen/openapi"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // Options configure the gateway.
@@ -147,8 +148,11 @@ func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Messag
 // incomingHeader forwards only the headers the service reads (the
 // gateway always forwards Authorization itself).
 func incomingHeader(key string) (string, bool) {
-	if strings.EqualFold(key, requestid.Header) {
+	switch {
+	case strings.EqualFold(key, requestid.Header):
 		return requestid.MetadataKey, true
+	case strings.EqualFold(key, rejectedHeader):
+		return rpcerr.RejectedMetadata, true
 	}
 	return "", false
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,38 +26,92 @@ const maxViolations = 50
 // parameter types, body media type, encoding, size and strict JSON against
 // the bound message. Business rules are the service's; this is transport.
 // It runs after routing, so unknown paths and methods are 404/405 first.
+//
+// A refused request is not answered here: it goes on to the gRPC server
+// with an empty body and the rejected-metadata mark, so it is
+// authenticated (401 first), recorded in analytic events and authorized
+// like any other call; the error handler then renders the refusal.
 func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+		r.Header.Del(rejectedHeader) // only the gateway sets it
 		rt, _ := g.routes.find(r.Method, r.URL.Path)
 		if rt == nil {
 			next(w, r, pathParams)
 			return
 		}
-		if details := checkQuery(rt, r.URL.Query()); len(details) > 0 {
-			writeError(w, http.StatusBadRequest, "Invalid query parameters", details)
+		body, rej := g.check(w, r, rt)
+		switch {
+		case rej == nil:
+		case rej.unreadable:
+			// The client stalled or vanished mid-body: nobody to
+			// authenticate, just end it.
+			writeError(w, rej.status, rej.message, nil)
+			return
+		default:
+			next(w, markRejected(r, rej), pathParams)
 			return
 		}
-		md := rt.bodyMessage()
-		if md == nil {
-			next(w, r, pathParams)
-			return
+		if md := rt.bodyMessage(); md != nil {
+			if mask := updateMaskField(rt); mask != nil {
+				setUpdateMask(r, mask, body, md)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+			r = r.WithContext(withBody(r.Context(), body))
 		}
-		body, status, msg := g.readBody(w, r)
-		if status != 0 {
-			writeError(w, status, msg, nil)
-			return
-		}
-		if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: maxViolations}); len(vs) > 0 {
-			writeError(w, http.StatusBadRequest, bodyMessage(vs), bodyDetails(vs))
-			return
-		}
-		if mask := updateMaskField(rt); mask != nil {
-			setUpdateMask(r, mask, body, md)
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		next(w, r.WithContext(withBody(r.Context(), body)), pathParams)
+		next(w, r, pathParams)
 	}
+}
+
+// rejectedHeader carries rpcerr.RejectedMetadata from the guard to the
+// gRPC call (see incomingHeader).
+const rejectedHeader = "Usersd-Rejected"
+
+// rejection is a refusal the guard decided; the error handler renders it
+// once the gRPC call has failed with rpcerr.ReasonRejected.
+type rejection struct {
+	status     int
+	message    string
+	details    []detail
+	unreadable bool // the body could not be read at all
+}
+
+type rejectionKey struct{}
+
+// check returns the body to forward, or why the request is refused.
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route) ([]byte, *rejection) {
+	if details := checkQuery(rt, r.URL.Query()); len(details) > 0 {
+		return nil, &rejection{status: http.StatusBadRequest, message: "Invalid query parameters", details: details}
+	}
+	md := rt.bodyMessage()
+	if md == nil {
+		return nil, nil
+	}
+	body, status, msg := g.readBody(w, r)
+	if status != 0 {
+		return nil, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
+	}
+	if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: maxViolations}); len(vs) > 0 {
+		return nil, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
+	}
+	return body, nil
+}
+
+// markRejected strips what the gateway could not decode (body, query) and
+// marks the request for the gRPC server.
+func markRejected(r *http.Request, rej *rejection) *http.Request {
+	r.Header.Set(rejectedHeader, strconv.Itoa(rej.status))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Del("Content-Encoding")
+	r.Body = io.NopCloser(strings.NewReader("{}"))
+	r.ContentLength = 2
+	r.URL.RawQuery = ""
+	return r.WithContext(context.WithValue(r.Context(), rejectionKey{}, rej))
+}
+
+func rejectionFrom(r *http.Request) *rejection {
+	rej, _ := r.Context().Value(rejectionKey{}).(*rejection)
+	return rej
 }
 
 // readBody reads the bounded body; a non-zero status refuses the request.

@@ -4,16 +4,15 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 )
 
-// Cursors are opaque to clients but carry the keyset position: the
-// creation sequence of the last user on the page. They are signed with a
-// per-database key, so a cursor the server did not issue (or one issued for
-// another query kind) is refused instead of silently paging somewhere.
+// Cursors are opaque to clients but carry a keyset position. They are
+// signed with a per-database key, so a cursor the server did not issue (or
+// one issued for another listing) is refused instead of silently paging
+// somewhere.
 //
-// Layout before base64url: version (1) | kind (1) | seq (8, big endian) |
+// Layout before base64url: version (1) | kind (1) | position |
 // HMAC-SHA256 of the preceding bytes, truncated to 16 bytes.
 
 type cursorKind byte
@@ -22,8 +21,10 @@ const (
 	cursorVersion byte = 1
 	// cursorListUsers marks cursors issued by ListUsers.
 	cursorListUsers cursorKind = 1
-	cursorBodyLen              = 1 + 1 + 8
-	cursorMACLen               = 16
+	// cursorListEvents marks cursors issued by ListEvents.
+	cursorListEvents cursorKind = 2
+	cursorHeaderLen             = 2
+	cursorMACLen                = 16
 )
 
 var errBadCursor = errors.New("cursor was not issued by this service")
@@ -36,30 +37,21 @@ func (c cursorCodec) mac(body []byte) []byte {
 	return m.Sum(nil)[:cursorMACLen]
 }
 
-// encode returns the cursor that continues after seq.
-func (c cursorCodec) encode(kind cursorKind, seq int64) string {
-	buf := make([]byte, cursorBodyLen, cursorBodyLen+cursorMACLen)
-	buf[0], buf[1] = cursorVersion, byte(kind)
-	binary.BigEndian.PutUint64(buf[2:], uint64(seq))
-	return base64.RawURLEncoding.EncodeToString(append(buf, c.mac(buf)...))
+// encode returns the cursor for a position of a listing.
+func (c cursorCodec) encode(kind cursorKind, position []byte) string {
+	body := append([]byte{cursorVersion, byte(kind)}, position...)
+	return base64.RawURLEncoding.EncodeToString(append(body, c.mac(body)...))
 }
 
-// decode returns the sequence a cursor continues after; "" means the start.
-func (c cursorCodec) decode(kind cursorKind, cursor string) (int64, error) {
-	if cursor == "" {
-		return 0, nil
-	}
+// decode returns the position of a cursor of the given kind.
+func (c cursorCodec) decode(kind cursorKind, cursor string) ([]byte, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(raw) != cursorBodyLen+cursorMACLen {
-		return 0, errBadCursor
+	if err != nil || len(raw) < cursorHeaderLen+cursorMACLen {
+		return nil, errBadCursor
 	}
-	body, sum := raw[:cursorBodyLen], raw[cursorBodyLen:]
+	body, sum := raw[:len(raw)-cursorMACLen], raw[len(raw)-cursorMACLen:]
 	if !hmac.Equal(sum, c.mac(body)) || body[0] != cursorVersion || cursorKind(body[1]) != kind {
-		return 0, errBadCursor
+		return nil, errBadCursor
 	}
-	seq := int64(binary.BigEndian.Uint64(body[2:]))
-	if seq < 0 {
-		return 0, errBadCursor
-	}
-	return seq, nil
+	return body[cursorHeaderLen:], nil
 }

@@ -14,4 +14,5 @@ var MethodRoles = auth.Policy{
 	usersv1.UserService_UpdateUser_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
 	usersv1.UserService_DeleteUser_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
 	usersv1.UserService_ListUsers_FullMethodName:  {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_ListEvents_FullMethodName: {auth.RoleAdmin, auth.RoleAuditor},
 }

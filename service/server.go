@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -23,7 +24,9 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // ServerOptions configure the gRPC server around the Users service.
@@ -35,6 +38,9 @@ type ServerOptions struct {
 	// and reflection (auth.AuthFunc of a verifier). Required: the server
 	// never runs open.
 	Authenticate grpcauth.AuthFunc
+	// Events records the analytic events of each call (nil records none:
+	// only benchmarks run without).
+	Events *events.Recorder
 }
 
 // publicServices need no token: health checks and server reflection.
@@ -49,7 +55,8 @@ var publicServices = map[string]bool{
 // client connection, so every call, native or REST, passes this chain:
 //
 //	recovery → request id → metrics → logging → authentication →
-//	[analytic events] → authorization → error mapping → recovery → handler
+//	analytic events → authorization → gateway rejections → error mapping →
+//	recovery → handler
 //
 // Logging and metrics sit outside the error mapping so they record the
 // final status code; the outer recovery only guards the interceptors.
@@ -74,18 +81,25 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		return !publicServices[c.Service]
 	})
 
+	unary := []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(onPanic),
+		requestid.UnaryServerInterceptor(),
+		opts.Metrics.UnaryServerInterceptor(),
+		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
+	}
+	if opts.Events != nil {
+		unary = append(unary, opts.Events.UnaryServerInterceptor())
+	}
+	unary = append(unary,
+		selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
+		GatewayRejections(),
+		ErrorMapping(log),
+		recovery.UnaryServerInterceptor(onPanic),
+	)
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(onPanic),
-			requestid.UnaryServerInterceptor(),
-			opts.Metrics.UnaryServerInterceptor(),
-			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
-			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
-			selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
-			ErrorMapping(log),
-			recovery.UnaryServerInterceptor(onPanic),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
 			requestid.StreamServerInterceptor(),
@@ -102,6 +116,20 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	reflection.Register(srv)
 	opts.Metrics.InitializeMetrics(srv)
 	return srv, healthSrv, nil
+}
+
+// GatewayRejections fails the calls the REST gateway refused on HTTP
+// grounds (bad media type, size, JSON). The gateway still sends them, with
+// an empty body, so that such a request is authenticated, recorded and
+// authorized like any other before it fails: without a token it is 401,
+// with a token it leaves START and FAIL events.
+func GatewayRejections() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if vals := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata); len(vals) > 0 {
+			return nil, rpcerr.Rejected(vals[0])
+		}
+		return handler(ctx, req)
+	}
 }
 
 // panicHandler logs the panic with its stack and request id; the client

@@ -4,12 +4,14 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -59,7 +61,9 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	if err != nil {
 		return nil, fmt.Errorf("generate user id: %w", err)
 	}
-	created, err := s.store.CreateUser(ctx, store.User{ID: id.String(), Claims: claims, Provider: providerFromPB(provider)})
+	events.Set(ctx, events.KeyUserID, id.String())
+	created, err := s.store.CreateUser(ctx, store.User{ID: id.String(), Claims: claims, Provider: providerFromPB(provider)},
+		events.SuccessInTransaction(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -77,6 +81,7 @@ func (s *Users) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*user
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
+	events.Set(ctx, events.KeyUserID, id)
 	u, err := s.store.GetUser(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
@@ -103,7 +108,8 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	updated, err := s.store.UpdateUser(ctx, id, change)
+	events.Set(ctx, events.KeyUserID, id)
+	updated, err := s.store.UpdateUser(ctx, id, change, events.SuccessInTransaction(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
 	}
@@ -174,7 +180,8 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	if err := s.store.DeleteUser(ctx, id); err != nil {
+	events.Set(ctx, events.KeyUserID, id)
+	if err := s.store.DeleteUser(ctx, id, events.SuccessInTransaction(ctx)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
 	return &usersv1.DeleteUserResponse{}, nil
@@ -184,13 +191,11 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
 	var vs violations
 	limit := pageSize(&vs, req.Limit)
-	after, err := s.cursors.decode(cursorListUsers, req.GetCursor())
-	if err != nil {
-		vs.add("cursor", "%s", err)
-	}
+	after := s.userCursor(&vs, req.GetCursor())
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
+	events.Set(ctx, events.KeyLimit, limit)
 	page, more, err := s.store.ListUsers(ctx, store.Page{Limit: limit, AfterSeq: after})
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
@@ -199,10 +204,25 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	events.Set(ctx, events.KeyEntriesCount, len(data))
 	resp := &usersv1.ListUsersResponse{Data: data}
 	if more {
-		next := s.cursors.encode(cursorListUsers, page[len(page)-1].Seq)
+		next := s.cursors.encode(cursorListUsers, binary.BigEndian.AppendUint64(nil, uint64(page[len(page)-1].Seq)))
 		resp.NextCursor = &next
 	}
 	return resp, nil
+}
+
+// userCursor decodes a ListUsers cursor into the sequence it continues
+// after; "" is the start.
+func (s *Users) userCursor(vs *violations, cursor string) int64 {
+	if cursor == "" {
+		return 0
+	}
+	pos, err := s.cursors.decode(cursorListUsers, cursor)
+	if err != nil || len(pos) != 8 || int64(binary.BigEndian.Uint64(pos)) < 0 {
+		vs.add("cursor", "%s", errBadCursor)
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(pos))
 }

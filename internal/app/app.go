@@ -21,6 +21,7 @@ import (
 
 	"github.com/usersd/usersd/gateway"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
@@ -50,22 +51,28 @@ type Env struct {
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, let in-flight requests finish (bounded), close the database.
 func Run(ctx context.Context, cfg Config, env Env) error {
-	return run(ctx, cfg, env, dialInMemory, nil)
+	return run(ctx, cfg, env, seams{dialGateway: dialInMemory})
 }
 
 // gatewayDialer connects the gateway to the gRPC server, given its TCP
 // address and its in-memory listener.
 type gatewayDialer func(tcpAddr string, mem *bufconn.Listener) (*grpc.ClientConn, error)
 
-// run is Run with its seams exposed to benchmarks: how the gateway dials
-// the server, and (when not nil) an authentication to use instead of the
-// configured one.
-func run(ctx context.Context, cfg Config, env Env, dialGateway gatewayDialer, authenticate grpcauth.AuthFunc) error {
+// seams are what benchmarks vary to measure a part against a baseline.
+type seams struct {
+	dialGateway  gatewayDialer     // how the gateway reaches the gRPC server
+	authenticate grpcauth.AuthFunc // nil: the configured token verification
+	noEvents     bool              // record no analytic events
+}
+
+// run is Run with its seams exposed to benchmarks.
+func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	log := env.Log
 	verifier, key, err := newVerifier(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("authentication: %w", err)
 	}
+	authenticate := sm.authenticate
 	if authenticate == nil {
 		authenticate = auth.AuthFunc(verifier)
 	}
@@ -85,12 +92,26 @@ func run(ctx context.Context, cfg Config, env Env, dialGateway gatewayDialer, au
 	rpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	reg.MustRegister(rpcMetrics)
 
+	// Closed after the servers stopped (deferred after them, so it runs
+	// first): every event of every finished call is written.
+	writerOpts := events.DefaultWriterOptions
+	writerOpts.Logger, writerOpts.Registerer = log, reg
+	writer := events.NewWriter(st, writerOpts)
+	defer writer.Close()
+	var recorder *events.Recorder
+	if !sm.noEvents {
+		recorder = events.NewRecorder(service.EventOps, writer)
+	}
+	retentionCtx, stopRetention := context.WithCancel(context.Background())
+	defer stopRetention()
+	go events.Retention{Store: st, Keep: cfg.EventsRetention, Every: time.Hour, Batch: 500, Logger: log}.Run(retentionCtx)
+
 	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
 	if err != nil {
 		return err
 	}
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
-		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv, Authenticate: authenticate,
+		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv, Authenticate: authenticate, Events: recorder,
 	})
 	if err != nil {
 		return err
@@ -109,7 +130,7 @@ func run(ctx context.Context, cfg Config, env Env, dialGateway gatewayDialer, au
 	// The gateway reaches the same *grpc.Server over an in-memory listener:
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
-	conn, err := dialGateway(grpcLis.Addr().String(), memLis)
+	conn, err := sm.dialGateway(grpcLis.Addr().String(), memLis)
 	if err != nil {
 		return err
 	}

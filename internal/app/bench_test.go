@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -51,7 +50,7 @@ func withoutVerification(ctx context.Context) (context.Context, error) {
 	return auth.NewContext(ctx, auth.Principal{Subject: "bench", Roles: []string{auth.RoleAdmin}}), nil
 }
 
-func startBench(b *testing.B, dial gatewayDialer, authenticate grpcauth.AuthFunc) *benchServer {
+func startBench(b *testing.B, sm seams) *benchServer {
 	b.Helper()
 	cfg, err := ParseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", b.TempDir() + "/users.db"},
 		func(string) string { return "" }, io.Discard)
@@ -63,7 +62,7 @@ func startBench(b *testing.B, dial gatewayDialer, authenticate grpcauth.AuthFunc
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() {
-		done <- run(ctx, cfg, Env{Log: log, Listening: func(a Addrs) { listening <- a }}, dial, authenticate)
+		done <- run(ctx, cfg, Env{Log: log, Listening: func(a Addrs) { listening <- a }}, sm)
 	}()
 	var s benchServer
 	select {
@@ -141,25 +140,28 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (bearerToken) RequireTransportSecurity() bool { return false }
 
+// transport is one way of calling the service, with the server seams it
+// needs: the configured server is the default, variants remove one part.
 type transport struct {
-	name         string
-	dial         gatewayDialer
-	rest         bool
-	authenticate grpcauth.AuthFunc // nil: the configured HS256 verifier
+	name string
+	rest bool
+	sm   seams
 }
 
 var transports = []transport{
-	{"grpc", dialInMemory, false, nil},
-	{"grpc-noverify", dialInMemory, false, withoutVerification},
-	{"rest-inmemory", dialInMemory, true, nil},
-	{"rest-inmemory-noverify", dialInMemory, true, withoutVerification},
-	{"rest-loopback", dialLoopback, true, nil},
+	{"grpc", false, seams{dialGateway: dialInMemory}},
+	{"grpc-noverify", false, seams{dialGateway: dialInMemory, authenticate: withoutVerification}},
+	{"grpc-noevents", false, seams{dialGateway: dialInMemory, noEvents: true}},
+	{"rest-inmemory", true, seams{dialGateway: dialInMemory}},
+	{"rest-inmemory-noverify", true, seams{dialGateway: dialInMemory, authenticate: withoutVerification}},
+	{"rest-inmemory-noevents", true, seams{dialGateway: dialInMemory, noEvents: true}},
+	{"rest-loopback", true, seams{dialGateway: dialLoopback}},
 }
 
 func BenchmarkGetUser(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.dial, tr.authenticate)
+			s := startBench(b, tr.sm)
 			ids := s.seed(b, 100)
 			var n atomic.Int64
 			b.SetParallelism(benchClients)
@@ -181,7 +183,7 @@ func BenchmarkGetUser(b *testing.B) {
 func BenchmarkUpdateUser(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.dial, tr.authenticate)
+			s := startBench(b, tr.sm)
 			ids := s.seed(b, 100)
 			var n atomic.Int64
 			b.SetParallelism(benchClients)

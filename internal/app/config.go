@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	MaxClaimsDepth  int
 	GRPCMaxRecv     int
 	ShutdownTimeout time.Duration
+	EventsRetention time.Duration
 	Auth            AuthConfig
 }
 
@@ -59,6 +61,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", 10, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	c.EventsRetention = 90 * 24 * time.Hour
+	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept, e.g. 90d or 36h")
 	authFlags(fs, &c.Auth)
 	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 	if err := parse(fs, args, getenv); err != nil {
@@ -124,6 +128,7 @@ func (c Config) validate() error {
 	check(c.MaxClaimsDepth >= 1, "--max-claims-depth must be at least 1")
 	check(c.GRPCMaxRecv >= 1024, "--grpc-max-recv-bytes must be at least 1024")
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")
 	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
 	keys := 0
 	for _, set := range []bool{c.Auth.SecretFile != "", c.Auth.Secret != "", c.Auth.JWKSURL != ""} {
@@ -141,4 +146,31 @@ func (c Config) validate() error {
 // isPostgres reports whether the --db value selects PostgreSQL.
 func (c Config) isPostgres() bool {
 	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+}
+
+// days is a duration flag that also takes whole days ("90d").
+type days time.Duration
+
+func (d *days) String() string {
+	if *d%days(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(time.Duration(*d)/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *days) Set(v string) error {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		count, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return fmt.Errorf("%q is not a number of days", v)
+		}
+		*d = days(time.Duration(count) * 24 * time.Hour)
+		return nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = days(dur)
+	return nil
 }

@@ -52,9 +52,9 @@ func outcome(err error) string {
 	}
 }
 
-func (s *instrumented) CreateUser(ctx context.Context, u store.User) (_ store.User, err error) {
+func (s *instrumented) CreateUser(ctx context.Context, u store.User, ev *store.Event) (_ store.User, err error) {
 	defer s.track("create_user")(&err)
-	return s.next.CreateUser(ctx, u)
+	return s.next.CreateUser(ctx, u, ev)
 }
 
 func (s *instrumented) GetUser(ctx context.Context, id string) (_ store.User, err error) {
@@ -62,19 +62,34 @@ func (s *instrumented) GetUser(ctx context.Context, id string) (_ store.User, er
 	return s.next.GetUser(ctx, id)
 }
 
-func (s *instrumented) UpdateUser(ctx context.Context, id string, c store.UserChange) (_ store.User, err error) {
+func (s *instrumented) UpdateUser(ctx context.Context, id string, c store.UserChange, ev *store.Event) (_ store.User, err error) {
 	defer s.track("update_user")(&err)
-	return s.next.UpdateUser(ctx, id, c)
+	return s.next.UpdateUser(ctx, id, c, ev)
 }
 
-func (s *instrumented) DeleteUser(ctx context.Context, id string) (err error) {
+func (s *instrumented) DeleteUser(ctx context.Context, id string, ev *store.Event) (err error) {
 	defer s.track("delete_user")(&err)
-	return s.next.DeleteUser(ctx, id)
+	return s.next.DeleteUser(ctx, id, ev)
 }
 
 func (s *instrumented) ListUsers(ctx context.Context, p store.Page) (_ []store.User, _ bool, err error) {
 	defer s.track("list_users")(&err)
 	return s.next.ListUsers(ctx, p)
+}
+
+func (s *instrumented) AppendEvents(ctx context.Context, evs []store.Event) (err error) {
+	defer s.track("append_events")(&err)
+	return s.next.AppendEvents(ctx, evs)
+}
+
+func (s *instrumented) ListEvents(ctx context.Context, f store.EventFilter) (_ []store.Event, _ bool, err error) {
+	defer s.track("list_events")(&err)
+	return s.next.ListEvents(ctx, f)
+}
+
+func (s *instrumented) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (_ int, err error) {
+	defer s.track("delete_events")(&err)
+	return s.next.DeleteEventsBefore(ctx, t, limit)
 }
 
 func (s *instrumented) CursorKey(ctx context.Context) ([]byte, error) { return s.next.CursorKey(ctx) }

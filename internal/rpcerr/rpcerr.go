@@ -5,6 +5,10 @@
 package rpcerr
 
 import (
+	"net/http"
+	"strconv"
+	"strings"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,7 +26,34 @@ const (
 	ReasonInvalidToken = "INVALID_TOKEN"
 	// ReasonRoleRequired: the caller lacks every role the call allows.
 	ReasonRoleRequired = "ROLE_REQUIRED"
+	// ReasonRejected: the REST gateway refused the request on HTTP
+	// grounds (media type, size, JSON); its ErrorInfo metadata holds the
+	// HTTP status under "httpStatus".
+	ReasonRejected = "REQUEST_REJECTED"
 )
+
+// RejectedMetadata is the metadata key by which the REST gateway marks a
+// request it refused (value: the HTTP status), so the call still passes
+// authentication, analytic events and authorization before failing.
+const RejectedMetadata = "usersd-rejected"
+
+// rejectable are the statuses a gateway refusal may carry.
+var rejectable = map[string]bool{"400": true, "413": true, "415": true}
+
+// Rejected is the error of a call the gateway refused with httpStatus.
+func Rejected(httpStatus string) error {
+	if !rejectable[httpStatus] {
+		httpStatus = "400"
+	}
+	st := status.New(codes.InvalidArgument, "Request rejected")
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason: ReasonRejected, Domain: Domain, Metadata: map[string]string{"httpStatus": httpStatus},
+	})
+	if err != nil {
+		return st.Err()
+	}
+	return withInfo.Err()
+}
 
 // New returns a status error with an ErrorInfo{reason, Domain} and any
 // further details (such as a BadRequest).
@@ -44,4 +75,68 @@ func Info(st *status.Status) *errdetails.ErrorInfo {
 		}
 	}
 	return nil
+}
+
+// httpStatus is our gRPC → HTTP table; grpc-gateway's default disagrees
+// with the contract (FAILED_PRECONDITION → 400, UNIMPLEMENTED → 501, …).
+var httpStatus = map[codes.Code]int{
+	codes.OK:                 http.StatusOK,
+	codes.InvalidArgument:    http.StatusBadRequest,
+	codes.OutOfRange:         http.StatusBadRequest,
+	codes.Unauthenticated:    http.StatusUnauthorized,
+	codes.PermissionDenied:   http.StatusForbidden,
+	codes.NotFound:           http.StatusNotFound,
+	codes.Unimplemented:      http.StatusNotFound,
+	codes.AlreadyExists:      http.StatusConflict,
+	codes.Aborted:            http.StatusConflict,
+	codes.FailedPrecondition: http.StatusPreconditionFailed,
+	codes.ResourceExhausted:  http.StatusTooManyRequests,
+	codes.Unavailable:        http.StatusServiceUnavailable,
+	codes.DeadlineExceeded:   http.StatusServiceUnavailable,
+	codes.Canceled:           http.StatusServiceUnavailable,
+}
+
+// HTTPStatus is the REST status of a gRPC code (500 for the rest).
+func HTTPStatus(code codes.Code) int {
+	if s, ok := httpStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// words are the contract's error code words by HTTP status.
+var words = map[int]string{
+	http.StatusBadRequest:            "BadRequest",
+	http.StatusUnauthorized:          "Unauthorized",
+	http.StatusForbidden:             "Forbidden",
+	http.StatusNotFound:              "NotFound",
+	http.StatusMethodNotAllowed:      "MethodNotAllowed",
+	http.StatusConflict:              "Conflict",
+	http.StatusPreconditionFailed:    "PreconditionFailed",
+	http.StatusRequestEntityTooLarge: "PayloadTooLarge",
+	http.StatusUnsupportedMediaType:  "UnsupportedMediaType",
+	http.StatusTooManyRequests:       "TooManyRequests",
+	http.StatusInternalServerError:   "InternalServerError",
+	http.StatusServiceUnavailable:    "ServiceUnavailable",
+}
+
+// Word is the contract's error code for an HTTP status ("NotFound").
+func Word(status int) string {
+	if w, ok := words[status]; ok {
+		return w
+	}
+	return strings.ReplaceAll(http.StatusText(status), " ", "")
+}
+
+// CodeWord is the contract's error code of an error as REST shows it (and
+// analytic events record it): from the HTTP status a gateway refusal
+// carries, else from the gRPC code.
+func CodeWord(err error) string {
+	st := status.Convert(err)
+	if info := Info(st); info != nil && info.GetReason() == ReasonRejected {
+		if n, err := strconv.Atoi(info.GetMetadata()["httpStatus"]); err == nil {
+			return Word(n)
+		}
+	}
+	return Word(HTTPStatus(st.Code()))
 }

@@ -51,6 +51,40 @@ type UserChange struct {
 	Provider    *ProviderLink // nil with SetProvider unlinks
 }
 
+// Event is one analytic event as stored. The store keeps the fields as
+// given and never interprets Metadata.
+type Event struct {
+	ID        string    // UUIDv7, assigned by the caller
+	Time      time.Time // UTC, millisecond precision
+	Type      string    // e.g. USER_UPDATE_SUCCESS
+	Category  string    // e.g. user
+	RequestID string
+	ClientID  string
+	Metadata  []byte // compact JSON object: ids and counts only, never PII
+}
+
+// EventPosition is a point in the newest-first order of events: by Time,
+// then by ID, both descending.
+type EventPosition struct {
+	Time time.Time
+	ID   string
+}
+
+// EventFilter selects events. Empty lists and nil times do not filter.
+// Categories and Types are alternatives (an event matching either list is
+// selected); every other filter must hold as well.
+type EventFilter struct {
+	IDs        []string
+	RequestIDs []string
+	Categories []string
+	Types      []string
+	From, To   *time.Time // inclusive bounds on Time
+	Limit      int
+	// Before continues a listing: only events strictly after this
+	// position in newest-first order (older ones) are returned.
+	Before *EventPosition
+}
+
 // Page asks for at most Limit users whose Seq is greater than AfterSeq,
 // in ascending Seq order. AfterSeq 0 starts at the beginning.
 type Page struct {
@@ -62,18 +96,30 @@ type Page struct {
 // for concurrent use.
 type Store interface {
 	// CreateUser inserts u (ID, Claims, Provider set by the caller) and
-	// returns it with Seq, CreatedAt and UpdatedAt filled in.
-	CreateUser(ctx context.Context, u User) (User, error)
+	// returns it with Seq, CreatedAt and UpdatedAt filled in. A non-nil
+	// success event is written in the same transaction: both or neither.
+	CreateUser(ctx context.Context, u User, success *Event) (User, error)
 	// GetUser returns the user with the given id or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
 	// UpdateUser applies the change in one transaction and returns the
-	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict.
-	UpdateUser(ctx context.Context, id string, c UserChange) (User, error)
-	// DeleteUser removes the user and everything stored about them.
-	DeleteUser(ctx context.Context, id string) error
+	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict. A
+	// non-nil success event is written in the same transaction (also
+	// when the change is empty).
+	UpdateUser(ctx context.Context, id string, c UserChange, success *Event) (User, error)
+	// DeleteUser removes the user and everything stored about them, and
+	// writes a non-nil success event in the same transaction.
+	DeleteUser(ctx context.Context, id string, success *Event) error
 	// ListUsers returns one page in creation order. The page holds at
 	// most p.Limit users; more reports whether any user follows it.
 	ListUsers(ctx context.Context, p Page) (users []User, more bool, err error)
+	// AppendEvents writes events in one transaction.
+	AppendEvents(ctx context.Context, events []Event) error
+	// ListEvents returns at most f.Limit events newest first (Time, then
+	// ID, descending); more reports whether any further event matches.
+	ListEvents(ctx context.Context, f EventFilter) (events []Event, more bool, err error)
+	// DeleteEventsBefore deletes at most limit events older than t and
+	// returns how many it deleted (retention works in small batches).
+	DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (int, error)
 	// CursorKey returns the secret that signs pagination cursors. It is
 	// created once per database, so every instance sharing the database
 	// accepts the cursors the others issued.

@@ -651,6 +651,281 @@ func (x *ListUsersResponse) GetNextCursor() string {
 	return ""
 }
 
+// Event is one analytic event: an operation's START, SUCCESS or FAIL.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Event id, a UUIDv7.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// <OPERATION>_START, _SUCCESS or _FAIL, e.g. USER_UPDATE_SUCCESS.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// When the event happened: RFC 3339 in UTC with exactly three fractional
+	// digits, e.g. 2026-11-28T13:02:05.123Z.
+	Timestamp string `protobuf:"bytes,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// Event category, e.g. user.
+	Category string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
+	// Request id of the call (the caller's X-Request-Id when valid).
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Verified subject of the caller's token.
+	ClientId string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Ids and counts only (userId, limit, entriesCount, and code on FAIL);
+	// never claims or other personal data.
+	Metadata *structpb.Struct `protobuf:"bytes,7,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Always null (kept for compatibility with the original API).
+	Data          *structpb.Value `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_users_v1_users_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Event) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetTimestamp() string {
+	if x != nil {
+		return x.Timestamp
+	}
+	return ""
+}
+
+func (x *Event) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Event) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Event) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Event) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Event) GetData() *structpb.Value {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ListEventsRequest filters and pages analytic events.
+type ListEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Page size, 1..1000; 100 when absent.
+	Limit *int32 `protobuf:"varint,1,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// Opaque cursor from a previous response's next_cursor.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Comma-separated event ids.
+	Ids string `protobuf:"bytes,3,opt,name=ids,proto3" json:"ids,omitempty"`
+	// Comma-separated request ids.
+	RequestIds string `protobuf:"bytes,4,opt,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	// Comma-separated categories (OR-ed with types).
+	Categories string `protobuf:"bytes,5,opt,name=categories,proto3" json:"categories,omitempty"`
+	// Comma-separated event types (OR-ed with categories).
+	Types string `protobuf:"bytes,6,opt,name=types,proto3" json:"types,omitempty"`
+	// Earliest event time, RFC 3339, inclusive.
+	DateFrom string `protobuf:"bytes,7,opt,name=date_from,json=dateFrom,proto3" json:"date_from,omitempty"`
+	// Latest event time, RFC 3339, inclusive.
+	DateTo        string `protobuf:"bytes,8,opt,name=date_to,json=dateTo,proto3" json:"date_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_users_v1_users_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListEventsRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetIds() string {
+	if x != nil {
+		return x.Ids
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetRequestIds() string {
+	if x != nil {
+		return x.RequestIds
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetCategories() string {
+	if x != nil {
+		return x.Categories
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetTypes() string {
+	if x != nil {
+		return x.Types
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetDateFrom() string {
+	if x != nil {
+		return x.DateFrom
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetDateTo() string {
+	if x != nil {
+		return x.DateTo
+	}
+	return ""
+}
+
+// ListEventsResponse is one page of events, newest first.
+type ListEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events on this page; empty when there are none.
+	Data []*Event `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
+	// Cursor for the next page; absent on the last page.
+	NextCursor    *string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3,oneof" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_users_v1_users_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListEventsResponse) GetData() []*Event {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetNextCursor() string {
+	if x != nil && x.NextCursor != nil {
+		return *x.NextCursor
+	}
+	return ""
+}
+
 // ErrorBody is the JSON body of every REST error response (documentation
 // only: the gRPC API returns google.rpc.Status).
 type ErrorBody struct {
@@ -670,7 +945,7 @@ type ErrorBody struct {
 
 func (x *ErrorBody) Reset() {
 	*x = ErrorBody{}
-	mi := &file_users_v1_users_proto_msgTypes[12]
+	mi := &file_users_v1_users_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +957,7 @@ func (x *ErrorBody) String() string {
 func (*ErrorBody) ProtoMessage() {}
 
 func (x *ErrorBody) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[12]
+	mi := &file_users_v1_users_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +970,7 @@ func (x *ErrorBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBody.ProtoReflect.Descriptor instead.
 func (*ErrorBody) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{12}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ErrorBody) GetCode() string {
@@ -736,7 +1011,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_users_v1_users_proto_msgTypes[13]
+	mi := &file_users_v1_users_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +1023,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[13]
+	mi := &file_users_v1_users_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1036,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{13}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ErrorDetail) GetValue() string {
@@ -833,6 +1108,34 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x03(\v2\x0e.users.v1.UserR\x04data\x12$\n" +
 	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
 	"nextCursor\x88\x01\x01B\x0e\n" +
+	"\f_next_cursor\"\x82\x02\n" +
+	"\x05Event\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x1a\n" +
+	"\bcategory\x18\x04 \x01(\tR\bcategory\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\x123\n" +
+	"\bmetadata\x18\a \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12*\n" +
+	"\x04data\x18\b \x01(\v2\x16.google.protobuf.ValueR\x04data\"\xef\x01\n" +
+	"\x11ListEventsRequest\x12\x19\n" +
+	"\x05limit\x18\x01 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x10\n" +
+	"\x03ids\x18\x03 \x01(\tR\x03ids\x12\x1f\n" +
+	"\vrequest_ids\x18\x04 \x01(\tR\n" +
+	"requestIds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x05 \x01(\tR\n" +
+	"categories\x12\x14\n" +
+	"\x05types\x18\x06 \x01(\tR\x05types\x12\x1b\n" +
+	"\tdate_from\x18\a \x01(\tR\bdateFrom\x12\x17\n" +
+	"\adate_to\x18\b \x01(\tR\x06dateToB\b\n" +
+	"\x06_limit\"o\n" +
+	"\x12ListEventsResponse\x12#\n" +
+	"\x04data\x18\x01 \x03(\v2\x0f.users.v1.EventR\x04data\x12$\n" +
+	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
+	"nextCursor\x88\x01\x01B\x0e\n" +
 	"\f_next_cursor\"j\n" +
 	"\tErrorBody\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -842,7 +1145,7 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
 	"\x05param\x18\x03 \x01(\tR\x05param\x12\x1a\n" +
-	"\blocation\x18\x04 \x01(\tR\blocation2\x81\x06\n" +
+	"\blocation\x18\x04 \x01(\tR\blocation2\xa2\a\n" +
 	"\vUserService\x12\x9d\x01\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"T\x92A4J2\n" +
@@ -865,7 +1168,13 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"R\x92A>J<\n" +
 	"\x03200\x125\n" +
 	"\x12One page of users.\x12\x1f\n" +
-	"\x1d\x1a\x1b.users.v1.ListUsersResponse\x82\xd3\xe4\x93\x02\v\x12\t/v1/usersB\x8d\x04\x92A\xda\x03\x12\x98\x01\n" +
+	"\x1d\x1a\x1b.users.v1.ListUsersResponse\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\x9e\x01\n" +
+	"\n" +
+	"ListEvents\x12\x1b.users.v1.ListEventsRequest\x1a\x1c.users.v1.ListEventsResponse\"U\x92A@J>\n" +
+	"\x03200\x127\n" +
+	"\x13One page of events.\x12 \n" +
+	"\x1e\x1a\x1c.users.v1.ListEventsResponse\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/eventsB\x8d\x04\x92A\xda\x03\x12\x98\x01\n" +
 	"\x10usersd Users API\x12\x80\x01Users with free-form claims and an optional link to an external identity provider. REST-compatible with the MATTR VII Users API.2\x0112\x10application/json:\x10application/jsonR\x98\x02\n" +
 	"\adefault\x12\x8c\x02\n" +
 	"\xf0\x01Error: {code, message, details?}. code is one of BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, TooManyRequests, InternalServerError, ServiceUnavailable.\x12\x17\n" +
@@ -883,7 +1192,7 @@ func file_users_v1_users_proto_rawDescGZIP() []byte {
 	return file_users_v1_users_proto_rawDescData
 }
 
-var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_users_v1_users_proto_goTypes = []any{
 	(*User)(nil),                   // 0: users.v1.User
 	(*AuthenticationProvider)(nil), // 1: users.v1.AuthenticationProvider
@@ -897,37 +1206,46 @@ var file_users_v1_users_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),     // 9: users.v1.DeleteUserResponse
 	(*ListUsersRequest)(nil),       // 10: users.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),      // 11: users.v1.ListUsersResponse
-	(*ErrorBody)(nil),              // 12: users.v1.ErrorBody
-	(*ErrorDetail)(nil),            // 13: users.v1.ErrorDetail
-	(*structpb.Struct)(nil),        // 14: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),  // 15: google.protobuf.FieldMask
+	(*Event)(nil),                  // 12: users.v1.Event
+	(*ListEventsRequest)(nil),      // 13: users.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 14: users.v1.ListEventsResponse
+	(*ErrorBody)(nil),              // 15: users.v1.ErrorBody
+	(*ErrorDetail)(nil),            // 16: users.v1.ErrorDetail
+	(*structpb.Struct)(nil),        // 17: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),  // 18: google.protobuf.FieldMask
+	(*structpb.Value)(nil),         // 19: google.protobuf.Value
 }
 var file_users_v1_users_proto_depIdxs = []int32{
-	14, // 0: users.v1.User.claims:type_name -> google.protobuf.Struct
+	17, // 0: users.v1.User.claims:type_name -> google.protobuf.Struct
 	1,  // 1: users.v1.User.authentication_provider:type_name -> users.v1.AuthenticationProvider
 	0,  // 2: users.v1.CreateUserRequest.user:type_name -> users.v1.User
 	0,  // 3: users.v1.CreateUserResponse.user:type_name -> users.v1.User
 	0,  // 4: users.v1.GetUserResponse.user:type_name -> users.v1.User
 	0,  // 5: users.v1.UpdateUserRequest.user:type_name -> users.v1.User
-	15, // 6: users.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	18, // 6: users.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: users.v1.UpdateUserResponse.user:type_name -> users.v1.User
 	0,  // 8: users.v1.ListUsersResponse.data:type_name -> users.v1.User
-	13, // 9: users.v1.ErrorBody.details:type_name -> users.v1.ErrorDetail
-	2,  // 10: users.v1.UserService.CreateUser:input_type -> users.v1.CreateUserRequest
-	4,  // 11: users.v1.UserService.GetUser:input_type -> users.v1.GetUserRequest
-	6,  // 12: users.v1.UserService.UpdateUser:input_type -> users.v1.UpdateUserRequest
-	8,  // 13: users.v1.UserService.DeleteUser:input_type -> users.v1.DeleteUserRequest
-	10, // 14: users.v1.UserService.ListUsers:input_type -> users.v1.ListUsersRequest
-	3,  // 15: users.v1.UserService.CreateUser:output_type -> users.v1.CreateUserResponse
-	5,  // 16: users.v1.UserService.GetUser:output_type -> users.v1.GetUserResponse
-	7,  // 17: users.v1.UserService.UpdateUser:output_type -> users.v1.UpdateUserResponse
-	9,  // 18: users.v1.UserService.DeleteUser:output_type -> users.v1.DeleteUserResponse
-	11, // 19: users.v1.UserService.ListUsers:output_type -> users.v1.ListUsersResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 9: users.v1.Event.metadata:type_name -> google.protobuf.Struct
+	19, // 10: users.v1.Event.data:type_name -> google.protobuf.Value
+	12, // 11: users.v1.ListEventsResponse.data:type_name -> users.v1.Event
+	16, // 12: users.v1.ErrorBody.details:type_name -> users.v1.ErrorDetail
+	2,  // 13: users.v1.UserService.CreateUser:input_type -> users.v1.CreateUserRequest
+	4,  // 14: users.v1.UserService.GetUser:input_type -> users.v1.GetUserRequest
+	6,  // 15: users.v1.UserService.UpdateUser:input_type -> users.v1.UpdateUserRequest
+	8,  // 16: users.v1.UserService.DeleteUser:input_type -> users.v1.DeleteUserRequest
+	10, // 17: users.v1.UserService.ListUsers:input_type -> users.v1.ListUsersRequest
+	13, // 18: users.v1.UserService.ListEvents:input_type -> users.v1.ListEventsRequest
+	3,  // 19: users.v1.UserService.CreateUser:output_type -> users.v1.CreateUserResponse
+	5,  // 20: users.v1.UserService.GetUser:output_type -> users.v1.GetUserResponse
+	7,  // 21: users.v1.UserService.UpdateUser:output_type -> users.v1.UpdateUserResponse
+	9,  // 22: users.v1.UserService.DeleteUser:output_type -> users.v1.DeleteUserResponse
+	11, // 23: users.v1.UserService.ListUsers:output_type -> users.v1.ListUsersResponse
+	14, // 24: users.v1.UserService.ListEvents:output_type -> users.v1.ListEventsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_users_v1_users_proto_init() }
@@ -937,13 +1255,15 @@ func file_users_v1_users_proto_init() {
 	}
 	file_users_v1_users_proto_msgTypes[10].OneofWrappers = []any{}
 	file_users_v1_users_proto_msgTypes[11].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[13].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v1_users_proto_rawDesc), len(file_users_v1_users_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	UserService_UpdateUser_FullMethodName = "/users.v1.UserService/UpdateUser"
 	UserService_DeleteUser_FullMethodName = "/users.v1.UserService/DeleteUser"
 	UserService_ListUsers_FullMethodName  = "/users.v1.UserService/ListUsers"
+	UserService_ListEvents_FullMethodName = "/users.v1.UserService/ListEvents"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -52,6 +53,12 @@ type UserServiceClient interface {
 	// ListUsers returns users in creation order, one page at a time
 	// (keyset pagination: stable while users are created and deleted).
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// ListEvents returns analytic events, newest first: who did what to
+	// which user, when, and what failed. Filters: ids, request_ids,
+	// categories, types (comma-separated lists; categories OR types, AND with
+	// the rest), date_from, date_to (RFC 3339, inclusive). Roles: admin,
+	// auditor.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 }
 
 type userServiceClient struct {
@@ -112,6 +119,16 @@ func (c *userServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
+func (c *userServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, UserService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
@@ -138,6 +155,12 @@ type UserServiceServer interface {
 	// ListUsers returns users in creation order, one page at a time
 	// (keyset pagination: stable while users are created and deleted).
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// ListEvents returns analytic events, newest first: who did what to
+	// which user, when, and what failed. Filters: ids, request_ids,
+	// categories, types (comma-separated lists; categories OR types, AND with
+	// the rest), date_from, date_to (RFC 3339, inclusive). Roles: admin,
+	// auditor.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -162,6 +185,9 @@ func (UnimplementedUserServiceServer) DeleteUser(context.Context, *DeleteUserReq
 }
 func (UnimplementedUserServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedUserServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -274,6 +300,24 @@ func _UserService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +344,10 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUsers",
 			Handler:    _UserService_ListUsers_Handler,
+		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _UserService_ListEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,11 +1,11 @@
 // Package sqlite is the SQLite backend of store.Store, built on the pure-Go
 // driver modernc.org/sqlite.
 //
-// One file holds everything. Writes go through a pool of a single
-// connection whose transactions begin IMMEDIATE, so they queue in the
-// process instead of failing with SQLITE_BUSY on lock upgrades; reads go
-// through a separate pool of read-only connections, which WAL lets run
-// alongside the writer.
+// sqlite.go opens the database; users.go and events.go hold the queries.
+// Writes go through a pool of a single connection whose transactions begin
+// IMMEDIATE, so they queue in the process instead of failing with
+// SQLITE_BUSY on lock upgrades; reads go through a separate pool of
+// read-only connections, which WAL lets run alongside the writer.
 package sqlite
 
 import (
@@ -133,6 +133,24 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction and commits it when fn succeeds.
+// Any error rolls everything fn did back, which is what keeps a mutation
+// and its success event together: both are committed or neither.
+func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	defer tx.Rollback() // after Commit it is a harmless no-op
+	if err := fn(tx); err != nil {
+		return opError(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	return nil
 }

@@ -105,18 +105,18 @@ func TestDataSurvivesReopen(t *testing.T) {
 	s := openAt(t, path)
 	ctx := t.Context()
 	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"a":1}`),
-		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "https://idp.example", SubjectID: "s"}})
+		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "https://idp.example", SubjectID: "s"}}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	if !u.CreatedAt.Equal(u.CreatedAt.Truncate(time.Millisecond)) {
 		t.Errorf("CreatedAt %v has sub-millisecond precision, which is not stored", u.CreatedAt)
 	}
-	gone, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)})
+	gone, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	if err := s.DeleteUser(ctx, gone.ID); err != nil {
+	if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	key, err := s.CursorKey(ctx)
@@ -140,7 +140,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 		t.Errorf("CursorKey after reopen = %x, %v; want %x", key2, err, key)
 	}
 	// The AUTOINCREMENT high-water mark survives too.
-	next, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)})
+	next, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -177,7 +177,7 @@ func testSecureDelete(t *testing.T, otherOpen bool) {
 	}
 	create := func(m []byte, large bool) store.User {
 		t.Helper()
-		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: claimsWith(m, large)})
+		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: claimsWith(m, large)}, nil)
 		if err != nil {
 			t.Fatalf("CreateUser: %v", err)
 		}
@@ -199,12 +199,12 @@ func testSecureDelete(t *testing.T, otherOpen bool) {
 	}
 
 	for _, u := range []store.User{delSmall, delLarge} {
-		if err := s.DeleteUser(ctx, u.ID); err != nil {
+		if err := s.DeleteUser(ctx, u.ID, nil); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 	}
 	for _, u := range []store.User{repSmall, repLarge} {
-		if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"x":1}`)}); err != nil {
+		if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"x":1}`)}, nil); err != nil {
 			t.Fatalf("UpdateUser: %v", err)
 		}
 	}
@@ -335,11 +335,11 @@ func TestCloseTwice(t *testing.T) {
 func TestDuplicateIDIsNotLinkConflict(t *testing.T) {
 	s := openTemp(t)
 	id := uuid.NewString()
-	if _, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: []byte(`{}`)}); err != nil {
+	if _, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: []byte(`{}`)}, nil); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	_, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: []byte(`{}`),
-		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "u", SubjectID: "s"}})
+		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "u", SubjectID: "s"}}, nil)
 	if err == nil || errors.Is(err, store.ErrProviderLinkConflict) || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("duplicate id: err = %v, want an internal error", err)
 	}

@@ -19,20 +19,27 @@ const (
 	selectUser  = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 )
 
-// CreateUser inserts u and returns it with Seq and timestamps filled in.
-func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+// CreateUser inserts u and returns it with Seq and timestamps filled in;
+// a non-nil success event is inserted in the same transaction.
+func (s *Store) CreateUser(ctx context.Context, u store.User, success *store.Event) (store.User, error) {
 	u.CreatedAt = now()
 	u.UpdatedAt = u.CreatedAt
-	pid, purl, sub := providerArgs(u.Provider)
-	res, err := s.w.ExecContext(ctx,
-		`INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
+	err := s.write(ctx, "create user", func(tx *sql.Tx) error {
+		pid, purl, sub := providerArgs(u.Provider)
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if u.Seq, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return insertSuccess(ctx, tx, success)
+	})
 	if err != nil {
-		return store.User{}, writeError("create user", err)
-	}
-	if u.Seq, err = res.LastInsertId(); err != nil {
-		return store.User{}, fmt.Errorf("sqlite: create user: %w", err)
+		return store.User{}, err
 	}
 	return u, nil
 }
@@ -41,39 +48,48 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	u, err := scanUser(s.r.QueryRowContext(ctx, selectUser, id))
 	if err != nil {
-		return store.User{}, readError("get user", err)
+		return store.User{}, opError("get user", err)
 	}
 	return u, nil
 }
 
-// UpdateUser applies c to the user in one write transaction.
-func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange) (store.User, error) {
-	if !c.SetClaims && !c.SetProvider {
+// UpdateUser applies c to the user and inserts a non-nil success event,
+// in one write transaction. The event is written even when c changes
+// nothing; with neither, this is a plain read.
+func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, success *store.Event) (store.User, error) {
+	changes := c.SetClaims || c.SetProvider
+	if !changes && success == nil {
 		return s.GetUser(ctx, id)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	var u store.User
+	err := s.write(ctx, "update user", func(tx *sql.Tx) error {
+		var err error
+		if u, err = scanUser(tx.QueryRowContext(ctx, selectUser, id)); err != nil {
+			return err
+		}
+		if changes {
+			if err := updateUser(ctx, tx, &u, c); err != nil {
+				return err
+			}
+		}
+		return insertSuccess(ctx, tx, success)
+	})
 	if err != nil {
-		return store.User{}, fmt.Errorf("sqlite: update user: %w", err)
-	}
-	defer tx.Rollback() // after Commit it is a harmless no-op
-
-	u, err := scanUser(tx.QueryRowContext(ctx, selectUser, id))
-	if err != nil {
-		return store.User{}, readError("update user", err)
-	}
-	applyChange(&u, c)
-	u.UpdatedAt = now()
-	pid, purl, sub := providerArgs(u.Provider)
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
-		 WHERE seq = ?`,
-		string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq); err != nil {
-		return store.User{}, writeError("update user", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return store.User{}, fmt.Errorf("sqlite: update user: %w", err)
+		return store.User{}, err
 	}
 	return u, nil
+}
+
+// updateUser applies c to u, the user as read in tx, and writes it back.
+func updateUser(ctx context.Context, tx *sql.Tx, u *store.User, c store.UserChange) error {
+	applyChange(u, c)
+	u.UpdatedAt = now()
+	pid, purl, sub := providerArgs(u.Provider)
+	_, err := tx.ExecContext(ctx,
+		`UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
+		 WHERE seq = ?`,
+		string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq)
+	return err
 }
 
 func applyChange(u *store.User, c store.UserChange) {
@@ -85,20 +101,23 @@ func applyChange(u *store.User, c store.UserChange) {
 	}
 }
 
-// DeleteUser removes the user's row, or returns store.ErrNotFound.
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete user: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlite: delete user: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlite: delete user: %w", store.ErrNotFound)
-	}
-	return nil
+// DeleteUser removes the user's row and inserts a non-nil success event
+// in the same transaction, or returns store.ErrNotFound.
+func (s *Store) DeleteUser(ctx context.Context, id string, success *store.Event) error {
+	return s.write(ctx, "delete user", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return insertSuccess(ctx, tx, success)
+	})
 }
 
 // ListUsers returns up to p.Limit users with Seq > p.AfterSeq in Seq
@@ -164,19 +183,16 @@ func now() time.Time {
 	return time.Now().UTC().Truncate(time.Millisecond)
 }
 
-func readError(op string, err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
-	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
-}
-
-// writeError maps the provider index rejecting a write to the sentinel.
-// The driver's message is left out of that error: only the sentinel
-// matters to callers.
-func writeError(op string, err error) error {
-	if isProviderConflict(err) {
-		return fmt.Errorf("sqlite: %s: %w", op, store.ErrProviderLinkConflict)
+// opError wraps an error of op for callers: a missing row becomes
+// store.ErrNotFound and the provider index rejecting a write
+// store.ErrProviderLinkConflict. The driver's message is left out of the
+// latter: only the sentinel matters to callers.
+func opError(op string, err error) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		err = store.ErrNotFound
+	case isProviderConflict(err):
+		err = store.ErrProviderLinkConflict
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }

@@ -23,10 +23,7 @@ import (
 // other caller shares, and close it when t ends (t.Cleanup); the subtests
 // run in parallel, each on its own store.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	userCases := []testCase{
 		{"create_get_roundtrip", testCreateGet},
 		{"unlinked_user", testUnlinkedUser},
 		{"missing_user", testMissingUser},
@@ -48,7 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"cursor_key", testCursorKey},
 		{"cursor_key_concurrent_first_use", testCursorKeyConcurrent},
 		{"ping", testPing},
-	} {
+	}
+	for _, tc := range append(userCases, eventCases...) {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, open(t))
@@ -56,10 +54,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// testCase is one contract test, run on a store of its own.
+type testCase struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}
+
 func testCreateGet(t *testing.T, s store.Store) {
 	link := newLink()
 	before := time.Now()
-	created, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{"a":1}`), Provider: link})
+	created, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{"a":1}`), Provider: link}, nil)
 	after := time.Now()
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
@@ -91,13 +95,13 @@ func testMissingUser(t *testing.T, s store.Store) {
 	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetUser: err = %v, want ErrNotFound", err)
 	}
-	if _, err := s.UpdateUser(ctx, id, store.UserChange{SetClaims: true, Claims: []byte(`{}`)}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateUser(ctx, id, store.UserChange{SetClaims: true, Claims: []byte(`{}`)}, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateUser: err = %v, want ErrNotFound", err)
 	}
-	if _, err := s.UpdateUser(ctx, id, store.UserChange{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateUser(ctx, id, store.UserChange{}, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateUser with no change: err = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteUser(ctx, id, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteUser: err = %v, want ErrNotFound", err)
 	}
 }
@@ -106,13 +110,13 @@ func testDelete(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	gone := mustCreate(t, s, `{}`, nil)
 	kept := mustCreate(t, s, `{}`, nil)
-	if err := s.DeleteUser(ctx, gone.ID); err != nil {
+	if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := s.GetUser(ctx, gone.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetUser after delete: err = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteUser(ctx, gone.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteUser(ctx, gone.ID, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteUser: err = %v, want ErrNotFound", err)
 	}
 	assertUser(t, mustGet(t, s, kept.ID), kept)
@@ -181,7 +185,7 @@ func testConflictOnCreate(t *testing.T, s store.Store) {
 	owner := mustCreate(t, s, `{}`, link)
 	other := *link
 	other.URL = "https://elsewhere.example" // the URL is not part of the key
-	_, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &other})
+	_, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &other}, nil)
 	if !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Fatalf("CreateUser with a taken link: err = %v, want ErrProviderLinkConflict", err)
 	}
@@ -196,7 +200,7 @@ func testConflictOnUpdate(t *testing.T, s store.Store) {
 	taken := *link
 	_, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{
 		SetClaims: true, Claims: []byte(`{"v":2}`), SetProvider: true, Provider: &taken,
-	})
+	}, nil)
 	if !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Fatalf("UpdateUser to a taken link: err = %v, want ErrProviderLinkConflict", err)
 	}
@@ -234,7 +238,7 @@ func testUnlinkFreesLink(t *testing.T, s store.Store) {
 func testDeleteFreesLink(t *testing.T, s store.Store) {
 	link := newLink()
 	first := mustCreate(t, s, `{}`, link)
-	if err := s.DeleteUser(t.Context(), first.ID); err != nil {
+	if err := s.DeleteUser(t.Context(), first.ID, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	mustCreate(t, s, `{}`, link)
@@ -254,7 +258,7 @@ func testConcurrentCreateSameLink(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			<-start
 			l := *link
-			_, errs[i] = s.CreateUser(t.Context(), store.User{ID: ids[i], Claims: []byte(`{}`), Provider: &l})
+			_, errs[i] = s.CreateUser(t.Context(), store.User{ID: ids[i], Claims: []byte(`{}`), Provider: &l}, nil)
 		})
 	}
 	close(start)
@@ -330,7 +334,7 @@ func testListUnderChurn(t *testing.T, s store.Store) {
 	page1, _ := mustList(t, s, store.Page{Limit: 2})
 	assertIDs(t, page1, u[0].ID, u[1].ID)
 	for _, gone := range []store.User{u[1], u[2]} { // one listed, one not yet
-		if err := s.DeleteUser(ctx, gone.ID); err != nil {
+		if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 	}
@@ -348,7 +352,7 @@ func testListUnderChurn(t *testing.T, s store.Store) {
 func testSeqNotReused(t *testing.T, s store.Store) {
 	mustCreate(t, s, `{}`, nil)
 	last := mustCreate(t, s, `{}`, nil)
-	if err := s.DeleteUser(t.Context(), last.ID); err != nil {
+	if err := s.DeleteUser(t.Context(), last.ID, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	next := mustCreate(t, s, `{}`, nil)
@@ -424,7 +428,7 @@ func newLink() *store.ProviderLink {
 
 func mustCreate(t *testing.T, s store.Store, claims string, link *store.ProviderLink) store.User {
 	t.Helper()
-	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(claims), Provider: link})
+	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(claims), Provider: link}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -442,7 +446,7 @@ func mustGet(t *testing.T, s store.Store, id string) store.User {
 
 func mustUpdate(t *testing.T, s store.Store, id string, c store.UserChange) store.User {
 	t.Helper()
-	u, err := s.UpdateUser(t.Context(), id, c)
+	u, err := s.UpdateUser(t.Context(), id, c, nil)
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}

@@ -1,0 +1,76 @@
+package events
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+
+	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/internal/store"
+)
+
+// Ops maps a full gRPC method name to its event prefix (USER_UPDATE); ""
+// means the method records no events (the events query itself).
+type Ops map[string]string
+
+// Sink takes asynchronous events (the Writer).
+type Sink interface {
+	Record(store.Event)
+}
+
+// Recorder emits the events of the calls it intercepts. It belongs after
+// authentication (a call without a valid token records nothing) and before
+// authorization (a valid token without the role records START and FAIL).
+type Recorder struct {
+	ops  Ops
+	sink Sink
+}
+
+// NewRecorder returns a recorder for ops writing to sink.
+func NewRecorder(ops Ops, sink Sink) *Recorder {
+	return &Recorder{ops: ops, sink: sink}
+}
+
+// UnaryServerInterceptor records START before the handler and SUCCESS or
+// FAIL after it, unless the handler committed SUCCESS with its change.
+func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		op := r.ops[info.FullMethod]
+		if op == "" {
+			return handler(ctx, req)
+		}
+		p, _ := auth.FromContext(ctx)
+		c := &call{op: op, requestID: requestid.FromContext(ctx), clientID: p.Subject, metadata: startMetadata(req)}
+		r.sink.Record(c.event(Start, c.metadata))
+
+		resp, err := handler(withCall(ctx, c), req)
+		switch {
+		case err != nil:
+			c.metadata[KeyCode] = rpcerr.CodeWord(err)
+			r.sink.Record(c.event(Fail, c.metadata))
+		case !c.inTransaction:
+			r.sink.Record(c.event(Success, c.metadata))
+		}
+		return resp, err
+	}
+}
+
+// startMetadata takes what is known before the handler runs: the user id
+// (only when it is a well-formed UUID: anything else is arbitrary input)
+// and the requested page size.
+func startMetadata(req any) map[string]any {
+	m := map[string]any{}
+	if r, ok := req.(interface{ GetId() string }); ok {
+		if id := r.GetId(); len(id) == 36 && uuid.Validate(id) == nil {
+			m[KeyUserID] = strings.ToLower(id)
+		}
+	}
+	if r, ok := req.(interface{ GetLimit() int32 }); ok && r.GetLimit() != 0 {
+		m[KeyLimit] = r.GetLimit()
+	}
+	return m
+}

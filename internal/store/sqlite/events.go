@@ -1,0 +1,281 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+const (
+	eventColumns = `id, ts, type, category, request_id, client_id, metadata`
+	insertEvent  = `INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	newestFirst  = ` ORDER BY ts DESC, id DESC`
+
+	// deleteOldEvents deletes the oldest events before a time, a bounded
+	// number at a time: SQLite has no DELETE ... LIMIT in its default
+	// build, so the subquery picks the rows, oldest first, from events_ts.
+	deleteOldEvents = `DELETE FROM events WHERE rowid IN (
+		SELECT rowid FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
+
+	// maxBranches bounds the branches of a Categories-or-Types listing
+	// (see eventsQuery); SQLite refuses compound SELECTs of more than 500
+	// terms. Real filters name a handful of values.
+	maxBranches = 64
+)
+
+// AppendEvents writes events in one transaction: the batch is stored
+// whole or not at all.
+func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return s.write(ctx, "append events", func(tx *sql.Tx) error {
+		return insertEvents(ctx, tx, events...)
+	})
+}
+
+// insertSuccess writes a mutation's success event, if it has one, in the
+// mutation's own transaction.
+func insertSuccess(ctx context.Context, tx *sql.Tx, success *store.Event) error {
+	if success == nil {
+		return nil
+	}
+	return insertEvents(ctx, tx, *success)
+}
+
+// insertEvents inserts events within tx. Mutations and AppendEvents share
+// it, so every event is stored the same way whichever path wrote it.
+func insertEvents(ctx context.Context, tx *sql.Tx, events ...store.Event) error {
+	stmt, err := tx.PrepareContext(ctx, insertEvent)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range events {
+		if _, err := stmt.ExecContext(ctx, e.ID, e.Time.UnixMilli(), e.Type, e.Category,
+			e.RequestID, e.ClientID, string(e.Metadata)); err != nil {
+			return fmt.Errorf("insert event %s: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+// ListEvents returns up to f.Limit events matching f, newest first. It
+// asks for one row more than the page to learn whether another follows.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, bool, error) {
+	if f.Limit < 0 {
+		return nil, false, fmt.Errorf("sqlite: list events: negative limit %d", f.Limit)
+	}
+	query, args := eventsQuery(f)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	defer rows.Close()
+	var events []store.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	if len(events) > f.Limit {
+		return events[:f.Limit], true, nil
+	}
+	return events, false, nil
+}
+
+// eventsQuery builds the listing of f, limited to f.Limit+1 rows.
+//
+// Categories and Types are matched by one SELECT per listed value,
+// combined with UNION under the outer ORDER BY. Each branch is an
+// equality on an index ending in (ts, id), so SQLite merges the branches'
+// ordered streams, drops an event that two branches both return, and
+// stops after the page; the indexes being UNIQUE is what spares that
+// merge a sort (see the migration). A single SELECT with
+// "category IN (..) OR type IN (..)" would collect every matching event
+// and sort them: the whole table when it names a common category.
+//
+// Listed ids or request ids select a few events through their own index,
+// so then one SELECT filters and sorts those instead.
+func eventsQuery(f store.EventFilter) (string, []any) {
+	common := commonConds(f)
+	var (
+		b    strings.Builder
+		args []any
+	)
+	for i, branch := range branches(f) {
+		if i > 0 {
+			b.WriteString(" UNION ")
+		}
+		branch.and(common)
+		b.WriteString(`SELECT ` + eventColumns + ` FROM events` + branch.where())
+		args = append(args, branch.args...)
+	}
+	b.WriteString(newestFirst + ` LIMIT ?`)
+	return b.String(), append(args, f.Limit+1)
+}
+
+// commonConds are the conditions of f that every branch applies.
+func commonConds(f store.EventFilter) conds {
+	var c conds
+	c.in("id", f.IDs)
+	c.in("request_id", f.RequestIDs)
+	if f.From != nil {
+		c.add("ts >= ?", ceilMilli(*f.From))
+	}
+	// Before and To both bound ts from above, and an index range uses
+	// only one of them: keep the one that implies the other, so that a
+	// page deep into a listing with To starts reading at its position,
+	// not at To. Before comes from a listed event: a whole millisecond.
+	switch {
+	case f.Before != nil && (f.To == nil || f.Before.Time.UnixMilli() <= f.To.UnixMilli()):
+		c.add("(ts, id) < (?, ?)", f.Before.Time.UnixMilli(), f.Before.ID)
+	case f.To != nil:
+		c.add("ts <= ?", f.To.UnixMilli())
+	}
+	return c
+}
+
+// branches returns the condition of each branch of the listing of f: one
+// per listed category and type, whose union is the Categories-or-Types
+// filter. It returns a single branch when there is no such filter, when
+// ids or request ids narrow the listing, or past maxBranches (correct,
+// only slower).
+func branches(f store.EventFilter) []conds {
+	n := len(f.Categories) + len(f.Types)
+	switch {
+	case n == 0:
+		return []conds{{}}
+	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || n > maxBranches:
+		return []conds{anyOf(f.Categories, f.Types)}
+	}
+	branches := make([]conds, n)
+	for i, c := range f.Categories {
+		branches[i].add("category = ?", c)
+	}
+	for i, t := range f.Types {
+		branches[len(f.Categories)+i].add("type = ?", t)
+	}
+	return branches
+}
+
+// anyOf is the Categories-or-Types filter as one condition. The unary +
+// keeps the planner off the type and category indexes: it likes them for
+// sparing a sort, but read in order they can walk most of the table,
+// where listed ids or request ids select a few events through their own
+// index.
+func anyOf(categories, types []string) conds {
+	var (
+		terms []string
+		args  []any
+	)
+	if len(categories) > 0 {
+		terms = append(terms, inList("+category", len(categories)))
+		args = append(args, anys(categories)...)
+	}
+	if len(types) > 0 {
+		terms = append(terms, inList("+type", len(types)))
+		args = append(args, anys(types)...)
+	}
+	var c conds
+	c.add("("+strings.Join(terms, " OR ")+")", args...)
+	return c
+}
+
+// DeleteEventsBefore deletes at most limit of the oldest events older
+// than t. Each call is one short write transaction, so retention running
+// in a loop lets other writers in between batches.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (int, error) {
+	// A negative LIMIT means no limit to SQLite.
+	if limit < 1 {
+		return 0, fmt.Errorf("sqlite: delete events: limit %d, want at least 1", limit)
+	}
+	res, err := s.w.ExecContext(ctx, deleteOldEvents, ceilMilli(t), limit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete events: %w", err)
+	}
+	return int(n), nil
+}
+
+// scanEvent reads one row selected with eventColumns.
+func scanEvent(row interface{ Scan(...any) error }) (store.Event, error) {
+	var (
+		e  store.Event
+		ts int64
+	)
+	if err := row.Scan(&e.ID, &ts, &e.Type, &e.Category, &e.RequestID, &e.ClientID, &e.Metadata); err != nil {
+		return store.Event{}, err
+	}
+	e.Time = time.UnixMilli(ts).UTC()
+	return e, nil
+}
+
+// ceilMilli is t in unix milliseconds, rounded up. Events are stored to
+// the millisecond, so an event is at or after t exactly when its
+// millisecond is at or after ceilMilli(t), and before t exactly when its
+// millisecond is before it.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli() // rounds down
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
+}
+
+// conds is a conjunction of SQL conditions with their arguments.
+type conds struct {
+	sql  []string
+	args []any
+}
+
+func (c *conds) add(cond string, args ...any) {
+	c.sql = append(c.sql, cond)
+	c.args = append(c.args, args...)
+}
+
+// in requires column to be one of values; no values, no condition.
+func (c *conds) in(column string, values []string) {
+	if len(values) > 0 {
+		c.add(inList(column, len(values)), anys(values)...)
+	}
+}
+
+// and adds every condition of other.
+func (c *conds) and(other conds) {
+	c.sql = append(c.sql, other.sql...)
+	c.args = append(c.args, other.args...)
+}
+
+// where is the WHERE clause of c, or nothing when c is empty.
+func (c conds) where() string {
+	if len(c.sql) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.sql, " AND ")
+}
+
+// inList is "column IN (?, ...)" with n placeholders.
+func inList(column string, n int) string {
+	return column + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+func anys(values []string) []any {
+	r := make([]any, len(values))
+	for i, v := range values {
+		r[i] = v
+	}
+	return r
+}

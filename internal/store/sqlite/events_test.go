@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+// The listings read an index in (ts, id) order and stop after a page, so
+// their cost does not grow with the number of events: no full scan, and
+// no sort of every matching event. Lookups by request id or event id
+// sort, but only the few events those select. With millions of events
+// any other plan is a timeout, and nothing but the plan shows it on a
+// small database.
+func TestEventQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	from, to := time.UnixMilli(1_000), time.UnixMilli(9_000)
+	before := &store.EventPosition{Time: time.UnixMilli(5_000), ID: uuid.NewString()}
+	for _, tc := range []struct {
+		name   string
+		f      store.EventFilter
+		sorts  bool     // the plan may sort (the filter selects few events)
+		search []string // each must be in the plan
+	}{
+		{name: "newest", search: []string{"SCAN events USING INDEX events_ts"}},
+		{name: "before", f: store.EventFilter{Before: before},
+			search: []string{"events_ts ((ts,id)<(?,?))"}},
+		{name: "type", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS"}, Before: before},
+			search: []string{"events_type_ts (type=? AND (ts,id)<(?,?))"}},
+		{name: "types", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS", "USER_DELETE_FAIL"}},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=?)"}},
+		{name: "category", f: store.EventFilter{Categories: []string{"user"}},
+			search: []string{"events_category_ts (category=?)"}},
+		{name: "category_or_type", f: store.EventFilter{
+			Categories: []string{"user"}, Types: []string{"USER_CREATE_SUCCESS"}, Before: before,
+		},
+			search: []string{"MERGE (UNION)", "events_category_ts (category=? AND (ts,id)<(?,?))", "events_type_ts (type=? AND (ts,id)<(?,?))"}},
+		{name: "from_to", f: store.EventFilter{From: &from, To: &to},
+			search: []string{"events_ts (ts>? AND ts<?)"}},
+		// Deep into a bounded listing the range starts at Before, not at To.
+		{name: "type_from_to_before", f: store.EventFilter{
+			Types: []string{"USER_CREATE_SUCCESS"}, From: &from, To: &to, Before: before,
+		},
+			search: []string{"events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
+		{name: "request_ids", f: store.EventFilter{RequestIDs: []string{"r1", "r2"}}, sorts: true,
+			search: []string{"events_request_ts (request_id=?)"}},
+		{name: "ids", f: store.EventFilter{IDs: []string{uuid.NewString(), uuid.NewString()}}, sorts: true,
+			search: []string{"sqlite_autoindex_events_1 (id=?)"}},
+		// A type or category index would spare the sort, but could walk
+		// most of the table for these few events.
+		{name: "request_ids_category", sorts: true, f: store.EventFilter{
+			RequestIDs: []string{"r1", "r2"}, Categories: []string{"user"},
+		},
+			search: []string{"events_request_ts (request_id=?)"}},
+		{name: "request_id_type_from", sorts: true, f: store.EventFilter{
+			RequestIDs: []string{"r1"}, Types: []string{"USER_CREATE_SUCCESS"}, From: &from,
+		},
+			search: []string{"events_request_ts (request_id=? AND ts>?)"}},
+		{name: "ids_category_or_type", sorts: true, f: store.EventFilter{
+			IDs: []string{uuid.NewString()}, Categories: []string{"user"}, Types: []string{"USER_CREATE_SUCCESS"},
+		},
+			search: []string{"sqlite_autoindex_events_1 (id=?)"}},
+	} {
+		t.Run("case="+tc.name, func(t *testing.T) {
+			tc.f.Limit = 100
+			query, args := eventsQuery(tc.f)
+			plan := queryPlan(t, s, query, args...)
+			assertIndexed(t, plan)
+			if !tc.sorts && strings.Contains(plan, "TEMP B-TREE") {
+				t.Errorf("the listing sorts:\n%s", plan)
+			}
+			for _, want := range tc.search {
+				if !strings.Contains(plan, want) {
+					t.Errorf("plan lacks %q:\n%s", want, plan)
+				}
+			}
+		})
+	}
+	t.Run("case=retention", func(t *testing.T) {
+		plan := queryPlan(t, s, deleteOldEvents, 5_000, 100)
+		assertIndexed(t, plan)
+		if !strings.Contains(plan, "COVERING INDEX events_ts (ts<?)") {
+			t.Errorf("retention does not pick the oldest events from events_ts:\n%s", plan)
+		}
+	})
+}
+
+// queryPlan returns the details of EXPLAIN QUERY PLAN, one per line.
+func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatalf("EXPLAIN QUERY PLAN %s: %v", query, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// assertIndexed fails on a full scan of the events table.
+func assertIndexed(t *testing.T, plan string) {
+	t.Helper()
+	for line := range strings.Lines(plan) {
+		if strings.HasPrefix(line, "SCAN events") && !strings.Contains(line, "INDEX") {
+			t.Errorf("full scan of events:\n%s", plan)
+		}
+	}
+}
+
+// A limit below one is a caller's bug, and SQLite would read a negative
+// LIMIT as none at all: delete every old event at once.
+func TestDeleteEventsBeforeRejectsLimitBelowOne(t *testing.T) {
+	s := openTemp(t)
+	old := store.Event{ID: uuid.NewString(), Time: time.UnixMilli(1), Type: "T", Category: "c", Metadata: []byte(`{}`)}
+	if err := s.AppendEvents(t.Context(), []store.Event{old}); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{0, -1} {
+		if n, err := s.DeleteEventsBefore(t.Context(), time.Now(), limit); err == nil || n != 0 {
+			t.Errorf("DeleteEventsBefore(limit %d) = %d, %v; want 0 and an error", limit, n, err)
+		}
+	}
+	if events, _, err := s.ListEvents(t.Context(), store.EventFilter{Limit: 10}); err != nil || len(events) != 1 {
+		t.Errorf("after rejected deletes: %d events, err %v; want the 1 written", len(events), err)
+	}
+}
+
+func TestListEventsRejectsNegativeLimit(t *testing.T) {
+	s := openTemp(t)
+	if _, _, err := s.ListEvents(t.Context(), store.EventFilter{Limit: -1}); err == nil {
+		t.Error("ListEvents with limit -1: no error")
+	}
+}

@@ -1,0 +1,516 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+// eventCases are the contract of analytic events: success events
+// committed with their mutation, batches, listing and retention.
+var eventCases = []testCase{
+	{"event_with_create", testEventWithCreate},
+	{"event_with_update", testEventWithUpdate},
+	{"event_with_empty_update", testEventWithEmptyUpdate},
+	{"event_with_delete", testEventWithDelete},
+	{"no_event_when_none_given", testNoEventWhenNoneGiven},
+	{"failed_mutation_leaves_no_event", testFailedMutationLeavesNoEvent},
+	{"rejected_event_undoes_mutation", testRejectedEventUndoesMutation},
+	{"append_events_roundtrip", testAppendEvents},
+	{"append_events_all_or_nothing", testAppendEventsAtomic},
+	{"list_events_order", testListEventsOrder},
+	{"list_events_filters", testListEventsFilters},
+	{"list_events_categories_or_types", testListEventsCategoriesOrTypes},
+	{"list_events_many_values", testListEventsManyValues},
+	{"list_events_paging", testListEventsPaging},
+	{"delete_events_before", testDeleteEventsBefore},
+}
+
+// eventBase is an arbitrary fixed instant, at millisecond precision as
+// events are.
+var eventBase = time.Date(2026, 11, 28, 13, 2, 5, 123_000_000, time.UTC)
+
+// ms returns eventBase moved by n milliseconds.
+func ms(n int) time.Time {
+	return eventBase.Add(time.Duration(n) * time.Millisecond)
+}
+
+func testEventWithCreate(t *testing.T, s store.Store) {
+	ev := newEvent(ms(0), "USER_CREATE_SUCCESS", "user", "req-create")
+	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`)}, &ev)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	mustGet(t, s, u.ID)
+	assertEvents(t, allEvents(t, s), ev)
+}
+
+func testEventWithUpdate(t *testing.T, s store.Store) {
+	u := mustCreate(t, s, `{"v":1}`, nil)
+	ev := newEvent(ms(0), "USER_UPDATE_SUCCESS", "user", "req-update")
+	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, &ev)
+	if err != nil {
+		t.Fatalf("UpdateUser: %v", err)
+	}
+	if string(got.Claims) != `{"v":2}` {
+		t.Errorf("Claims = %s, want the new ones", got.Claims)
+	}
+	assertUser(t, mustGet(t, s, u.ID), got)
+	assertEvents(t, allEvents(t, s), ev)
+}
+
+// An update that changes nothing still succeeds, so it still has its
+// event, and it leaves the user as it was, UpdatedAt included.
+func testEventWithEmptyUpdate(t *testing.T, s store.Store) {
+	u := mustCreate(t, s, `{"v":1}`, newLink())
+	waitNextMilli(u.UpdatedAt)
+	ev := newEvent(ms(0), "USER_UPDATE_SUCCESS", "user", "req-update")
+	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{}, &ev)
+	if err != nil {
+		t.Fatalf("UpdateUser: %v", err)
+	}
+	assertUser(t, got, u)
+	assertUser(t, mustGet(t, s, u.ID), u)
+	assertEvents(t, allEvents(t, s), ev)
+}
+
+func testEventWithDelete(t *testing.T, s store.Store) {
+	u := mustCreate(t, s, `{}`, nil)
+	ev := newEvent(ms(0), "USER_DELETE_SUCCESS", "user", "req-delete")
+	if err := s.DeleteUser(t.Context(), u.ID, &ev); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if _, err := s.GetUser(t.Context(), u.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUser after delete: err = %v, want ErrNotFound", err)
+	}
+	assertEvents(t, allEvents(t, s), ev)
+}
+
+func testNoEventWhenNoneGiven(t *testing.T, s store.Store) {
+	u := mustCreate(t, s, `{}`, nil)
+	mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
+	mustUpdate(t, s, u.ID, store.UserChange{})
+	if err := s.DeleteUser(t.Context(), u.ID, nil); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	assertEvents(t, allEvents(t, s))
+}
+
+// No event without its change: a mutation that fails writes no event.
+func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	link := newLink()
+	mustCreate(t, s, `{}`, link)
+	other := mustCreate(t, s, `{}`, nil)
+	taken := *link
+	missing := newID(t)
+	ev := func() *store.Event {
+		e := newEvent(ms(0), "USER_X_SUCCESS", "user", "req")
+		return &e
+	}
+
+	_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &taken}, ev())
+	assertErr(t, "CreateUser with a taken link", err, store.ErrProviderLinkConflict)
+	_, err = s.UpdateUser(ctx, other.ID, store.UserChange{SetProvider: true, Provider: &taken}, ev())
+	assertErr(t, "UpdateUser to a taken link", err, store.ErrProviderLinkConflict)
+	_, err = s.UpdateUser(ctx, missing, store.UserChange{SetClaims: true, Claims: []byte(`{}`)}, ev())
+	assertErr(t, "UpdateUser of a missing user", err, store.ErrNotFound)
+	_, err = s.UpdateUser(ctx, missing, store.UserChange{}, ev())
+	assertErr(t, "empty UpdateUser of a missing user", err, store.ErrNotFound)
+	err = s.DeleteUser(ctx, missing, ev())
+	assertErr(t, "DeleteUser of a missing user", err, store.ErrNotFound)
+	assertEvents(t, allEvents(t, s))
+}
+
+// No change without its event: when the event cannot be stored (here its
+// id is taken), the mutation is not applied either.
+func testRejectedEventUndoesMutation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	stored := newEvent(ms(0), "USER_RETRIEVE_START", "user", "req")
+	if err := s.AppendEvents(ctx, []store.Event{stored}); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	dup := newEvent(ms(1), "USER_X_SUCCESS", "user", "req")
+	dup.ID = stored.ID
+
+	id := newID(t)
+	if _, err := s.CreateUser(ctx, store.User{ID: id, Claims: []byte(`{}`)}, &dup); err == nil {
+		t.Errorf("CreateUser with an event whose id is taken: no error")
+	}
+	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("user created although its event was not: GetUser err = %v", err)
+	}
+
+	u := mustCreate(t, s, `{"v":1}`, nil)
+	for _, c := range []store.UserChange{{SetClaims: true, Claims: []byte(`{"v":2}`)}, {}} {
+		if _, err := s.UpdateUser(ctx, u.ID, c, &dup); err == nil {
+			t.Errorf("UpdateUser(%+v) with an event whose id is taken: no error", c)
+		}
+	}
+	if err := s.DeleteUser(ctx, u.ID, &dup); err == nil {
+		t.Errorf("DeleteUser with an event whose id is taken: no error")
+	}
+	assertUser(t, mustGet(t, s, u.ID), u)
+	assertEvents(t, allEvents(t, s), stored)
+}
+
+func testAppendEvents(t *testing.T, s store.Store) {
+	if err := s.AppendEvents(t.Context(), nil); err != nil {
+		t.Fatalf("AppendEvents of no events: %v", err)
+	}
+	batch := []store.Event{
+		newEvent(ms(0), "USER_CREATE_START", "user", "req-1"),
+		newEvent(ms(1), "USER_CREATE_FAIL", "user", "req-1"),
+		newEvent(ms(-1000), "USER_SEARCH_SUCCESS", "other", "req-2"),
+	}
+	batch[1].Metadata = []byte(`{"code":"NotFound","userId":"` + uuid.NewString() + `"}`)
+	batch[2].Metadata = []byte(`{}`)
+	if err := s.AppendEvents(t.Context(), batch); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	assertEvents(t, allEvents(t, s), batch[1], batch[0], batch[2])
+}
+
+// A batch is one transaction: one event that cannot be stored (its id is
+// taken) keeps the whole batch out.
+func testAppendEventsAtomic(t *testing.T, s store.Store) {
+	first := newEvent(ms(0), "USER_CREATE_START", "user", "req-1")
+	if err := s.AppendEvents(t.Context(), []store.Event{first}); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	dup := newEvent(ms(2), "USER_CREATE_START", "user", "req-2")
+	dup.ID = first.ID
+	batch := []store.Event{newEvent(ms(1), "USER_GET_START", "user", "req-2"), dup}
+	if err := s.AppendEvents(t.Context(), batch); err == nil {
+		t.Fatalf("AppendEvents with a taken id: no error")
+	}
+	assertEvents(t, allEvents(t, s), first)
+}
+
+// Newest first, and among events of the same millisecond by id,
+// descending, whatever the order they were written in.
+func testListEventsOrder(t *testing.T, s store.Store) {
+	var events []store.Event
+	for i, at := range []int{0, 5, 5, 5, -3, 5, 0, 7} {
+		events = append(events, newEvent(ms(at), fmt.Sprintf("T%d", i), "user", "req"))
+	}
+	appendEvents(t, s, events...)
+	assertEvents(t, allEvents(t, s), sortedNewestFirst(events)...)
+}
+
+func testListEventsFilters(t *testing.T, s store.Store) {
+	all := filterFixture()
+	appendEvents(t, s, all...)
+	// Half a millisecond into an instant that has events: the inclusive
+	// bounds then hold for the events of the next (From) or this (To)
+	// millisecond only.
+	t5, t5half, t3, t8 := ms(5), ms(5).Add(500*time.Microsecond), ms(3), ms(8)
+	for _, tc := range []struct {
+		name  string
+		f     store.EventFilter
+		count int // of matching events, worked out by hand
+	}{
+		{"none", store.EventFilter{}, 36},
+		{"ids", store.EventFilter{IDs: []string{all[3].ID, all[17].ID, all[30].ID, uuid.NewString()}}, 3},
+		{"request_id", store.EventFilter{RequestIDs: []string{"req-b"}}, 9},
+		{"request_ids", store.EventFilter{RequestIDs: []string{"req-b", "req-d"}}, 18},
+		{"category", store.EventFilter{Categories: []string{"admin"}}, 12},
+		{"categories", store.EventFilter{Categories: []string{"admin", "system"}}, 24},
+		{"type", store.EventFilter{Types: []string{"T1"}}, 12},
+		{"types", store.EventFilter{Types: []string{"T1", "T2"}}, 24},
+		{"category_or_types", store.EventFilter{Categories: []string{"admin"}, Types: []string{"T0", "T2"}}, 28},
+		{"repeated_values", store.EventFilter{Categories: []string{"admin", "admin"}, Types: []string{"T0", "T0"}}, 20},
+		{"category_or_type_and_request_ids", store.EventFilter{
+			Categories: []string{"admin"}, Types: []string{"T1"}, RequestIDs: []string{"req-a", "req-c"},
+		}, 10},
+		{"from_inclusive", store.EventFilter{From: &t5}, 21},
+		{"to_inclusive", store.EventFilter{To: &t5}, 18},
+		{"from_to_same_ms", store.EventFilter{From: &t5, To: &t5}, 3},
+		{"from_to", store.EventFilter{From: &t3, To: &t8}, 18},
+		{"from_within_ms", store.EventFilter{From: &t5half}, 18},
+		{"to_within_ms", store.EventFilter{To: &t5half}, 18},
+		{"before", store.EventFilter{Before: positionOf(all[16])}, 15},
+		{"type_before", store.EventFilter{Types: []string{"T1"}, Before: positionOf(all[16])}, 5},
+		{"to_above_before", store.EventFilter{To: &t8, Before: positionOf(all[16])}, 15},
+		{"to_below_before", store.EventFilter{To: &t5, Before: positionOf(all[30])}, 18},
+		{"all_filters", store.EventFilter{
+			IDs:        idsOf(all[4:30]),
+			RequestIDs: []string{"req-a", "req-b", "req-c"},
+			Categories: []string{"system"}, Types: []string{"T0"},
+			From: &t3, To: &t8, Before: positionOf(all[25]),
+		}, 8},
+		{"no_match", store.EventFilter{Types: []string{"NONE"}}, 0},
+	} {
+		t.Run("filter="+tc.name, func(t *testing.T) {
+			want := wantEvents(all, tc.f)
+			if len(want) != tc.count {
+				t.Fatalf("the reference filter selects %d events, the hand count is %d", len(want), tc.count)
+			}
+			f := tc.f
+			f.Limit = len(all) + 1
+			got, more := mustListEvents(t, s, f)
+			if more {
+				t.Errorf("more = true with a limit above the number of events")
+			}
+			assertEvents(t, got, want...)
+			// And the same events page by page.
+			assertEvents(t, listPaged(t, s, tc.f, 2), want...)
+		})
+	}
+}
+
+// filterFixture is 36 events, three per millisecond over 12 ms. Type
+// (T0..T2), category and request id cycle with different periods, so
+// every combination of type and category occurs. The ids are fixed, for
+// counts by hand, and shuffled (i*7 mod 36), so that their order within
+// a millisecond is not the order of writing.
+func filterFixture() []store.Event {
+	categories := []string{"user", "admin", "system"}
+	requests := []string{"req-a", "req-b", "req-c", "req-d"}
+	events := make([]store.Event, 36)
+	for i := range events {
+		events[i] = newEvent(ms(i/3), fmt.Sprintf("T%d", i%3), categories[i/3%3], requests[i%4])
+		events[i].ID = fmt.Sprintf("00000000-0000-7000-8000-%012d", i*7%36)
+	}
+	return events
+}
+
+// An event matching both a listed category and a listed type is listed
+// once.
+func testListEventsCategoriesOrTypes(t *testing.T, s store.Store) {
+	catOnly := newEvent(ms(0), "OTHER", "audit", "r")
+	typeOnly := newEvent(ms(1), "USER_DELETE_SUCCESS", "user", "r")
+	both := newEvent(ms(2), "USER_DELETE_SUCCESS", "audit", "r")
+	neither := newEvent(ms(3), "OTHER", "user", "r")
+	appendEvents(t, s, catOnly, typeOnly, both, neither)
+	got, _ := mustListEvents(t, s, store.EventFilter{
+		Categories: []string{"audit"}, Types: []string{"USER_DELETE_SUCCESS"}, Limit: 10,
+	})
+	assertEvents(t, got, both, typeOnly, catOnly)
+}
+
+// Filters may name many values (a backend may plan such a query
+// differently).
+func testListEventsManyValues(t *testing.T, s store.Store) {
+	all := filterFixture()
+	appendEvents(t, s, all...)
+	f := store.EventFilter{Categories: []string{"admin"}, Types: []string{"T2"}, RequestIDs: []string{"req-a", "req-b"}}
+	for i := range 1000 {
+		f.Categories = append(f.Categories, fmt.Sprintf("unused-category-%d", i))
+		f.Types = append(f.Types, fmt.Sprintf("UNUSED_TYPE_%d", i))
+		f.IDs = append(f.IDs, uuid.NewString())
+		f.RequestIDs = append(f.RequestIDs, fmt.Sprintf("unused-request-%d", i))
+	}
+	f.IDs = append(f.IDs, idsOf(all)...)
+	want := wantEvents(all, f)
+	if len(want) == 0 {
+		t.Fatal("the filter selects nothing; the test would prove little")
+	}
+	assertEvents(t, listPaged(t, s, f, 4), want...)
+}
+
+// Keyset paging goes through runs of events in the same millisecond
+// without skipping or repeating any, and reports more exactly: no page
+// is empty.
+func testListEventsPaging(t *testing.T, s store.Store) {
+	var events []store.Event
+	for _, at := range []int{0, 0, 0, 1, 2, 2, 2, 2, 3} {
+		events = append(events, newEvent(ms(at), "T", "user", "req"))
+	}
+	appendEvents(t, s, events...)
+	want := sortedNewestFirst(events)
+	for limit := 1; limit <= len(events)+1; limit++ {
+		t.Run(fmt.Sprintf("limit=%d", limit), func(t *testing.T) {
+			assertEvents(t, listPaged(t, s, store.EventFilter{}, limit), want...)
+		})
+	}
+}
+
+func testDeleteEventsBefore(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	cut := ms(10)
+	oldest := []store.Event{newEvent(ms(5), "T", "user", "r"), newEvent(ms(5), "T", "user", "r"), newEvent(ms(5), "T", "user", "r")}
+	older := []store.Event{newEvent(ms(8), "T", "user", "r"), newEvent(ms(9), "T", "user", "r")}
+	atCut := []store.Event{newEvent(cut, "T", "user", "r"), newEvent(cut, "T", "user", "r")}
+	newer := newEvent(ms(11), "T", "user", "r")
+	appendEvents(t, s, slices.Concat(older, atCut, []store.Event{newer}, oldest)...)
+
+	deleteBefore := func(at time.Time, limit, want int) {
+		t.Helper()
+		n, err := s.DeleteEventsBefore(ctx, at, limit)
+		if err != nil || n != want {
+			t.Fatalf("DeleteEventsBefore(%v, %d) = %d, %v; want %d", at, limit, n, err, want)
+		}
+	}
+	// Oldest first: the first batch takes two of the three oldest.
+	deleteBefore(cut, 2, 2)
+	got := allEvents(t, s)
+	if len(got) != 6 || !got[5].Time.Equal(ms(5)) {
+		t.Fatalf("after deleting 2 of the oldest: %d events left; want 6, the last of them one of the oldest", len(got))
+	}
+	assertEvents(t, got[:5], sortedNewestFirst(slices.Concat([]store.Event{newer}, atCut, older))...)
+	// Repeated calls finish the job, then find nothing to do.
+	deleteBefore(cut, 2, 2)
+	deleteBefore(cut, 2, 1)
+	deleteBefore(cut, 2, 0)
+	assertEvents(t, allEvents(t, s), sortedNewestFirst(slices.Concat(atCut, []store.Event{newer}))...)
+	// An event in t's millisecond but before t is older than t.
+	deleteBefore(cut.Add(500*time.Microsecond), 100, 2)
+	assertEvents(t, allEvents(t, s), newer)
+}
+
+// newEvent returns an event with every field set; id, client and metadata
+// are unique. Ids are random (not time-ordered), so that their order
+// within a millisecond differs from the order of writing.
+func newEvent(at time.Time, typ, category, requestID string) store.Event {
+	return store.Event{
+		ID:        uuid.NewString(),
+		Time:      at,
+		Type:      typ,
+		Category:  category,
+		RequestID: requestID,
+		ClientID:  "client-" + uuid.NewString(),
+		Metadata:  fmt.Appendf(nil, `{"entriesCount":3,"userId":%q}`, uuid.NewString()),
+	}
+}
+
+func appendEvents(t *testing.T, s store.Store, events ...store.Event) {
+	t.Helper()
+	if err := s.AppendEvents(t.Context(), events); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+}
+
+func mustListEvents(t *testing.T, s store.Store, f store.EventFilter) ([]store.Event, bool) {
+	t.Helper()
+	events, more, err := s.ListEvents(t.Context(), f)
+	if err != nil {
+		t.Fatalf("ListEvents(%+v): %v", f, err)
+	}
+	return events, more
+}
+
+// allEvents lists every stored event in one page.
+func allEvents(t *testing.T, s store.Store) []store.Event {
+	t.Helper()
+	events, more := mustListEvents(t, s, store.EventFilter{Limit: 1000})
+	if more {
+		t.Fatalf("more than 1000 events")
+	}
+	return events
+}
+
+// listPaged lists what f selects in pages of limit events, each page
+// continuing before the last event of the previous one. It fails on an
+// empty page: more must not promise a page that holds nothing.
+func listPaged(t *testing.T, s store.Store, f store.EventFilter, limit int) []store.Event {
+	t.Helper()
+	f.Limit = limit
+	var all []store.Event
+	for page := 0; ; page++ {
+		events, more := mustListEvents(t, s, f)
+		if len(events) > limit {
+			t.Fatalf("page %d: %d events, limit %d", page, len(events), limit)
+		}
+		if len(events) == 0 && page > 0 {
+			t.Fatalf("page %d is empty, but the previous page reported more", page)
+		}
+		all = append(all, events...)
+		if !more {
+			return all
+		}
+		if len(events) < limit {
+			t.Fatalf("page %d: %d events, less than the limit %d, and more = true", page, len(events), limit)
+		}
+		if page > 1000 {
+			t.Fatalf("more than 1000 pages: paging does not advance")
+		}
+		f.Before = positionOf(events[len(events)-1])
+	}
+}
+
+// wantEvents is the reference listing: the events of all that f selects,
+// newest first, whatever f.Limit.
+func wantEvents(all []store.Event, f store.EventFilter) []store.Event {
+	var r []store.Event
+	for _, e := range all {
+		if selects(f, e) {
+			r = append(r, e)
+		}
+	}
+	return sortedNewestFirst(r)
+}
+
+// selects is store.EventFilter's documented meaning, written out.
+func selects(f store.EventFilter, e store.Event) bool {
+	kind := len(f.Categories)+len(f.Types) == 0 ||
+		slices.Contains(f.Categories, e.Category) || slices.Contains(f.Types, e.Type)
+	return kind &&
+		(len(f.IDs) == 0 || slices.Contains(f.IDs, e.ID)) &&
+		(len(f.RequestIDs) == 0 || slices.Contains(f.RequestIDs, e.RequestID)) &&
+		(f.From == nil || !e.Time.Before(*f.From)) &&
+		(f.To == nil || !e.Time.After(*f.To)) &&
+		(f.Before == nil || newestFirst(store.Event{Time: f.Before.Time, ID: f.Before.ID}, e) < 0)
+}
+
+// newestFirst orders events by Time, then ID, both descending.
+func newestFirst(a, b store.Event) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+func sortedNewestFirst(events []store.Event) []store.Event {
+	return slices.SortedFunc(slices.Values(events), newestFirst)
+}
+
+func positionOf(e store.Event) *store.EventPosition {
+	return &store.EventPosition{Time: e.Time, ID: e.ID}
+}
+
+func idsOf(events []store.Event) []string {
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// assertEvents checks that got holds the events of want, in that order,
+// every field as written and Time in UTC.
+func assertEvents(t *testing.T, got []store.Event, want ...store.Event) {
+	t.Helper()
+	if !slices.Equal(idsOf(got), idsOf(want)) {
+		t.Errorf("events\n got  %v\n want %v", idsOf(got), idsOf(want))
+		return
+	}
+	for i, g := range got {
+		w := want[i]
+		if g.Type != w.Type || g.Category != w.Category || g.RequestID != w.RequestID ||
+			g.ClientID != w.ClientID || !bytes.Equal(g.Metadata, w.Metadata) ||
+			!g.Time.Equal(w.Time) || g.Time.Location() != time.UTC {
+			t.Errorf("event %d\n got  %+v\n want %+v", i, formatEvent(g), formatEvent(w))
+		}
+	}
+}
+
+func assertErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+func formatEvent(e store.Event) string {
+	return fmt.Sprintf("{ID:%s Time:%v Type:%s Category:%s RequestID:%s ClientID:%s Metadata:%s}",
+		e.ID, e.Time, e.Type, e.Category, e.RequestID, e.ClientID, e.Metadata)
+}
