@@ -58,6 +58,7 @@ type Verifier struct {
 	parser     *jwt.Parser
 	keyfunc    jwt.Keyfunc
 	rolesClaim string
+	required   []string // claims a token must carry: exp, and iss/aud when configured
 	cache      *tokenCache
 }
 
@@ -78,7 +79,14 @@ func newVerifier(opts Options, algs []string, kf jwt.Keyfunc) *Verifier {
 	if roles == "" {
 		roles = "roles"
 	}
-	return &Verifier{parser: jwt.NewParser(popts...), keyfunc: kf, rolesClaim: roles, cache: newTokenCache()}
+	required := []string{"exp"}
+	if opts.Issuer != "" {
+		required = append(required, "iss")
+	}
+	if opts.Audience != "" {
+		required = append(required, "aud")
+	}
+	return &Verifier{parser: jwt.NewParser(popts...), keyfunc: kf, rolesClaim: roles, required: required, cache: newTokenCache()}
 }
 
 // NewHMAC verifies HS256 tokens signed with secret; no other algorithm
@@ -136,14 +144,29 @@ func NewJWKS(ctx context.Context, url string, opts Options, jo JWKSOptions) (*Ve
 
 // keyMatchingAlg lets the key decide the algorithm: a token whose alg
 // does not fit the type of the key it names is refused, whatever the
-// token claims (algorithm confusion).
+// token claims (algorithm confusion). A token without a kid is tried
+// against every key of its algorithm's type.
 func keyMatchingAlg(next jwt.Keyfunc) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
 		key, err := next(t)
 		if err != nil {
-			return nil, &Error{Failure: UnknownKey, msg: "token signed with an unknown key"}
+			// The key set cannot say which: the kid is unknown (even after
+			// a refresh), or its key declares another algorithm.
+			return nil, &Error{Failure: UnknownKey, msg: "token key unknown or not usable with its algorithm"}
 		}
-		if want := algForKey(key); want == "" || want != t.Method.Alg() {
+		if set, ok := key.(jwt.VerificationKeySet); ok {
+			var fitting jwt.VerificationKeySet
+			for _, k := range set.Keys {
+				if algForKey(k) == t.Method.Alg() {
+					fitting.Keys = append(fitting.Keys, k)
+				}
+			}
+			if len(fitting.Keys) == 0 {
+				return nil, &Error{Failure: UnknownKey, msg: "no key for the token's algorithm"}
+			}
+			return fitting, nil
+		}
+		if algForKey(key) != t.Method.Alg() {
 			return nil, &Error{Failure: BadSignature, msg: "token algorithm does not match its key"}
 		}
 		return key, nil
@@ -174,6 +197,9 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	}
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			return Principal{}, v.missingClaim(claims)
+		}
 		return Principal{}, classify(err)
 	}
 	p := Principal{Subject: subject(claims), Roles: rolesFrom(claims[v.rolesClaim])}
@@ -181,6 +207,17 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		v.cache.put(token, p, exp.Add(Leeway), now)
 	}
 	return p, nil
+}
+
+// missingClaim names the required claim a token lacks.
+func (v *Verifier) missingClaim(claims jwt.MapClaims) *Error {
+	failure := map[string]Failure{"exp": Malformed, "iss": WrongIssuer, "aud": WrongAudience}
+	for _, name := range v.required {
+		if _, ok := claims[name]; !ok {
+			return &Error{Failure: failure[name], msg: "token lacks the required " + name + " claim"}
+		}
+	}
+	return &Error{Failure: Malformed, msg: "token lacks a required claim"}
 }
 
 // classify turns the JWT library's errors into a Failure and a message fit
@@ -194,8 +231,6 @@ func classify(err error) *Error {
 		return &Error{Failure: Expired, msg: "token expired"}
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return &Error{Failure: NotYetValid, msg: "token not valid yet"}
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return &Error{Failure: Malformed, msg: "token lacks a required claim (exp)"}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return &Error{Failure: WrongIssuer, msg: "token issuer not accepted"}
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
