@@ -35,6 +35,9 @@ type Options struct {
 	MaxJSONDepth int
 	Ready        func(context.Context) error // readiness probe (database reachable)
 	Metrics      http.Handler                // Prometheus exposition
+	// RejectionKey authenticates the mark on requests the gateway refuses
+	// (shared with the gRPC server's GatewayRejections).
+	RejectionKey string
 }
 
 // Gateway is the REST front of the users service.
@@ -45,6 +48,7 @@ type Gateway struct {
 	maxJSONDepth int
 	ready        func(context.Context) error
 	metrics      http.Handler
+	rejectionKey string
 	api          *runtime.ServeMux
 }
 
@@ -57,6 +61,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		maxJSONDepth: opts.MaxJSONDepth,
 		ready:        opts.Ready,
 		metrics:      opts.Metrics,
+		rejectionKey: opts.RejectionKey,
 	}
 	marshaler := compactJSON{&runtime.JSONPb{
 		// Print empty lists (`"data": []`) but omit fields with presence

@@ -48,7 +48,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			writeError(w, rej.status, rej.message, nil)
 			return
 		default:
-			next(w, markRejected(r, rej), pathParams)
+			next(w, g.markRejected(r, rej), pathParams)
 			return
 		}
 		if md := rt.bodyMessage(); md != nil {
@@ -99,8 +99,8 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route) ([]by
 
 // markRejected strips what the gateway could not decode (body, query) and
 // marks the request for the gRPC server.
-func markRejected(r *http.Request, rej *rejection) *http.Request {
-	r.Header.Set(rejectedHeader, strconv.Itoa(rej.status))
+func (g *Gateway) markRejected(r *http.Request, rej *rejection) *http.Request {
+	r.Header.Set(rejectedHeader, strconv.Itoa(rej.status)+" "+g.rejectionKey)
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Del("Content-Encoding")
 	r.Body = io.NopCloser(strings.NewReader("{}"))

@@ -47,7 +47,7 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	var vs violations
 	f := store.EventFilter{
 		Limit:      pageSize(&vs, req.Limit),
-		IDs:        filterList(&vs, "ids", req.GetIds(), checkEventID),
+		IDs:        filterList(&vs, "ids", req.GetIds(), canonicalUUID),
 		RequestIDs: filterList(&vs, "request_ids", req.GetRequestIds(), checkRequestID),
 		Categories: filterList(&vs, "categories", req.GetCategories(), checkWord),
 		Types:      filterList(&vs, "types", req.GetTypes(), checkWord),
@@ -78,9 +78,9 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	return resp, nil
 }
 
-// filterList splits a comma-separated filter and checks each value; an
-// empty string does not filter.
-func filterList(vs *violations, field, raw string, check func(string) bool) []string {
+// filterList splits a comma-separated filter and checks each value,
+// returning the values in canonical form; an empty string does not filter.
+func filterList(vs *violations, field, raw string, canonical func(string) (string, bool)) []string {
 	if raw == "" {
 		return nil
 	}
@@ -90,25 +90,22 @@ func filterList(vs *violations, field, raw string, check func(string) bool) []st
 		return nil
 	}
 	for i, v := range values {
-		if !check(v) {
+		c, ok := canonical(v)
+		if !ok {
 			vs.add(field, "has an invalid value at position %d", i+1)
 			return nil
 		}
+		values[i] = c
 	}
 	return values
 }
 
-func checkEventID(v string) bool {
-	_, ok := canonicalUUID(v)
-	return ok
-}
-
-func checkRequestID(v string) bool { return requestid.Valid(v) }
+func checkRequestID(v string) (string, bool) { return v, requestid.Valid(v) }
 
 // checkWord accepts a category or an event type: 1..64 characters of
 // [A-Za-z0-9_.-]. Unknown ones simply match nothing.
-func checkWord(v string) bool {
-	return len(v) <= maxFilterWordLen && requestid.Valid(v)
+func checkWord(v string) (string, bool) {
+	return v, len(v) <= maxFilterWordLen && requestid.Valid(v)
 }
 
 // filterTime parses an RFC 3339 bound and rounds it to the stored

@@ -2,9 +2,11 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -41,6 +43,10 @@ type ServerOptions struct {
 	// Events records the analytic events of each call (nil records none:
 	// only benchmarks run without).
 	Events *events.Recorder
+	// GatewayKey authenticates the REST gateway's rejected-request mark
+	// (a per-process secret shared with the gateway), so a native client
+	// cannot plant such refusals in the trail.
+	GatewayKey string
 }
 
 // publicServices need no token: health checks and server reflection.
@@ -93,7 +99,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	}
 	unary = append(unary,
 		selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
-		GatewayRejections(),
+		GatewayRejections(opts.GatewayKey),
 		ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
@@ -122,11 +128,15 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 // grounds (bad media type, size, JSON). The gateway still sends them, with
 // an empty body, so that such a request is authenticated, recorded and
 // authorized like any other before it fails: without a token it is 401,
-// with a token it leaves START and FAIL events.
-func GatewayRejections() grpc.UnaryServerInterceptor {
+// with a token it leaves START and FAIL events. The mark is
+// "<status> <key>"; one without the gateway's key is ignored.
+func GatewayRejections(key string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if vals := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata); len(vals) > 0 {
-			return nil, rpcerr.Rejected(vals[0])
+		for _, mark := range metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata) {
+			httpStatus, markKey, _ := strings.Cut(mark, " ")
+			if key != "" && subtle.ConstantTimeCompare([]byte(markKey), []byte(key)) == 1 {
+				return nil, rpcerr.Rejected(httpStatus)
+			}
 		}
 		return handler(ctx, req)
 	}

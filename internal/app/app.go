@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -110,8 +111,10 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
+	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
-		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv, Authenticate: authenticate, Events: recorder,
+		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
+		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
 	})
 	if err != nil {
 		return err
@@ -140,6 +143,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
 		Ready:        st.Ping,
+		RejectionKey: gatewayKey,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
 	if err != nil {

@@ -65,18 +65,20 @@ func Set(ctx context.Context, key string, value any) {
 	}
 }
 
-// SuccessInTransaction returns the SUCCESS event of the current call for
-// the store to write in the same transaction as the change, or nil when
-// the call records no events. Once taken, the interceptor leaves SUCCESS
-// to the store: the handler must return no error after the store
-// committed.
-func SuccessInTransaction(ctx context.Context) *store.Event {
+// SuccessInTransaction returns the SUCCESS event of the current call, with
+// the id of the user it changed, for the store to write in the same
+// transaction as the change; nil when the call records no events. Once
+// taken, the interceptor leaves SUCCESS to the store: the handler must
+// return no error after the store committed.
+func SuccessInTransaction(ctx context.Context, userID string) *store.Event {
 	c := callFrom(ctx)
 	if c == nil {
 		return nil
 	}
 	c.inTransaction = true
-	ev := c.event(Success, c.metadata)
+	meta := maps.Clone(c.metadata)
+	meta[KeyUserID] = userID
+	ev := c.event(Success, meta)
 	return &ev
 }
 

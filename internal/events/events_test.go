@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,13 +81,13 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 			return nil, status.Error(codes.PermissionDenied, "no")
 		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Forbidden"},
 		{"case=success taken into the transaction is not recorded again", func(ctx context.Context, _ any) (any, error) {
-			if ev := SuccessInTransaction(ctx); ev == nil || ev.Type != "USER_RETRIEVE_SUCCESS" {
+			if ev := SuccessInTransaction(ctx, "u-1"); ev == nil || ev.Type != "USER_RETRIEVE_SUCCESS" || !strings.Contains(string(ev.Metadata), `"userId":"u-1"`) {
 				t.Errorf("SuccessInTransaction = %+v", ev)
 			}
 			return "ok", nil
 		}, []string{"USER_RETRIEVE_START"}, ""},
 		{"case=failed transaction records FAIL", func(ctx context.Context, _ any) (any, error) {
-			SuccessInTransaction(ctx)
+			SuccessInTransaction(ctx, "u-1")
 			return nil, status.Error(codes.AlreadyExists, "taken")
 		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Conflict"},
 	} {
@@ -125,7 +126,7 @@ func TestInterceptorSkipsUnlistedAndSilentMethods(t *testing.T) {
 	for _, m := range []string{"/x/Quiet", "/x/Unknown"} {
 		_, _ = rec.UnaryServerInterceptor()(callCtx(), nil, &grpc.UnaryServerInfo{FullMethod: m},
 			func(ctx context.Context, _ any) (any, error) {
-				if SuccessInTransaction(ctx) != nil {
+				if SuccessInTransaction(ctx, "u") != nil {
 					t.Error("a silent method handed out a success event")
 				}
 				return nil, nil

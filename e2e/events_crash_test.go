@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/auth"
+)
+
+// TestEventsCrashDurability kills the server with SIGKILL while 8 writers
+// update users and checks that a mutation and its SUCCESS event are one:
+// every acknowledged update has exactly one USER_UPDATE_SUCCESS, and every
+// USER_UPDATE_SUCCESS stored names an update that was applied.
+func TestEventsCrashDurability(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := start(t, dir)
+	token, subject := evToken(t, "crash-writer", auth.RoleIssuer)
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := usersv1.NewUserServiceClient(conn)
+
+	const (
+		writers       = 8
+		usersEach     = 4
+		maxUpdates    = 2000 // per writer: the bound if the kill never came
+		killAfterAcks = 400  // acknowledged updates, all writers together
+	)
+	// update is one attempted update: claims {"v": n} on user, sent with
+	// request id rid.
+	type update struct {
+		user string
+		n    int
+		rid  string
+	}
+	type writer struct {
+		users      []string
+		createRIDs []string
+		attempted  []update // every update sent, acknowledged or not
+		acked      []update
+		err        error // before the kill
+	}
+	var (
+		acked   atomic.Int64
+		killing atomic.Bool
+		trigger = make(chan struct{})
+		allDone = make(chan struct{})
+		ws      = make([]writer, writers)
+		wg      sync.WaitGroup
+	)
+	call := func(rid string) (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		return metadata.AppendToOutgoingContext(ctx, "x-request-id", rid), cancel
+	}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			me := &ws[w]
+			fail := func(err error) {
+				if !killing.Load() {
+					me.err = err
+				}
+			}
+			for i := range usersEach {
+				rid := fmt.Sprintf("crash-create-w%d-%d-%s", w, i, randomHex(4))
+				ctx, cancel := call(rid)
+				resp, err := c.CreateUser(ctx, &usersv1.CreateUserRequest{User: &usersv1.User{Claims: claimsV(0)}})
+				cancel()
+				if err != nil {
+					fail(err)
+					return
+				}
+				me.users = append(me.users, resp.GetUser().GetId())
+				me.createRIDs = append(me.createRIDs, rid)
+			}
+			for n := 1; n <= maxUpdates; n++ {
+				u := update{user: me.users[n%usersEach], n: n, rid: fmt.Sprintf("crash-update-w%d-%d-%s", w, n, randomHex(4))}
+				me.attempted = append(me.attempted, u)
+				ctx, cancel := call(u.rid)
+				resp, err := c.UpdateUser(ctx, &usersv1.UpdateUserRequest{Id: u.user, User: &usersv1.User{Claims: claimsV(n)}, UpdateMask: mask("claims")})
+				cancel()
+				if err != nil {
+					fail(err)
+					return
+				}
+				if got := resp.GetUser().GetClaims().GetFields()["v"].GetNumberValue(); got != float64(n) {
+					me.err = errors.New("update response does not echo the new claims")
+					return
+				}
+				me.acked = append(me.acked, u)
+				if acked.Add(1) == killAfterAcks {
+					close(trigger)
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(allDone) }()
+
+	select {
+	case <-trigger:
+	case <-allDone:
+		var errs []error
+		for _, w := range ws {
+			errs = append(errs, w.err)
+		}
+		t.Fatalf("writers stopped after %d acknowledged updates, before the kill: %v", acked.Load(), errors.Join(errs...))
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("only %d acknowledged updates after 2 minutes", acked.Load())
+	}
+	killing.Store(true)
+	s.kill()
+	select {
+	case <-allDone:
+	case <-time.After(2 * callTimeout):
+		t.Fatal("writers did not stop after the kill")
+	}
+	byRID := map[string]update{}
+	ackedRIDs := map[string]bool{}
+	lastAck := map[string]int{}
+	var createRIDs []string
+	for w, wr := range ws {
+		if wr.err != nil {
+			t.Fatalf("writer %d failed before the kill (under 8 writers every valid request is acknowledged): %v", w, wr.err)
+		}
+		if len(wr.users) != usersEach {
+			t.Fatalf("writer %d has %d users", w, len(wr.users))
+		}
+		createRIDs = append(createRIDs, wr.createRIDs...)
+		for _, u := range wr.attempted {
+			byRID[u.rid] = u
+		}
+		for _, u := range wr.acked {
+			ackedRIDs[u.rid] = true
+			lastAck[u.user] = u.n
+		}
+	}
+	t.Logf("killed after %d acknowledged updates (%d sent)", len(ackedRIDs), len(byRID))
+
+	s2 := start(t, dir)
+	auditor, _ := evToken(t, "crash-auditor", auth.RoleAuditor)
+	successes := evAll(t, s2, auditor, "types=USER_UPDATE_SUCCESS", 1000)
+	perRID := map[string]int{}
+	maxApplied := map[string]int{} // user → highest n with a SUCCESS event
+	for _, e := range successes {
+		u, ok := byRID[e.RequestID]
+		if !ok {
+			t.Errorf("USER_UPDATE_SUCCESS of request %q that was never sent", e.RequestID)
+			continue
+		}
+		perRID[e.RequestID]++
+		if e.Metadata["userId"] != u.user || e.ClientID != subject {
+			t.Errorf("SUCCESS of %s: userId %v client %s, want %s %s", u.rid, e.Metadata["userId"], e.ClientID, u.user, subject)
+		}
+		maxApplied[u.user] = max(maxApplied[u.user], u.n)
+	}
+	for rid, n := range perRID {
+		if n != 1 {
+			t.Errorf("request %s has %d USER_UPDATE_SUCCESS events, want 1", rid, n)
+		}
+	}
+	for rid := range ackedRIDs {
+		if perRID[rid] == 0 {
+			t.Errorf("acknowledged update %s (user %s, v=%d) has no USER_UPDATE_SUCCESS event", rid, byRID[rid].user, byRID[rid].n)
+		}
+	}
+	unacked := 0
+	for rid := range perRID {
+		if !ackedRIDs[rid] {
+			unacked++
+		}
+	}
+	t.Logf("%d USER_UPDATE_SUCCESS events, %d of them for updates in flight at the kill", len(successes), unacked)
+
+	// Every update named by a SUCCESS was applied, and the stored state is
+	// the last update with a SUCCESS: no event without its change, no
+	// change without its event.
+	c2 := evGRPC(t, s2, token)
+	for _, wr := range ws {
+		for _, id := range wr.users {
+			resp, err := c2.GetUser(t.Context(), &usersv1.GetUserRequest{Id: id})
+			if err != nil {
+				t.Errorf("user %s after the crash: %v", id, err)
+				continue
+			}
+			fields := resp.GetUser().GetClaims().GetFields()
+			v := int(fields["v"].GetNumberValue())
+			switch {
+			case len(fields) != 1 || fields["v"] == nil:
+				t.Errorf("user %s: claims %v", id, resp.GetUser().GetClaims())
+			case v != maxApplied[id]:
+				t.Errorf("user %s: stored v=%d, but the last USER_UPDATE_SUCCESS is for v=%d (acknowledged up to v=%d)", id, v, maxApplied[id], lastAck[id])
+			case v < lastAck[id]:
+				t.Errorf("user %s: stored v=%d, acknowledged v=%d", id, v, lastAck[id])
+			}
+		}
+	}
+	// Every acknowledged create has its one SUCCESS too.
+	creates := map[string]int{}
+	for _, e := range evAll(t, s2, auditor, "types=USER_CREATE_SUCCESS", 1000) {
+		creates[e.RequestID]++
+	}
+	for _, rid := range createRIDs {
+		if creates[rid] != 1 {
+			t.Errorf("acknowledged create %s has %d USER_CREATE_SUCCESS events, want 1", rid, creates[rid])
+		}
+	}
+}
