@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,6 +134,27 @@ func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
 // than measuring the latency of a couple of sequential callers.
 const benchClients = 8
 
+// reportBackpressure reports how often requests waited for room in the
+// event buffer: it is sized so that this load never fills it (0).
+func (s *benchServer) reportBackpressure(b *testing.B) {
+	b.StopTimer()
+	resp, err := s.http.Get("http://" + s.addrs.HTTP + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "usersd_events_backpressure_waits_total "); ok {
+			waits, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(waits, "event-waits")
+		}
+	}
+}
+
 type bearerToken string
 
 func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
@@ -176,6 +199,7 @@ func BenchmarkGetUser(b *testing.B) {
 					}
 				}
 			})
+			s.reportBackpressure(b)
 		})
 	}
 }
@@ -205,6 +229,7 @@ func BenchmarkUpdateUser(b *testing.B) {
 					}
 				}
 			})
+			s.reportBackpressure(b)
 		})
 	}
 }

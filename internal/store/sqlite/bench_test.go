@@ -83,6 +83,30 @@ func BenchmarkCreateUser(b *testing.B) {
 // for all the sub-benchmarks:
 //
 //	go test -run '^$' -bench ListEventsMillion -v ./internal/store/sqlite/
+//
+// BenchmarkAppendEvents measures the asynchronous writer's transactions:
+// batches of 512 events like a busy server's (ns/event includes the
+// commit's fsync).
+func BenchmarkAppendEvents(b *testing.B) {
+	s := openTemp(b)
+	batch := make([]store.Event, 512)
+	for b.Loop() {
+		b.StopTimer()
+		for j := range batch {
+			batch[j] = store.Event{
+				ID: uuid.Must(uuid.NewV7()).String(), Time: time.Now(), Type: fmt.Sprintf("USER_RETRIEVE_%d", j%3),
+				Category: "user", RequestID: uuid.NewString(), ClientID: "client",
+				Metadata: []byte(`{"userId":"0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70"}`),
+			}
+		}
+		b.StartTimer()
+		if err := s.AppendEvents(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/event")
+}
+
 func BenchmarkListEventsMillion(b *testing.B) {
 	s := openTemp(b)
 	start := time.Now()
