@@ -17,14 +17,17 @@ import (
 
 type cursorKind byte
 
+// The listings that issue cursors; a cursor only works for its own.
 const (
-	cursorVersion byte = 1
-	// cursorListUsers marks cursors issued by ListUsers.
-	cursorListUsers cursorKind = 1
-	// cursorListEvents marks cursors issued by ListEvents.
+	cursorListUsers  cursorKind = 1
 	cursorListEvents cursorKind = 2
-	cursorHeaderLen             = 2
-	cursorMACLen                = 16
+)
+
+const cursorVersion byte = 1
+
+const (
+	cursorHeaderLen = 2 // version and kind
+	cursorMACLen    = 16
 )
 
 var errBadCursor = errors.New("cursor was not issued by this service")
