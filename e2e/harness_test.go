@@ -71,7 +71,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", binary, "../cmd/usersd")
+	args := []string{"build", "-o", binary}
+	if os.Getenv("USERSD_E2E_RACE") != "" {
+		args = append(args, "-race") // the server under test runs with the race detector
+	}
+	build := exec.Command("go", append(args, "../cmd/usersd")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building usersd: %v\n%s", err, out)
 		os.Exit(1)
