@@ -14,9 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +41,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/auth/authtest"
 	"github.com/usersd/usersd/internal/rpcerr"
 	"github.com/usersd/usersd/service"
 )
@@ -51,57 +49,13 @@ import (
 // ---------------------------------------------------------------------
 // Tokens
 
-// jwtClaims is a valid claim set for the test secret's servers (sub, iat,
-// exp in an hour, roles admin, a random jti so that no two tokens are
-// equal) with overrides; a nil override removes the claim.
-func jwtClaims(over map[string]any) jwt.MapClaims {
-	now := time.Now()
-	c := jwt.MapClaims{"sub": "e2e-auth", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "roles": []string{auth.RoleAdmin}, "jti": rand.Text()}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
-}
-
-func signJWT(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// jwtClaims is a valid claim set for the test servers (authtest.Claims).
+func jwtClaims(over map[string]any) jwt.MapClaims { return authtest.Claims("e2e-auth", over) }
 
 // hs256 signs claims with the servers' test secret.
 func hs256(t *testing.T, over map[string]any) string {
 	t.Helper()
-	return signJWT(t, jwt.SigningMethodHS256, testSecret, "", jwtClaims(over))
-}
-
-// unsignedJWT is an alg "none" token, built by hand.
-func unsignedJWT(t *testing.T, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	header := map[string]any{"alg": "none", "typ": "JWT"}
-	if kid != "" {
-		header["kid"] = kid
-	}
-	h, err := json.Marshal(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b64url(h) + "." + b64url(p) + "."
+	return authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", jwtClaims(over))
 }
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -351,10 +305,10 @@ func TestAuthRejections(t *testing.T) {
 		{"not yet valid (nbf)", []string{"Bearer " + hs256(t, map[string]any{"nbf": now.Add(10 * time.Minute).Unix()})}, presented, rpcerr.ReasonInvalidToken},
 		{"issued in the future (iat)", []string{"Bearer " + hs256(t, map[string]any{"iat": now.Add(10 * time.Minute).Unix()})}, presented, rpcerr.ReasonInvalidToken},
 		{"no exp", []string{"Bearer " + hs256(t, map[string]any{"exp": nil})}, presented, rpcerr.ReasonInvalidToken},
-		{"other secret", []string{"Bearer " + signJWT(t, jwt.SigningMethodHS256, otherSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
-		{"HS384", []string{"Bearer " + signJWT(t, jwt.SigningMethodHS384, testSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
-		{"HS512", []string{"Bearer " + signJWT(t, jwt.SigningMethodHS512, testSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
-		{"alg none", []string{"Bearer " + unsignedJWT(t, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
+		{"other secret", []string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, otherSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
+		{"HS384", []string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS384, testSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
+		{"HS512", []string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS512, testSecret, "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
+		{"alg none", []string{"Bearer " + authtest.Unsigned(t, "none", "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
 		{"signature stripped", []string{"Bearer " + adminToken[:strings.LastIndex(adminToken, ".")+1]}, presented, rpcerr.ReasonInvalidToken},
 		{"payload tampered", []string{"Bearer " + tamper(t, adminToken)}, presented, rpcerr.ReasonInvalidToken},
 	}
@@ -675,7 +629,7 @@ func TestAuthRejectedRequestsNeverReachStore(t *testing.T) {
 		nil,
 		{"Bearer garbage"},
 		{"Bearer " + hs256(t, map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()})},
-		{"Bearer " + unsignedJWT(t, "", jwtClaims(nil))},
+		{"Bearer " + authtest.Unsigned(t, "none", "", jwtClaims(nil))},
 		{"Bearer " + adminToken, "Bearer " + adminToken},
 	}
 	forbidden := [][]string{
@@ -731,34 +685,6 @@ func TestAuthRejectedRequestsNeverReachStore(t *testing.T) {
 // ---------------------------------------------------------------------
 // JWKS
 
-// jwksHandler serves a key set the test changes while the server runs.
-type jwksHandler struct {
-	mu     sync.Mutex
-	keys   []map[string]any
-	status int
-	hits   atomic.Int64
-}
-
-func (h *jwksHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	h.hits.Add(1)
-	h.mu.Lock()
-	status := h.status
-	body, err := json.Marshal(map[string]any{"keys": h.keys})
-	h.mu.Unlock()
-	if err != nil || status != http.StatusOK {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(body)
-}
-
-func (h *jwksHandler) set(f func(*jwksHandler)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	f(h)
-}
-
 func TestAuthJWKS(t *testing.T) {
 	t.Parallel()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -773,37 +699,28 @@ func TestAuthJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecRaw, err := ecKey.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecJWK := func(kid string) map[string]any {
-		return map[string]any{"kty": "EC", "kid": kid, "use": "sig", "crv": "P-256", "x": b64url(ecRaw[1:33]), "y": b64url(ecRaw[33:65])}
-	}
-	h := &jwksHandler{status: http.StatusOK, keys: []map[string]any{
-		{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": b64url(rsaKey.N.Bytes()), "e": b64url(big.NewInt(int64(rsaKey.E)).Bytes())},
-		ecJWK("ec-1"),
-		{"kty": "OKP", "kid": "ed-1", "use": "sig", "crv": "Ed25519", "x": b64url(edPub)},
-	}}
-	js := httptest.NewServer(h)
-	t.Cleanup(js.Close)
+	js := authtest.NewJWKSServer(t,
+		authtest.RSAJWK("rsa-1", "RS256", &rsaKey.PublicKey),
+		authtest.ECJWK(t, "ec-1", "", &ecKey.PublicKey),
+		authtest.EdJWK("ed-1", "", edPub),
+	)
 
 	dir := t.TempDir()
 	s := startEnv(t, dir, nil, "--jwks-url", js.URL)
 	c := usersv1.NewUserServiceClient(bareConn(t, s))
-	fetchesAtStart := h.hits.Load()
+	fetchesAtStart := js.Hits()
 	if fetchesAtStart == 0 {
 		t.Fatal("the server did not fetch the JWKS at startup")
 	}
 
 	rs := func(kid string, over map[string]any) string {
-		return signJWT(t, jwt.SigningMethodRS256, rsaKey, kid, jwtClaims(over))
+		return authtest.Sign(t, jwt.SigningMethodRS256, rsaKey, kid, jwtClaims(over))
 	}
 	es := func(kid string, over map[string]any) string {
-		return signJWT(t, jwt.SigningMethodES256, ecKey, kid, jwtClaims(over))
+		return authtest.Sign(t, jwt.SigningMethodES256, ecKey, kid, jwtClaims(over))
 	}
 	ed := func(kid string, over map[string]any) string {
-		return signJWT(t, jwt.SigningMethodEdDSA, edKey, kid, jwtClaims(over))
+		return authtest.Sign(t, jwt.SigningMethodEdDSA, edKey, kid, jwtClaims(over))
 	}
 	wantOK := func(t *testing.T, name, tok string) {
 		t.Helper()
@@ -846,31 +763,31 @@ func TestAuthJWKS(t *testing.T) {
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	for name, tok := range map[string]string{
 		"HS256 with the test secret":     hs256(t, nil),
-		"HS256 with the test secret+kid": signJWT(t, jwt.SigningMethodHS256, testSecret, "rsa-1", jwtClaims(nil)),
-		"HS256 with the RSA public PEM":  signJWT(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", jwtClaims(nil)),
-		"HS256 with the RSA public DER":  signJWT(t, jwt.SigningMethodHS256, pubDER, "rsa-1", jwtClaims(nil)),
-		"alg none naming a key":          unsignedJWT(t, "rsa-1", jwtClaims(nil)),
+		"HS256 with the test secret+kid": authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "rsa-1", jwtClaims(nil)),
+		"HS256 with the RSA public PEM":  authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", jwtClaims(nil)),
+		"HS256 with the RSA public DER":  authtest.Sign(t, jwt.SigningMethodHS256, pubDER, "rsa-1", jwtClaims(nil)),
+		"alg none naming a key":          authtest.Unsigned(t, "none", "rsa-1", jwtClaims(nil)),
 		"RS256 naming the EC key":        rs("ec-1", nil),
 		"ES256 naming the Ed25519 key":   es("ed-1", nil),
 		"RS256 expired":                  rs("rsa-1", map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
-		"EdDSA signed by another key":    signJWT(t, jwt.SigningMethodEdDSA, ed25519.NewKeyFromSeed(make([]byte, 32)), "ed-1", jwtClaims(nil)),
+		"EdDSA signed by another key":    authtest.Sign(t, jwt.SigningMethodEdDSA, ed25519.NewKeyFromSeed(make([]byte, 32)), "ed-1", jwtClaims(nil)),
 	} {
 		wantRefused(t, name, tok)
 	}
-	if n := h.hits.Load(); n != fetchesAtStart {
+	if n := js.Hits(); n != fetchesAtStart {
 		t.Errorf("tokens naming known kids caused %d JWKS fetches", n-fetchesAtStart)
 	}
 
 	// Key rotation: a kid added after start is fetched on first use.
-	h.set(func(h *jwksHandler) { h.keys = append(h.keys, ecJWK("ec-2")) })
+	js.Add(authtest.ECJWK(t, "ec-2", "", &ecKey.PublicKey))
 	wantOK(t, "ES256 new kid", es("ec-2", nil))
-	if n := h.hits.Load(); n != fetchesAtStart+1 {
+	if n := js.Hits(); n != fetchesAtStart+1 {
 		t.Errorf("%d JWKS fetches for the new kid, want 1", n-fetchesAtStart)
 	}
 
 	// The endpoint goes down: known kids keep working (fresh tokens, so
 	// the keys are what is cached, not the verdicts), unknown ones do not.
-	h.set(func(h *jwksHandler) { h.status = http.StatusServiceUnavailable })
+	js.Fail()
 	for name, tok := range freshValid() {
 		wantOK(t, name+" after the JWKS went down", tok)
 	}

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/rpcerr"
+
+	"github.com/usersd/usersd/internal/auth/authtest"
 )
 
 // incoming returns a context whose incoming metadata carries the given
@@ -93,7 +95,7 @@ func TestAuthFunc(t *testing.T) {
 	t.Parallel()
 	v := hmacVerifier(t, Options{})
 	af := AuthFunc(v)
-	good := sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"roles": []string{RoleIssuer}}))
+	good := authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"roles": []string{RoleIssuer}}))
 
 	for _, scheme := range []string{"Bearer ", "bearer ", "BEARER "} {
 		ctx, err := af(incoming(scheme + good))
@@ -127,10 +129,10 @@ func TestAuthFunc(t *testing.T) {
 	// A token presented and refused: INVALID_TOKEN.
 	for name, tok := range map[string]string{
 		"garbage": "garbage",
-		"expired": sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()})),
-		"HS512":   sign(t, jwt.SigningMethodHS512, testSecret, "", claims(nil)),
-		"none":    unsigned(t, "none", "", claims(nil)),
-		"other":   sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-another"), "", claims(nil)),
+		"expired": authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()})),
+		"HS512":   authtest.Sign(t, jwt.SigningMethodHS512, testSecret, "", testClaims(nil)),
+		"none":    authtest.Unsigned(t, "none", "", testClaims(nil)),
+		"other":   authtest.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-another"), "", testClaims(nil)),
 	} {
 		t.Run("invalid/"+name, func(t *testing.T) {
 			_, err := af(incoming("Bearer " + tok))

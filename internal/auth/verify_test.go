@@ -8,13 +8,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +20,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/usersd/usersd/internal/auth/authtest"
 )
 
 // testSecret is a valid HS256 secret (exactly the minimum length).
@@ -61,85 +59,9 @@ func mustKeys(t *testing.T) testKeys {
 	return k
 }
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// rsaJWK, ecJWK and edJWK write public JWKs by hand; alg is left out when
-// empty (it is optional).
-func rsaJWK(kid, alg string, pub *rsa.PublicKey) map[string]any {
-	return withAlg(map[string]any{
-		"kty": "RSA", "kid": kid, "use": "sig",
-		"n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes()),
-	}, alg)
-}
-
-func ecJWK(t *testing.T, kid, alg string, pub *ecdsa.PublicKey) map[string]any {
-	t.Helper()
-	raw, err := pub.Bytes() // 0x04 || X || Y, each 32 bytes for P-256
-	if err != nil {
-		t.Fatal(err)
-	}
-	return withAlg(map[string]any{
-		"kty": "EC", "kid": kid, "use": "sig", "crv": "P-256",
-		"x": b64(raw[1:33]), "y": b64(raw[33:65]),
-	}, alg)
-}
-
-func edJWK(kid, alg string, pub ed25519.PublicKey) map[string]any {
-	return withAlg(map[string]any{"kty": "OKP", "kid": kid, "use": "sig", "crv": "Ed25519", "x": b64(pub)}, alg)
-}
-
-func withAlg(m map[string]any, alg string) map[string]any {
-	if alg != "" {
-		m["alg"] = alg
-	}
-	return m
-}
-
-// jwksServer serves a key set that tests change while it runs, counting
-// the fetches; status other than 200 makes it fail.
-type jwksServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	keys   []map[string]any
-	status int
-	hits   atomic.Int64
-}
-
-func newJWKSServer(t *testing.T, keys ...map[string]any) *jwksServer {
-	t.Helper()
-	js := &jwksServer{keys: keys, status: http.StatusOK}
-	js.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		js.hits.Add(1)
-		js.mu.Lock()
-		status := js.status
-		body, err := json.Marshal(map[string]any{"keys": js.keys})
-		js.mu.Unlock()
-		if err != nil || status != http.StatusOK {
-			http.Error(w, "unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(js.Close)
-	return js
-}
-
-func (js *jwksServer) add(k map[string]any) {
-	js.mu.Lock()
-	defer js.mu.Unlock()
-	js.keys = append(js.keys, k)
-}
-
-func (js *jwksServer) fail() {
-	js.mu.Lock()
-	defer js.mu.Unlock()
-	js.status = http.StatusInternalServerError
-}
-
 // newJWKSVerifier starts a verifier against js that does no background
 // refresh during the test and allows one unknown-kid refresh a minute.
-func newJWKSVerifier(t *testing.T, js *jwksServer, opts Options) *Verifier {
+func newJWKSVerifier(t *testing.T, js *authtest.JWKSServer, opts Options) *Verifier {
 	t.Helper()
 	v, err := NewJWKS(t.Context(), js.URL, opts, JWKSOptions{
 		Client:            js.Client(),
@@ -152,53 +74,8 @@ func newJWKSVerifier(t *testing.T, js *jwksServer, opts Options) *Verifier {
 	return v
 }
 
-// claims returns a valid claim set (sub, iat now, exp in an hour, a
-// random jti so that no two tokens are equal and the verifier's cache of
-// verified tokens never answers for a new one) with the overrides
-// applied; a nil override value removes the claim.
-func claims(over map[string]any) jwt.MapClaims {
-	now := time.Now()
-	c := jwt.MapClaims{"sub": "alice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "roles": []string{RoleAdmin}, "jti": rand.Text()}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
-}
-
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// unsigned builds an `alg` token with an empty signature by hand.
-func unsigned(t *testing.T, alg, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	header := map[string]any{"alg": alg, "typ": "JWT"}
-	if kid != "" {
-		header["kid"] = kid
-	}
-	h, err := json.Marshal(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b64(h) + "." + b64(p) + "."
-}
+// testClaims is a valid claim set for alice (authtest.Claims).
+func testClaims(over map[string]any) jwt.MapClaims { return authtest.Claims("alice", over) }
 
 func hmacVerifier(t *testing.T, opts Options) *Verifier {
 	t.Helper()
@@ -249,12 +126,12 @@ func TestVerifyHMAC(t *testing.T) {
 		name  string
 		token string
 	}{
-		{"HS256", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(nil))},
-		{"expired 30s ago (leeway)", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"exp": at(-30 * time.Second), "iat": at(-time.Hour)}))},
-		{"nbf in 30s (leeway)", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"nbf": at(30 * time.Second)}))},
-		{"iat in 30s (leeway)", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"iat": at(30 * time.Second)}))},
-		{"no iat", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"iat": nil}))},
-		{"iss and aud not checked when not configured", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"iss": "https://anyone.example", "aud": "anything"}))},
+		{"HS256", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(nil))},
+		{"expired 30s ago (leeway)", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": at(-30 * time.Second), "iat": at(-time.Hour)}))},
+		{"nbf in 30s (leeway)", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"nbf": at(30 * time.Second)}))},
+		{"iat in 30s (leeway)", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iat": at(30 * time.Second)}))},
+		{"no iat", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iat": nil}))},
+		{"iss and aud not checked when not configured", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iss": "https://anyone.example", "aud": "anything"}))},
 	}
 	for _, tc := range accepted {
 		t.Run("accept/"+tc.name, func(t *testing.T) {
@@ -270,18 +147,18 @@ func TestVerifyHMAC(t *testing.T) {
 		token string
 		want  Failure
 	}{
-		{"HS384 with the secret", sign(t, jwt.SigningMethodHS384, testSecret, "", claims(nil)), BadSignature},
-		{"HS512 with the secret", sign(t, jwt.SigningMethodHS512, testSecret, "", claims(nil)), BadSignature},
-		{"alg none", unsigned(t, "none", "", claims(nil)), BadSignature},
-		{"alg None", unsigned(t, "None", "", claims(nil)), BadSignature},
-		{"HS256 without signature", unsigned(t, "HS256", "", claims(nil)), BadSignature},
-		{"other secret", sign(t, jwt.SigningMethodHS256, other, "", claims(nil)), BadSignature},
-		{"RS256", sign(t, jwt.SigningMethodRS256, mustKeys(t).rsa, "", claims(nil)), BadSignature},
-		{"expired", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"exp": at(-2 * time.Minute), "iat": at(-time.Hour)})), Expired},
-		{"nbf in 2 min", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"nbf": at(2 * time.Minute)})), NotYetValid},
-		{"iat in 2 min", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"iat": at(2 * time.Minute)})), NotYetValid},
-		{"missing exp", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"exp": nil})), Malformed},
-		{"exp not a number", sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"exp": "tomorrow"})), Malformed},
+		{"HS384 with the secret", authtest.Sign(t, jwt.SigningMethodHS384, testSecret, "", testClaims(nil)), BadSignature},
+		{"HS512 with the secret", authtest.Sign(t, jwt.SigningMethodHS512, testSecret, "", testClaims(nil)), BadSignature},
+		{"alg none", authtest.Unsigned(t, "none", "", testClaims(nil)), BadSignature},
+		{"alg None", authtest.Unsigned(t, "None", "", testClaims(nil)), BadSignature},
+		{"HS256 without signature", authtest.Unsigned(t, "HS256", "", testClaims(nil)), BadSignature},
+		{"other secret", authtest.Sign(t, jwt.SigningMethodHS256, other, "", testClaims(nil)), BadSignature},
+		{"RS256", authtest.Sign(t, jwt.SigningMethodRS256, mustKeys(t).rsa, "", testClaims(nil)), BadSignature},
+		{"expired", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": at(-2 * time.Minute), "iat": at(-time.Hour)})), Expired},
+		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"nbf": at(2 * time.Minute)})), NotYetValid},
+		{"iat in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iat": at(2 * time.Minute)})), NotYetValid},
+		{"missing exp", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": nil})), Malformed},
+		{"exp not a number", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": "tomorrow"})), Malformed},
 		{"garbage", "not-a-jwt", Malformed},
 		{"empty", "", Malformed},
 		{"two segments", "eyJhbGciOiJIUzI1NiJ9.e30", Malformed},
@@ -298,7 +175,9 @@ func TestVerifyIssuerAudience(t *testing.T) {
 	t.Parallel()
 	const iss, aud = "https://idp.example/", "usersd-api"
 	v := hmacVerifier(t, Options{Issuer: iss, Audience: aud})
-	tok := func(over map[string]any) string { return sign(t, jwt.SigningMethodHS256, testSecret, "", claims(over)) }
+	tok := func(over map[string]any) string {
+		return authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(over))
+	}
 
 	wantAccepted(t, v, tok(map[string]any{"iss": iss, "aud": aud}))
 	wantAccepted(t, v, tok(map[string]any{"iss": iss, "aud": []string{"other", aud}}))
@@ -344,11 +223,11 @@ func TestVerifyRolesClaim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := claims(map[string]any{"roles": nil})
+			c := testClaims(map[string]any{"roles": nil})
 			if tc.roles != nil {
 				c["roles"] = tc.roles
 			}
-			p := wantAccepted(t, v, sign(t, jwt.SigningMethodHS256, testSecret, "", c))
+			p := wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c))
 			if len(p.Roles) != len(tc.want) || (len(tc.want) > 0 && !slices.Equal(p.Roles, tc.want)) {
 				t.Fatalf("roles %q, want %q", p.Roles, tc.want)
 			}
@@ -360,12 +239,12 @@ func TestVerifyRolesClaim(t *testing.T) {
 
 	t.Run("custom claim name", func(t *testing.T) {
 		vp := hmacVerifier(t, Options{RolesClaim: "perms"})
-		p := wantAccepted(t, vp, sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"roles": nil, "perms": []string{"issuer"}})))
+		p := wantAccepted(t, vp, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"roles": nil, "perms": []string{"issuer"}})))
 		if !slices.Equal(p.Roles, []string{"issuer"}) {
 			t.Fatalf("roles %q from perms", p.Roles)
 		}
 		// With a renamed claim, "roles" is an ordinary claim.
-		p = wantAccepted(t, vp, sign(t, jwt.SigningMethodHS256, testSecret, "", claims(map[string]any{"roles": []string{"admin"}})))
+		p = wantAccepted(t, vp, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"roles": []string{"admin"}})))
 		if len(p.Roles) != 0 {
 			t.Fatalf("roles %q read from the roles claim while perms is configured", p.Roles)
 		}
@@ -387,7 +266,7 @@ func TestVerifySubject(t *testing.T) {
 		{map[string]any{"sub": nil}, ""},
 	}
 	for _, tc := range cases {
-		p := wantAccepted(t, v, sign(t, jwt.SigningMethodHS256, testSecret, "", claims(tc.over)))
+		p := wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(tc.over)))
 		if p.Subject != tc.want {
 			t.Errorf("claims %v: subject %q, want %q", tc.over, p.Subject, tc.want)
 		}
@@ -415,7 +294,7 @@ func TestNewHMACSecretLength(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := sign(t, jwt.SigningMethodHS256, testSecret, "", claims(nil))
+	tok := authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(nil))
 	secret[0] ^= 0xff
 	wantAccepted(t, v, tok)
 }
@@ -487,10 +366,10 @@ func TestIssueHS256RoundTrip(t *testing.T) {
 func TestVerifyJWKS(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t,
-		rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey),
-		ecJWK(t, "ec-1", "", &k.ec.PublicKey),
-		edJWK("ed-1", "", k.ed.Public().(ed25519.PublicKey)),
+	js := authtest.NewJWKSServer(t,
+		authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey),
+		authtest.ECJWK(t, "ec-1", "", &k.ec.PublicKey),
+		authtest.EdJWK("ed-1", "", k.ed.Public().(ed25519.PublicKey)),
 	)
 	v := newJWKSVerifier(t, js, Options{})
 
@@ -505,11 +384,11 @@ func TestVerifyJWKS(t *testing.T) {
 		{"EdDSA", jwt.SigningMethodEdDSA, k.ed, "ed-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := wantAccepted(t, v, sign(t, tc.method, tc.key, tc.kid, claims(map[string]any{"roles": []string{"issuer"}})))
+			p := wantAccepted(t, v, authtest.Sign(t, tc.method, tc.key, tc.kid, testClaims(map[string]any{"roles": []string{"issuer"}})))
 			if p.Subject != "alice" || !slices.Equal(p.Roles, []string{"issuer"}) {
 				t.Fatalf("principal %+v", p)
 			}
-			wantRefused(t, v, sign(t, tc.method, tc.key, tc.kid, claims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), Expired)
+			wantRefused(t, v, authtest.Sign(t, tc.method, tc.key, tc.kid, testClaims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), Expired)
 		})
 	}
 
@@ -530,28 +409,28 @@ func TestVerifyJWKS(t *testing.T) {
 		want  Failure
 	}{
 		// Algorithm confusion: the public key used as an HMAC secret.
-		{"HS256 with the RSA public key PEM", sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", claims(nil)), BadSignature},
-		{"HS256 with the RSA public key PKCS1 PEM", sign(t, jwt.SigningMethodHS256, pkcs1PEM, "rsa-1", claims(nil)), BadSignature},
-		{"HS256 with the RSA public key DER", sign(t, jwt.SigningMethodHS256, pubDER, "rsa-1", claims(nil)), BadSignature},
-		{"HS256 with a shared secret", sign(t, jwt.SigningMethodHS256, testSecret, "rsa-1", claims(nil)), BadSignature},
-		{"alg none naming a key", unsigned(t, "none", "rsa-1", claims(nil)), BadSignature},
-		{"RS256 naming the EC key", sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", claims(nil)), BadSignature},
-		{"RS256 naming the Ed25519 key", sign(t, jwt.SigningMethodRS256, k.rsa, "ed-1", claims(nil)), BadSignature},
+		{"HS256 with the RSA public key PEM", authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", testClaims(nil)), BadSignature},
+		{"HS256 with the RSA public key PKCS1 PEM", authtest.Sign(t, jwt.SigningMethodHS256, pkcs1PEM, "rsa-1", testClaims(nil)), BadSignature},
+		{"HS256 with the RSA public key DER", authtest.Sign(t, jwt.SigningMethodHS256, pubDER, "rsa-1", testClaims(nil)), BadSignature},
+		{"HS256 with a shared secret", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "rsa-1", testClaims(nil)), BadSignature},
+		{"alg none naming a key", authtest.Unsigned(t, "none", "rsa-1", testClaims(nil)), BadSignature},
+		{"RS256 naming the EC key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", testClaims(nil)), BadSignature},
+		{"RS256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ed-1", testClaims(nil)), BadSignature},
 		// (rsa-1 declares alg RS256: see TestVerifyJWKSDeclaredAlg.)
-		{"ES256 naming the Ed25519 key", sign(t, jwt.SigningMethodES256, k.ec, "ed-1", claims(nil)), BadSignature},
-		{"EdDSA naming the EC key", sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", claims(nil)), BadSignature},
-		{"PS256 with the RSA key", sign(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", claims(nil)), BadSignature},
-		{"RS384 with the RSA key", sign(t, jwt.SigningMethodRS384, k.rsa, "rsa-1", claims(nil)), BadSignature},
-		{"RS256 by another key under a known kid", sign(t, jwt.SigningMethodRS256, other, "rsa-1", claims(nil)), BadSignature},
-		{"missing exp", sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(map[string]any{"exp": nil})), Malformed},
-		{"nbf in 2 min", sign(t, jwt.SigningMethodES256, k.ec, "ec-1", claims(map[string]any{"nbf": time.Now().Add(2 * time.Minute).Unix()})), NotYetValid},
+		{"ES256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ed-1", testClaims(nil)), BadSignature},
+		{"EdDSA naming the EC key", authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", testClaims(nil)), BadSignature},
+		{"PS256 with the RSA key", authtest.Sign(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", testClaims(nil)), BadSignature},
+		{"RS384 with the RSA key", authtest.Sign(t, jwt.SigningMethodRS384, k.rsa, "rsa-1", testClaims(nil)), BadSignature},
+		{"RS256 by another key under a known kid", authtest.Sign(t, jwt.SigningMethodRS256, other, "rsa-1", testClaims(nil)), BadSignature},
+		{"missing exp", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(map[string]any{"exp": nil})), Malformed},
+		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-1", testClaims(map[string]any{"nbf": time.Now().Add(2 * time.Minute).Unix()})), NotYetValid},
 	}
 	for _, tc := range refused {
 		t.Run("refuse/"+tc.name, func(t *testing.T) {
 			wantRefused(t, v, tc.token, tc.want)
 		})
 	}
-	if n := js.hits.Load(); n != 1 {
+	if n := js.Hits(); n != 1 {
 		t.Fatalf("%d JWKS fetches for tokens naming known kids, want only the initial one", n)
 	}
 }
@@ -561,16 +440,16 @@ func TestVerifyJWKS(t *testing.T) {
 func TestVerifyJWKSWithoutKID(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, rsaJWK("rsa-1", "", &k.rsa.PublicKey), ecJWK(t, "ec-1", "", &k.ec.PublicKey))
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "", &k.rsa.PublicKey), authtest.ECJWK(t, "ec-1", "", &k.ec.PublicKey))
 	v := newJWKSVerifier(t, js, Options{})
-	wantAccepted(t, v, sign(t, jwt.SigningMethodRS256, k.rsa, "", claims(nil)))
-	wantAccepted(t, v, sign(t, jwt.SigningMethodES256, k.ec, "", claims(nil)))
-	wantRefused(t, v, sign(t, jwt.SigningMethodEdDSA, k.ed, "", claims(nil)), UnknownKey)
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "", testClaims(nil)))
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "", testClaims(nil)))
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "", testClaims(nil)), UnknownKey)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRefused(t, v, sign(t, jwt.SigningMethodRS256, other, "", claims(nil)), BadSignature)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, other, "", testClaims(nil)), BadSignature)
 }
 
 // A JWK that declares its alg refuses tokens of another alg too. The
@@ -580,13 +459,13 @@ func TestVerifyJWKSWithoutKID(t *testing.T) {
 func TestVerifyJWKSDeclaredAlg(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, ecJWK(t, "ec-1", "ES256", &k.ec.PublicKey), rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js := authtest.NewJWKSServer(t, authtest.ECJWK(t, "ec-1", "ES256", &k.ec.PublicKey), authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
 	v := newJWKSVerifier(t, js, Options{})
-	wantAccepted(t, v, sign(t, jwt.SigningMethodES256, k.ec, "ec-1", claims(nil)))
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-1", testClaims(nil)))
 	for _, tok := range []string{
-		sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", claims(nil)),
-		sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", claims(nil)),
-		sign(t, jwt.SigningMethodES256, k.ec, "rsa-1", claims(nil)),
+		authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", testClaims(nil)),
+		authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", testClaims(nil)),
+		authtest.Sign(t, jwt.SigningMethodES256, k.ec, "rsa-1", testClaims(nil)),
 	} {
 		p, err := v.Verify(tok)
 		var ae *Error
@@ -602,16 +481,16 @@ func TestVerifyJWKSDeclaredAlg(t *testing.T) {
 func TestVerifyJWKSIssuerAudience(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, edJWK("ed-1", "EdDSA", k.ed.Public().(ed25519.PublicKey)))
+	js := authtest.NewJWKSServer(t, authtest.EdJWK("ed-1", "EdDSA", k.ed.Public().(ed25519.PublicKey)))
 	v := newJWKSVerifier(t, js, Options{Issuer: "https://idp.example/", Audience: "usersd", RolesClaim: "scp"})
-	p := wantAccepted(t, v, sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims(map[string]any{
+	p := wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{
 		"iss": "https://idp.example/", "aud": []string{"usersd"}, "azp": "machine", "scp": []string{"auditor"},
 	})))
 	if p.Subject != "machine" || !slices.Equal(p.Roles, []string{"auditor"}) {
 		t.Fatalf("principal %+v", p)
 	}
-	wantRefused(t, v, sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims(map[string]any{"iss": "https://evil.example/", "aud": "usersd"})), WrongIssuer)
-	wantRefused(t, v, sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims(map[string]any{"iss": "https://idp.example/", "aud": "other"})), WrongAudience)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://evil.example/", "aud": "usersd"})), WrongIssuer)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://idp.example/", "aud": "other"})), WrongAudience)
 }
 
 // A key added to the set after start is found by refreshing on its
@@ -619,20 +498,20 @@ func TestVerifyJWKSIssuerAudience(t *testing.T) {
 func TestVerifyJWKSRefreshOnUnknownKID(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, rsaJWK("rsa-1", "", &k.rsa.PublicKey))
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "", &k.rsa.PublicKey))
 	v := newJWKSVerifier(t, js, Options{})
-	wantAccepted(t, v, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil)))
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)))
 	// Before the key exists the kid is unknown.
-	js.add(ecJWK(t, "ec-2", "ES256", &k.ec.PublicKey))
-	before := js.hits.Load()
-	wantAccepted(t, v, sign(t, jwt.SigningMethodES256, k.ec, "ec-2", claims(nil)))
-	if got := js.hits.Load() - before; got != 1 {
+	js.Add(authtest.ECJWK(t, "ec-2", "ES256", &k.ec.PublicKey))
+	before := js.Hits()
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-2", testClaims(nil)))
+	if got := js.Hits() - before; got != 1 {
 		t.Fatalf("%d fetches to find the new kid, want 1", got)
 	}
 	// Both keys are now cached: no further fetches.
-	wantAccepted(t, v, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil)))
-	wantAccepted(t, v, sign(t, jwt.SigningMethodES256, k.ec, "ec-2", claims(nil)))
-	if got := js.hits.Load() - before; got != 1 {
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)))
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-2", testClaims(nil)))
+	if got := js.Hits() - before; got != 1 {
 		t.Fatalf("%d fetches after the keys were cached", got)
 	}
 }
@@ -642,13 +521,13 @@ func TestVerifyJWKSRefreshOnUnknownKID(t *testing.T) {
 func TestVerifyJWKSUnknownKIDFlood(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
 	v := newJWKSVerifier(t, js, Options{})
-	before := js.hits.Load()
+	before := js.Hits()
 	start := time.Now()
 	toks := make([]string, 50)
 	for i := range toks {
-		toks[i] = sign(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("bogus-%d-%s", i, b64(randomBytes(t, 8))), claims(nil))
+		toks[i] = authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("bogus-%d-%s", i, base64.RawURLEncoding.EncodeToString(randomBytes(t, 8))), testClaims(nil))
 	}
 	errs := make([]error, len(toks))
 	var wg sync.WaitGroup
@@ -662,7 +541,7 @@ func TestVerifyJWKSUnknownKIDFlood(t *testing.T) {
 			t.Fatalf("token %d: %v, want an UnknownKey refusal", i, err)
 		}
 	}
-	if got := js.hits.Load() - before; got > 2 {
+	if got := js.Hits() - before; got > 2 {
 		t.Fatalf("50 unknown kids caused %d JWKS fetches, want at most 2", got)
 	}
 	// Refusals are not held up for long by the rate limiter (it waits at
@@ -671,9 +550,9 @@ func TestVerifyJWKSUnknownKIDFlood(t *testing.T) {
 		t.Fatalf("50 unknown kids took %v", d)
 	}
 	// The known key still works, without a fetch.
-	n := js.hits.Load()
-	wantAccepted(t, v, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil)))
-	if js.hits.Load() != n {
+	n := js.Hits()
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)))
+	if js.Hits() != n {
 		t.Fatal("a known kid caused a fetch")
 	}
 }
@@ -692,10 +571,10 @@ func randomBytes(t *testing.T, n int) []byte {
 func TestVerifyJWKSEndpointDown(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t,
-		rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey),
-		ecJWK(t, "ec-1", "ES256", &k.ec.PublicKey),
-		edJWK("ed-1", "EdDSA", k.ed.Public().(ed25519.PublicKey)),
+	js := authtest.NewJWKSServer(t,
+		authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey),
+		authtest.ECJWK(t, "ec-1", "ES256", &k.ec.PublicKey),
+		authtest.EdJWK("ed-1", "EdDSA", k.ed.Public().(ed25519.PublicKey)),
 	)
 	var refreshErrs atomic.Int64
 	v, err := NewJWKS(t.Context(), js.URL, Options{}, JWKSOptions{
@@ -709,20 +588,20 @@ func TestVerifyJWKSEndpointDown(t *testing.T) {
 	// keys, not the verifier's cache of verified tokens.
 	freshTokens := func() []string {
 		return []string{
-			sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil)),
-			sign(t, jwt.SigningMethodES256, k.ec, "ec-1", claims(nil)),
-			sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims(nil)),
+			authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)),
+			authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-1", testClaims(nil)),
+			authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(nil)),
 		}
 	}
 	for _, tok := range freshTokens() {
 		wantAccepted(t, v, tok)
 	}
-	js.fail()
+	js.Fail()
 	// An unknown kid triggers a refresh, which fails: refused, and the
 	// key cache survives the failed refresh.
-	wantRefused(t, v, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-new", claims(nil)), UnknownKey)
-	if js.hits.Load() != 2 {
-		t.Errorf("%d JWKS fetches, want 2 (start, unknown kid)", js.hits.Load())
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-new", testClaims(nil)), UnknownKey)
+	if js.Hits() != 2 {
+		t.Errorf("%d JWKS fetches, want 2 (start, unknown kid)", js.Hits())
 	}
 	for _, tok := range freshTokens() {
 		wantAccepted(t, v, tok)
@@ -736,7 +615,7 @@ func TestVerifyJWKSEndpointDown(t *testing.T) {
 	for _, tok := range freshTokens() {
 		wantAccepted(t, v, tok)
 	}
-	wantRefused(t, v, sign(t, jwt.SigningMethodES256, k.ec, "ec-new", claims(nil)), UnknownKey)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-new", testClaims(nil)), UnknownKey)
 }
 
 // A JWKS endpoint that is down at startup does not stop the verifier
@@ -744,10 +623,10 @@ func TestVerifyJWKSEndpointDown(t *testing.T) {
 func TestVerifyJWKSDownAtStart(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey))
-	js.fail()
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js.Fail()
 	v := newJWKSVerifier(t, js, Options{})
-	tok := sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil))
+	tok := authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil))
 	if _, err := v.Verify(tok); err == nil {
 		t.Fatal("token accepted with no keys fetched")
 	}
@@ -757,9 +636,9 @@ func TestVerifyJWKSDownAtStart(t *testing.T) {
 func TestVerifyNoCrossOver(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t)
-	js := newJWKSServer(t, rsaJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
 	jv := newJWKSVerifier(t, js, Options{})
 	hv := hmacVerifier(t, Options{})
-	wantRefused(t, jv, sign(t, jwt.SigningMethodHS256, testSecret, "", claims(nil)), BadSignature)
-	wantRefused(t, hv, sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims(nil)), BadSignature)
+	wantRefused(t, jv, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(nil)), BadSignature)
+	wantRefused(t, hv, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)), BadSignature)
 }
