@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,34 +87,15 @@ func authREST(t *testing.T, s *server, method, path, body string, authz ...strin
 	return authRESTHeader(t, s, method, path, body, http.Header{"Authorization": authz})
 }
 
+// authRESTHeader sends a REST request with the given headers, and the
+// body as application/json.
 func authRESTHeader(t *testing.T, s *server, method, path, body string, h http.Header) response {
 	t.Helper()
-	var rdr io.Reader
+	h = h.Clone()
 	if body != "" {
-		rdr = strings.NewReader(body)
+		h.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+s.HTTPAddr+path, rdr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, vs := range h {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	return s.send(t, method, path, body, h)
 }
 
 // bareConn is a gRPC connection that sends no credentials of its own.

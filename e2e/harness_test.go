@@ -244,6 +244,23 @@ func (r response) JSON(t *testing.T) map[string]any {
 // given as "" is not sent ("Authorization", "" sends no token).
 func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + adminToken}}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			h.Del(headers[i])
+			continue
+		}
+		h.Set(headers[i], headers[i+1])
+	}
+	return s.send(t, method, path, body, h)
+}
+
+// send sends a REST request with exactly the headers given.
+func (s *server) send(t *testing.T, method, path, body string, h http.Header) response {
+	t.Helper()
 	var rdr io.Reader
 	if body != "" {
 		rdr = strings.NewReader(body)
@@ -252,16 +269,10 @@ func (s *server) do(t *testing.T, method, path, body string, headers ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-			continue
+	for k, vs := range h {
+		for _, v := range vs {
+			req.Header.Add(k, v)
 		}
-		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
