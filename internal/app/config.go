@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usersd/usersd/service"
 )
 
 // Config is everything `usersd serve` can be told. Each flag is also an
@@ -57,8 +59,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	dbFlag(fs, &c.DB)
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest REST request body; larger is 413")
-	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", 16<<10, "largest claims object, as compact JSON")
-	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", 10, "deepest claims nesting (the claims object is depth 1)")
+	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", service.DefaultLimits.MaxClaimsBytes, "largest claims object, as compact JSON")
+	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", service.DefaultLimits.MaxClaimsDepth, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
 	c.EventsRetention = 90 * 24 * time.Hour
