@@ -82,13 +82,13 @@ func SuccessInTransaction(ctx context.Context, userID string) *store.Event {
 	return &ev
 }
 
-// event builds one event of the call with a copy of metadata.
+// event builds one event of the call from its metadata as it is now.
 func (c *call) event(suffix string, metadata map[string]any) store.Event {
 	return newEvent(c.op+suffix, c.requestID, c.clientID, metadata, time.Now())
 }
 
 func newEvent(typ, requestID, clientID string, metadata map[string]any, now time.Time) store.Event {
-	meta, err := json.Marshal(maps.Clone(metadata))
+	meta, err := json.Marshal(metadata) // a snapshot: later Sets do not change it
 	if err != nil || metadata == nil {
 		meta = []byte("{}") // metadata holds strings and numbers only
 	}
