@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/usersd/usersd/gateway/jsonbody"
 )
 
 type bodyKey struct{}
@@ -71,7 +73,7 @@ func (rt *route) locate(field, msg string) detail {
 func jsonPath(md protoreflect.MessageDescriptor, segs []string) []string {
 	out := make([]string, 0, len(segs))
 	for i, s := range segs {
-		if md == nil || isFreeForm(md) {
+		if md == nil || jsonbody.FreeForm(md) {
 			return append(out, segs[i:]...)
 		}
 		fd := md.Fields().ByName(protoreflect.Name(s))
@@ -82,14 +84,6 @@ func jsonPath(md protoreflect.MessageDescriptor, segs []string) []string {
 		md = fd.Message()
 	}
 	return out
-}
-
-func isFreeForm(md protoreflect.MessageDescriptor) bool {
-	switch md.FullName() {
-	case "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue":
-		return true
-	}
-	return false
 }
 
 // valueOf reads the offending value back from the request.

@@ -141,7 +141,7 @@ func (g *Gateway) routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ 
 func (g *Gateway) writeRoutingError(w http.ResponseWriter, r *http.Request, status int) {
 	switch status {
 	case http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", strings.Join(g.allowed(r.URL.Path), ", "))
+		w.Header().Set("Allow", strings.Join(g.routes.allowed(r.URL.Path), ", "))
 		writeError(w, status, "Method "+r.Method+" is not allowed on this path", nil)
 	case http.StatusNotFound:
 		writeError(w, status, "No such endpoint", nil)

@@ -128,11 +128,6 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// allowed lists the methods for a 405's Allow header.
-func (g *Gateway) allowed(path string) []string {
-	return g.routes.allowed(path)
-}
-
 // successStatus sets the contract's non-200 success codes: 201 with
 // Location on create, 204 with no body on delete.
 func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {

@@ -171,12 +171,8 @@ func bodyDetails(vs []jsonbody.Violation) []detail {
 // API does; fields bound to the path or body cannot be set from the query.
 func checkQuery(rt *route, query url.Values) []detail {
 	var out []detail
-	fields := rt.rpc.Input().Fields()
 	for key, values := range query {
-		fd := fields.ByJSONName(key)
-		if fd == nil {
-			fd = fields.ByName(protoreflect.Name(key))
-		}
+		fd := jsonbody.FieldByKey(rt.rpc.Input(), key)
 		if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) {
 			continue
 		}
@@ -244,11 +240,7 @@ func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, body []by
 	_ = json.Unmarshal(body, &top) // already checked to be an object (or empty)
 	var paths []string
 	for key := range top {
-		fd := md.Fields().ByJSONName(key)
-		if fd == nil {
-			fd = md.Fields().ByName(protoreflect.Name(key))
-		}
-		if fd != nil {
+		if fd := jsonbody.FieldByKey(md, key); fd != nil {
 			paths = append(paths, string(fd.Name()))
 		}
 	}

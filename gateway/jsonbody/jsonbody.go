@@ -334,14 +334,19 @@ func (f *frame) member(null bool) (shape, string) {
 	return freeShape, ""
 }
 
+// FieldByKey is the field of md that a JSON key names, as protojson reads
+// it: by JSON name or by proto name; nil when there is none.
+func FieldByKey(md protoreflect.MessageDescriptor, key string) protoreflect.FieldDescriptor {
+	if fd := md.Fields().ByJSONName(key); fd != nil {
+		return fd
+	}
+	return md.Fields().ByTextName(key)
+}
+
 // field matches a key to a message field as protojson does: by JSON name or
 // proto name, each field at most once, one field per oneof.
 func (f *frame) field(null bool) (shape, string) {
-	fields := f.sh.md.Fields()
-	fd := fields.ByJSONName(f.key)
-	if fd == nil {
-		fd = fields.ByTextName(f.key)
-	}
+	fd := FieldByKey(f.sh.md, f.key)
 	if fd == nil {
 		if f.seen(f.key) {
 			return freeShape, "duplicate key"

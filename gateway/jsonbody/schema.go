@@ -39,6 +39,13 @@ type shape struct {
 
 var freeShape = shape{kind: shapeFree}
 
+// FreeForm reports whether md holds free-form JSON (Struct, Value,
+// ListValue): below it, keys are data, not field names.
+func FreeForm(md protoreflect.MessageDescriptor) bool {
+	kind, known := wellKnown[md.FullName()]
+	return known && (kind == shapeFree || kind == shapeStruct || kind == shapeListValue)
+}
+
 // wellKnown maps the well-known types that protojson reads from something
 // other than a plain object of fields.
 var wellKnown = map[protoreflect.FullName]shapeKind{
