@@ -163,7 +163,8 @@ type slowStore struct {
 	mu      sync.Mutex
 	batches [][]store.Event
 	release chan struct{}
-	fail    int // fail this many calls first
+	fail    int                // fail this many calls first
+	written chan []store.Event // when set, told of every batch written
 }
 
 func (s *slowStore) AppendEvents(_ context.Context, evs []store.Event) error {
@@ -177,6 +178,9 @@ func (s *slowStore) AppendEvents(_ context.Context, evs []store.Event) error {
 		return errors.New("database busy")
 	}
 	s.batches = append(s.batches, append([]store.Event(nil), evs...))
+	if s.written != nil {
+		s.written <- s.batches[len(s.batches)-1]
+	}
 	return nil
 }
 
@@ -246,17 +250,19 @@ func TestWriterBackpressure(t *testing.T) {
 }
 
 func TestWriterFlushesWithinTheInterval(t *testing.T) {
-	st := &slowStore{}
+	// The batch size is never reached: only the flush timer can write.
+	st := &slowStore{written: make(chan []store.Event, 1)}
 	opts := quietOptions(10, 100)
 	opts.FlushInterval = time.Millisecond
 	w := NewWriter(st, opts)
 	defer w.Close()
 	w.Record(store.Event{ID: "a"})
-	deadline := time.Now().Add(5 * time.Second)
-	for st.total() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a lone event was not written by the flush timer")
+	select {
+	case batch := <-st.written:
+		if len(batch) != 1 || batch[0].ID != "a" {
+			t.Fatalf("flushed %+v", batch)
 		}
-		time.Sleep(time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone event was not written by the flush timer")
 	}
 }
