@@ -181,30 +181,10 @@ var transports = []transport{
 	{"rest-loopback", true, seams{dialGateway: dialLoopback}},
 }
 
-func BenchmarkGetUser(b *testing.B) {
-	for _, tr := range transports {
-		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.sm)
-			ids := s.seed(b, 100)
-			var n atomic.Int64
-			b.SetParallelism(benchClients)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					id := ids[int(n.Add(1))%len(ids)]
-					if tr.rest {
-						s.rest(b, "GET", "/v1/users/"+id, nil)
-					} else if _, err := s.users.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
-						b.Error(err)
-					}
-				}
-			})
-			s.reportBackpressure(b)
-		})
-	}
-}
-
-func BenchmarkUpdateUser(b *testing.B) {
+// benchEach runs call from benchClients × GOMAXPROCS goroutines against
+// a fresh server per transport, seeded with 100 users; call gets a
+// running number and the id of the user to use.
+func benchEach(b *testing.B, call func(b *testing.B, s *benchServer, tr transport, i int64, id string)) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			s := startBench(b, tr.sm)
@@ -215,21 +195,36 @@ func BenchmarkUpdateUser(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := n.Add(1)
-					id := ids[int(i)%len(ids)]
-					if tr.rest {
-						s.rest(b, "PUT", "/v1/users/"+id, []byte(`{"claims":{"email":"u@example.com","n":`+strconv.FormatInt(i, 10)+`}}`))
-						continue
-					}
-					claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "n": float64(i)})
-					_, err := s.users.UpdateUser(context.Background(), &usersv1.UpdateUserRequest{
-						Id: id, User: &usersv1.User{Claims: claims}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
-					})
-					if err != nil {
-						b.Error(err)
-					}
+					call(b, s, tr, i, ids[int(i)%len(ids)])
 				}
 			})
 			s.reportBackpressure(b)
 		})
 	}
+}
+
+func BenchmarkGetUser(b *testing.B) {
+	benchEach(b, func(b *testing.B, s *benchServer, tr transport, _ int64, id string) {
+		if tr.rest {
+			s.rest(b, "GET", "/v1/users/"+id, nil)
+		} else if _, err := s.users.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+func BenchmarkUpdateUser(b *testing.B) {
+	benchEach(b, func(b *testing.B, s *benchServer, tr transport, i int64, id string) {
+		if tr.rest {
+			s.rest(b, "PUT", "/v1/users/"+id, []byte(`{"claims":{"email":"u@example.com","n":`+strconv.FormatInt(i, 10)+`}}`))
+			return
+		}
+		claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "n": float64(i)})
+		_, err := s.users.UpdateUser(context.Background(), &usersv1.UpdateUserRequest{
+			Id: id, User: &usersv1.User{Claims: claims}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
+		})
+		if err != nil {
+			b.Error(err)
+		}
+	})
 }
