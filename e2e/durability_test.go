@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -626,117 +625,49 @@ func TestCrashDurability(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := start(t, dir)
-	c := s.grpc()
+	ws := runCrashWorkload(t, s, s.grpc())
 
-	const (
-		writers       = 8
-		usersEach     = 4
-		maxUpdates    = 2000 // per writer: the bound if the kill never came
-		killAfterAcks = 400  // acknowledged updates, all writers together
-	)
+	// tracked is a user with its last acknowledged v (0 = the create) and
+	// the v in flight when its writer stopped (-1 none).
 	type tracked struct {
 		id       string
-		lastAck  int // claims {"v": lastAck} acknowledged (0 = the create)
-		inFlight int // sent, not acknowledged when the writer stopped; -1 none
+		lastAck  int
+		inFlight int
 	}
-	var (
-		acked      atomic.Int64
-		killing    atomic.Bool
-		postKill   atomic.Int64
-		lostCreate atomic.Int64 // creates that failed after the kill: may or may not exist
-		trigger    = make(chan struct{})
-		allDone    = make(chan struct{})
-		owned      = make([][]*tracked, writers)
-		preKillErr = make([]error, writers)
-		wg         sync.WaitGroup
-	)
-	call := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), callTimeout)
-	}
-	fail := func(w int, err error) {
-		if killing.Load() {
-			postKill.Add(1)
-			return
+	var owned [][]*tracked
+	ackedCreates, lostCreates, ackedUpdates, inFlight := 0, 0, 0, 0
+	for w, wr := range ws {
+		if wr.err != nil {
+			t.Fatalf("writer %d failed before the kill (under 8 writers every valid request is acknowledged): %v", w, wr.err)
 		}
-		preKillErr[w] = err
-	}
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range usersEach {
-				ctx, cancel := call()
-				resp, err := c.CreateUser(ctx, &usersv1.CreateUserRequest{User: &usersv1.User{Claims: claimsV(0)}})
-				cancel()
-				if err != nil {
-					if killing.Load() {
-						lostCreate.Add(1)
-					}
-					fail(w, err)
-					return
-				}
-				owned[w] = append(owned[w], &tracked{id: resp.GetUser().GetId(), inFlight: -1})
-			}
-			for n := 1; n <= maxUpdates; n++ {
-				u := owned[w][n%usersEach]
-				u.inFlight = n
-				ctx, cancel := call()
-				resp, err := c.UpdateUser(ctx, &usersv1.UpdateUserRequest{
-					Id: u.id, User: &usersv1.User{Claims: claimsV(n)},
-					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
-				})
-				cancel()
-				if err != nil {
-					fail(w, err)
-					return
-				}
-				if got := resp.GetUser().GetClaims().GetFields()["v"].GetNumberValue(); got != float64(n) {
-					preKillErr[w] = errors.New("update response does not echo the new claims")
-					return
-				}
-				u.lastAck, u.inFlight = n, -1
-				if acked.Add(1) == killAfterAcks {
-					close(trigger)
-				}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(allDone) }()
-
-	select {
-	case <-trigger:
-	case <-allDone:
-		t.Fatalf("writers stopped after %d acknowledged updates, before the kill: %v", acked.Load(), errors.Join(preKillErr...))
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("only %d acknowledged updates after 2 minutes", acked.Load())
-	}
-	killing.Store(true)
-	s.kill()
-	select {
-	case <-allDone:
-	case <-time.After(2 * callTimeout):
-		t.Fatal("writers did not stop after the kill")
-	}
-	if err := errors.Join(preKillErr...); err != nil {
-		t.Fatalf("errors before the kill (under 8 writers every valid request is acknowledged): %v", err)
-	}
-	inFlight, ackedCreates := 0, 0
-	for w := range writers {
-		ackedCreates += len(owned[w])
-		for _, u := range owned[w] {
-			if u.inFlight >= 0 {
-				inFlight++
-			}
+		byID := map[string]*tracked{}
+		var mine []*tracked
+		for _, id := range wr.users {
+			u := &tracked{id: id, inFlight: -1}
+			byID[id] = u
+			mine = append(mine, u)
 		}
+		for _, u := range wr.acked {
+			byID[u.user].lastAck = u.n
+		}
+		if len(wr.attempted) > len(wr.acked) {
+			last := wr.attempted[len(wr.attempted)-1]
+			byID[last.user].inFlight = last.n
+			inFlight++
+		}
+		owned = append(owned, mine)
+		ackedCreates += len(wr.users)
+		lostCreates += wr.lostCreates
+		ackedUpdates += len(wr.acked)
 	}
-	t.Logf("killed after %d acknowledged updates; %d updates in flight; %d calls failed after the kill",
-		acked.Load(), inFlight, postKill.Load())
+	t.Logf("killed after %d acknowledged updates; %d updates in flight; %d creates failed after the kill",
+		ackedUpdates, inFlight, lostCreates)
 
 	s2 := start(t, dir)
 	c2 := s2.grpc()
 	appliedInFlight := 0
-	for w := range writers {
-		for _, u := range owned[w] {
+	for _, mine := range owned {
+		for _, u := range mine {
 			resp, err := c2.GetUser(t.Context(), &usersv1.GetUserRequest{Id: u.id})
 			if err != nil {
 				t.Errorf("acknowledged user %s after the crash: %v", u.id, err)
@@ -759,8 +690,8 @@ func TestCrashDurability(t *testing.T) {
 
 	// The restarted server answers normally: reads everything, writes.
 	all := listAllREST(t, s2, 1000)
-	if n := len(all); n < ackedCreates || n > ackedCreates+int(lostCreate.Load()) {
-		t.Errorf("%d users listed after the crash, want %d acknowledged (+%d unacknowledged creates)", n, ackedCreates, lostCreate.Load())
+	if n := len(all); n < ackedCreates || n > ackedCreates+lostCreates {
+		t.Errorf("%d users listed after the crash, want %d acknowledged (+%d unacknowledged creates)", n, ackedCreates, lostCreates)
 	}
 	u := createUser(t, s2, `{"claims":{"after":"crash"}}`)
 	id := u["id"].(string)

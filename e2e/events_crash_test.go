@@ -1,17 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
@@ -34,102 +27,8 @@ func TestEventsCrashDurability(t *testing.T) {
 	t.Cleanup(func() { conn.Close() })
 	c := usersv1.NewUserServiceClient(conn)
 
-	const (
-		writers       = 8
-		usersEach     = 4
-		maxUpdates    = 2000 // per writer: the bound if the kill never came
-		killAfterAcks = 400  // acknowledged updates, all writers together
-	)
-	// update is one attempted update: claims {"v": n} on user, sent with
-	// request id rid.
-	type update struct {
-		user string
-		n    int
-		rid  string
-	}
-	type writer struct {
-		users      []string
-		createRIDs []string
-		attempted  []update // every update sent, acknowledged or not
-		acked      []update
-		err        error // before the kill
-	}
-	var (
-		acked   atomic.Int64
-		killing atomic.Bool
-		trigger = make(chan struct{})
-		allDone = make(chan struct{})
-		ws      = make([]writer, writers)
-		wg      sync.WaitGroup
-	)
-	call := func(rid string) (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		return metadata.AppendToOutgoingContext(ctx, "x-request-id", rid), cancel
-	}
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			me := &ws[w]
-			fail := func(err error) {
-				if !killing.Load() {
-					me.err = err
-				}
-			}
-			for i := range usersEach {
-				rid := fmt.Sprintf("crash-create-w%d-%d-%s", w, i, randomHex(4))
-				ctx, cancel := call(rid)
-				resp, err := c.CreateUser(ctx, &usersv1.CreateUserRequest{User: &usersv1.User{Claims: claimsV(0)}})
-				cancel()
-				if err != nil {
-					fail(err)
-					return
-				}
-				me.users = append(me.users, resp.GetUser().GetId())
-				me.createRIDs = append(me.createRIDs, rid)
-			}
-			for n := 1; n <= maxUpdates; n++ {
-				u := update{user: me.users[n%usersEach], n: n, rid: fmt.Sprintf("crash-update-w%d-%d-%s", w, n, randomHex(4))}
-				me.attempted = append(me.attempted, u)
-				ctx, cancel := call(u.rid)
-				resp, err := c.UpdateUser(ctx, &usersv1.UpdateUserRequest{Id: u.user, User: &usersv1.User{Claims: claimsV(n)}, UpdateMask: mask("claims")})
-				cancel()
-				if err != nil {
-					fail(err)
-					return
-				}
-				if got := resp.GetUser().GetClaims().GetFields()["v"].GetNumberValue(); got != float64(n) {
-					me.err = errors.New("update response does not echo the new claims")
-					return
-				}
-				me.acked = append(me.acked, u)
-				if acked.Add(1) == killAfterAcks {
-					close(trigger)
-				}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(allDone) }()
-
-	select {
-	case <-trigger:
-	case <-allDone:
-		var errs []error
-		for _, w := range ws {
-			errs = append(errs, w.err)
-		}
-		t.Fatalf("writers stopped after %d acknowledged updates, before the kill: %v", acked.Load(), errors.Join(errs...))
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("only %d acknowledged updates after 2 minutes", acked.Load())
-	}
-	killing.Store(true)
-	s.kill()
-	select {
-	case <-allDone:
-	case <-time.After(2 * callTimeout):
-		t.Fatal("writers did not stop after the kill")
-	}
-	byRID := map[string]update{}
+	ws := runCrashWorkload(t, s, c)
+	byRID := map[string]crashUpdate{}
 	ackedRIDs := map[string]bool{}
 	lastAck := map[string]int{}
 	var createRIDs []string
@@ -137,7 +36,7 @@ func TestEventsCrashDurability(t *testing.T) {
 		if wr.err != nil {
 			t.Fatalf("writer %d failed before the kill (under 8 writers every valid request is acknowledged): %v", w, wr.err)
 		}
-		if len(wr.users) != usersEach {
+		if len(wr.users) != crashUsersEach {
 			t.Fatalf("writer %d has %d users", w, len(wr.users))
 		}
 		createRIDs = append(createRIDs, wr.createRIDs...)
