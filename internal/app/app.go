@@ -161,12 +161,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}()
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
-	if key.generated {
-		log.Warn("no JWT key configured: using the generated development secret", "path", key.path, "created", key.created)
-		if err := printBanner(env.Stdout, cfg, key, addrs); err != nil {
-			log.Error("printing the development token", "error", err)
-		}
-	}
+	announceKey(log, env.Stdout, cfg, key, addrs)
 	if env.Listening != nil {
 		env.Listening(addrs)
 	}

@@ -42,6 +42,8 @@ const (
 	WrongIssuer
 	WrongAudience
 	UnknownKey
+	NoCaller
+	CriticalHeader
 )
 
 // Error is a refused token. Its message helps the caller without
@@ -196,13 +198,24 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return p, nil
 	}
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyfunc)
+	if err != nil {
 		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
 			return Principal{}, v.missingClaim(claims)
 		}
 		return Principal{}, classify(err)
 	}
+	// RFC 7515 §4.1.11: a recipient must refuse a token whose "crit"
+	// names extensions it does not understand; usersd understands none.
+	if _, ok := parsed.Header["crit"]; ok {
+		return Principal{}, &Error{Failure: CriticalHeader, msg: "token has critical header parameters this server does not understand"}
+	}
 	p := Principal{Subject: subject(claims), Roles: rolesFrom(claims[v.rolesClaim])}
+	// Every event and rate limit is keyed by the caller: a token that
+	// names nobody cannot be accounted for.
+	if p.Subject == "" {
+		return Principal{}, &Error{Failure: NoCaller, msg: "token names no caller (client_id, azp or sub)"}
+	}
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		v.cache.put(token, p, exp.Add(Leeway), now)
 	}
