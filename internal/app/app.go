@@ -23,6 +23,7 @@ import (
 	"github.com/usersd/usersd/gateway"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
@@ -111,10 +112,16 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
+	callerRate, err := newCallerRate(cfg.Load)
+	if err != nil {
+		return err
+	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
 		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
+		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
+		CallerRate: callerRate,
 	})
 	if err != nil {
 		return err
@@ -176,6 +183,17 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	health.Shutdown() // report NOT_SERVING to health checks while draining
 	shutdown(httpSrv, grpcSrv, cfg.ShutdownTimeout, log)
 	return runErr
+}
+
+// newCallerRate is the per-caller rate limit, or nil when it is off.
+func newCallerRate(cfg LoadConfig) (*limits.CallerRate, error) {
+	if cfg.RatePerCaller == 0 {
+		return nil, nil
+	}
+	return limits.NewCallerRate(cfg.RatePerCaller, cfg.RateBurst, func(ctx context.Context) string {
+		p, _ := auth.FromContext(ctx)
+		return p.Subject
+	})
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
