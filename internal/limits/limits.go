@@ -36,10 +36,10 @@ const overloadRetry = time.Second
 // call is refused at once: a quick 503 the client can retry beats a
 // request that waits seconds behind hundreds of others.
 type InFlight struct {
-	all    chan struct{}
-	writes chan struct{}
+	all     chan struct{}
+	writes  chan struct{}
 	isWrite func(fullMethod string) bool
-	shed   *prometheus.CounterVec
+	shed    *prometheus.CounterVec
 }
 
 // NewInFlight allows maxAll calls at once, of which at most maxWrites are
