@@ -149,7 +149,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
-		Ready:        st.Ping,
+		Ready:        readiness(verifier, st),
 		RejectionKey: gatewayKey,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
@@ -183,6 +183,17 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	health.Shutdown() // report NOT_SERVING to health checks while draining
 	shutdown(httpSrv, grpcSrv, cfg.ShutdownTimeout, log)
 	return runErr
+}
+
+// readiness is ready when tokens can be verified (a JWKS has been fetched)
+// and the database answers.
+func readiness(v *auth.Verifier, st store.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := v.Ready(ctx); err != nil {
+			return fmt.Errorf("authentication: %w", err)
+		}
+		return st.Ping(ctx)
+	}
 }
 
 // newCallerRate is the per-caller rate limit, or nil when it is off.

@@ -117,7 +117,7 @@ func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verif
 			RefreshInterval:   time.Hour,
 			UnknownKIDRefresh: rate.Every(time.Minute),
 			OnRefreshError: func(err error) {
-				log.Warn("JWKS refresh failed; keeping the cached keys", "url", cfg.Auth.JWKSURL, "error", err)
+				log.Warn("JWKS fetch failed; tokens are checked against the keys already fetched, if any (/readyz is 503 until there are some)", "url", cfg.Auth.JWKSURL, "error", err)
 			},
 		})
 		return v, secret{}, err

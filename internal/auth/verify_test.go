@@ -662,6 +662,52 @@ func TestVerifyJWKSDownAtStart(t *testing.T) {
 	}
 }
 
+// A JWKS verifier is not ready until it has keys; readiness itself fetches
+// them once the endpoint is back, without any token arriving.
+func TestVerifyJWKSReadiness(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t)
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js.Fail()
+	v, err := NewJWKS(t.Context(), js.URL, Options{}, JWKSOptions{
+		Client: js.Client(), RefreshInterval: time.Hour,
+		UnknownKIDRefresh: rate.Every(time.Hour), KeylessRefresh: rate.Inf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := v.Ready(t.Context()); err == nil {
+			t.Fatal("ready with no keys")
+		}
+	}
+	js.Recover()
+	hits := js.Hits()
+	if err := v.Ready(t.Context()); err != nil {
+		t.Fatalf("not ready after the endpoint recovered: %v", err)
+	}
+	if js.Hits() != hits+1 {
+		t.Fatalf("%d fetches for readiness, want 1", js.Hits()-hits)
+	}
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)))
+	// Once keys are loaded, readiness fetches nothing and unknown kids are
+	// paced again as configured (one an hour: the limiter's slot is spent).
+	if err := v.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hits = js.Hits()
+	for range 3 {
+		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-bogus", testClaims(nil)), UnknownKey)
+	}
+	if js.Hits() > hits+1 {
+		t.Fatalf("%d fetches for unknown kids after keys loaded, want at most 1", js.Hits()-hits)
+	}
+	// An HMAC verifier is always ready.
+	if err := hmacVerifier(t, Options{}).Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Tokens for the HMAC verifier and the JWKS verifier do not cross over.
 func TestVerifyNoCrossOver(t *testing.T) {
 	t.Parallel()
