@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -47,6 +48,9 @@ type ServerOptions struct {
 	// (a per-process secret shared with the gateway), so a native client
 	// cannot plant such refusals in the trail.
 	GatewayKey string
+	// Transport bounds every connection (streams, metadata, keepalive,
+	// idle and age limits).
+	Transport []grpc.ServerOption
 }
 
 // publicServices need no token: health checks and server reflection.
@@ -103,7 +107,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(slices.Clip(opts.Transport),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
@@ -114,7 +118,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(opts.Authenticate), guarded),
 			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
 		),
-	)
+	)...)
 	usersv1.RegisterUserServiceServer(srv, users)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)

@@ -115,6 +115,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
 		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
+		Transport: grpcTransport(cfg.GRPC),
 	})
 	if err != nil {
 		return err
@@ -124,6 +125,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
+	grpcLis = limitConns(grpcLis, cfg.GRPC.MaxConns)
 	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		grpcLis.Close()
@@ -149,7 +151,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := newHTTPServer(api, log)
+	httpSrv := newHTTPServer(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes), log)
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
