@@ -84,6 +84,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			return logging.Fields{"request_id", requestid.FromContext(ctx)}
 		}),
 	}
+	callLog := newLogQuota(slogAdapter(log)) // UNAUTHENTICATED calls at a bounded rate
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
@@ -95,7 +96,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		recovery.UnaryServerInterceptor(onPanic),
 		requestid.UnaryServerInterceptor(),
 		opts.Metrics.UnaryServerInterceptor(),
-		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(callLog, logOpts...), notHealth),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
 	}
 	if opts.Events != nil {
@@ -114,7 +115,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			recovery.StreamServerInterceptor(onPanic),
 			requestid.StreamServerInterceptor(),
 			opts.Metrics.StreamServerInterceptor(),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+			selector.StreamServerInterceptor(logging.StreamServerInterceptor(callLog, logOpts...), notHealth),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(opts.Authenticate), guarded),
 			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
 		),
