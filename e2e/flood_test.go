@@ -146,7 +146,7 @@ func unauthenticatedLogs(t *testing.T, s *server) (logged, suppressed int) {
 		switch {
 		case rec.Code == "Unauthenticated":
 			logged++
-		case strings.HasPrefix(rec.Msg, "unauthenticated calls not logged"):
+		case strings.HasPrefix(rec.Msg, "unauthenticated or rate-limited calls not logged"):
 			suppressed += rec.Suppressed
 		}
 	}

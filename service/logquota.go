@@ -10,10 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// Calls that end UNAUTHENTICATED cost their sender nothing, so one line
-// each would let anyone fill the disk and bury the other lines (a rapid
-// reset flood wrote 100 000 lines in 5 s). They are logged at most this
-// often; the rest are counted, and the count is logged once per
+// Calls refused before any work, UNAUTHENTICATED (no valid token) and
+// RESOURCE_EXHAUSTED (the caller's rate limit), cost their sender nothing,
+// so one line each would let anyone fill the disk and bury the other lines
+// (a rapid reset flood wrote 100 000 lines in 5 s). They are logged at
+// most this often; the rest are counted, and the count is logged once per
 // unauthenticatedReport while calls are being dropped.
 const (
 	unauthenticatedPerSecond = 5
@@ -21,8 +22,8 @@ const (
 	unauthenticatedReport    = time.Second
 )
 
-// logQuota passes log lines on to next, except the lines of calls that
-// ended UNAUTHENTICATED beyond a token bucket.
+// logQuota passes log lines on to next, except the lines of refused calls
+// beyond a token bucket.
 type logQuota struct {
 	next   logging.Logger
 	bucket *rate.Limiter
@@ -46,7 +47,7 @@ func newLogQuota(next logging.Logger) *logQuota {
 }
 
 func (q *logQuota) Log(ctx context.Context, level logging.Level, msg string, fields ...any) {
-	if !endedUnauthenticated(fields) || q.bucket.AllowN(q.now(), 1) {
+	if !endedRefused(fields) || q.bucket.AllowN(q.now(), 1) {
 		q.next.Log(ctx, level, msg, fields...)
 		return
 	}
@@ -65,16 +66,16 @@ func (q *logQuota) report() {
 	n := q.dropped
 	q.dropped, q.reporting = 0, false
 	q.mu.Unlock()
-	q.next.Log(context.Background(), logging.LevelWarn, "unauthenticated calls not logged (rate limit)",
+	q.next.Log(context.Background(), logging.LevelWarn, "unauthenticated or rate-limited calls not logged (log rate limit)",
 		"suppressed", n, "interval", unauthenticatedReport.String())
 }
 
-// endedUnauthenticated reports whether fields (key, value pairs from the
-// logging interceptor) carry the code UNAUTHENTICATED.
-func endedUnauthenticated(fields []any) bool {
+// endedRefused reports whether fields (key, value pairs from the logging
+// interceptor) carry the code UNAUTHENTICATED or RESOURCE_EXHAUSTED.
+func endedRefused(fields []any) bool {
 	for i := 0; i+1 < len(fields); i += 2 {
 		if fields[i] == "grpc.code" {
-			return fields[i+1] == codes.Unauthenticated.String()
+			return fields[i+1] == codes.Unauthenticated.String() || fields[i+1] == codes.ResourceExhausted.String()
 		}
 	}
 	return false
