@@ -43,6 +43,9 @@ type ServerOptions struct {
 	// Events records the analytic events of each call (nil records none:
 	// only benchmarks run without).
 	Events *events.Recorder
+	// Deadline, when set, is the outermost unary interceptor: it gives
+	// every call a deadline (internal/deadline), bounding every wait in it.
+	Deadline grpc.UnaryServerInterceptor
 	// GatewayKey authenticates the REST gateway's rejected-request mark
 	// (a per-process secret shared with the gateway), so a native client
 	// cannot plant such refusals in the trail.
@@ -60,7 +63,7 @@ var publicServices = map[string]bool{
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	recovery → request id → metrics → logging → authentication →
+//	deadline → recovery → request id → metrics → logging → authentication →
 //	analytic events → authorization → gateway rejections → error mapping →
 //	recovery → handler
 //
@@ -93,6 +96,9 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		opts.Metrics.UnaryServerInterceptor(),
 		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
 		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
+	}
+	if opts.Deadline != nil {
+		unary = append([]grpc.UnaryServerInterceptor{opts.Deadline}, unary...)
 	}
 	if opts.Events != nil {
 		unary = append(unary, opts.Events.UnaryServerInterceptor())

@@ -29,6 +29,8 @@ type Config struct {
 	MaxClaimsDepth  int
 	GRPCMaxRecv     int
 	ShutdownTimeout time.Duration
+	RequestTimeout  time.Duration
+	DBQuickCheck    bool
 	EventsRetention time.Duration
 	Auth            AuthConfig
 }
@@ -62,7 +64,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", service.DefaultLimits.MaxClaimsBytes, "largest claims object, as compact JSON")
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", service.DefaultLimits.MaxClaimsDepth, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown on SIGTERM/SIGINT may take in all: in-flight requests, buffered events, the final checkpoint")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
+	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
 	c.EventsRetention = 90 * 24 * time.Hour
 	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept, e.g. 90d or 36h")
 	authFlags(fs, &c.Auth)
@@ -130,6 +134,7 @@ func (c Config) validate() error {
 	check(c.MaxClaimsDepth >= 1, "--max-claims-depth must be at least 1")
 	check(c.GRPCMaxRecv >= 1024, "--grpc-max-recv-bytes must be at least 1024")
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	check(c.RequestTimeout > 0, "--request-timeout must be positive")
 	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")
 	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
 	keys := 0
