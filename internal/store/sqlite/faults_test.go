@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"os"
@@ -312,5 +313,28 @@ func chmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A server restarted while its file is read-only still starts: reading
+// the cursor key of an existing database writes nothing. (Only root can
+// open a read-only file for writing, as Open does.)
+func TestCursorKeyOfReadOnlyDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to open a read-only file read-write")
+	}
+	path := filepath.Join(t.TempDir(), "users.db")
+	s := openAt(t, path)
+	want, err := s.CursorKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, path, 0o400)
+	s = openAt(t, path)
+	if got, err := s.CursorKey(t.Context()); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("CursorKey of a read-only database: %x, %v; want %x", got, err, want)
 	}
 }

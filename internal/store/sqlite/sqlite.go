@@ -236,23 +236,29 @@ func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(s.key), nil
 }
 
-// loadCursorKey offers a fresh key and reads back whichever key won, so
-// processes racing on a new database all end up with the same one.
+// loadCursorKey reads the key, and on a new database offers a fresh one
+// and reads back whichever key won, so processes racing on a new database
+// all end up with the same one. Only a new database is written to: a
+// server restarted while the file is read-only still starts.
 func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
-	fresh := make([]byte, cursorKeyLen)
-	rand.Read(fresh) // never fails; it crashes the program instead
-	if err := s.write(ctx, "store cursor key", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
-			 ON CONFLICT (name) DO NOTHING`, fresh)
-		return err
-	}); err != nil {
-		return nil, err
-	}
+	const read = `SELECT value FROM settings WHERE name = 'cursor_key'`
 	var key []byte
-	if err := s.w.QueryRowContext(ctx,
-		`SELECT value FROM settings WHERE name = 'cursor_key'`).Scan(&key); err != nil {
-		return nil, err
+	err := s.w.QueryRowContext(ctx, read).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		fresh := make([]byte, cursorKeyLen)
+		rand.Read(fresh) // never fails; it crashes the program instead
+		if err := s.write(ctx, "store cursor key", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
+				 ON CONFLICT (name) DO NOTHING`, fresh)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		err = s.w.QueryRowContext(ctx, read).Scan(&key)
+	}
+	if err != nil {
+		return nil, opError("read cursor key", err)
 	}
 	if len(key) != cursorKeyLen {
 		return nil, fmt.Errorf("stored key has %d bytes, want %d", len(key), cursorKeyLen)
