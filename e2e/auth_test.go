@@ -57,6 +57,19 @@ func hs256(t *testing.T, over map[string]any) string {
 	return authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", jwtClaims(over))
 }
 
+// critToken is an admin token whose header marks an extension critical
+// (RFC 7515 §4.1.11): the server understands none, so it must refuse it.
+func critToken(t *testing.T) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims(nil))
+	tok.Header["crit"] = []string{"exp"}
+	signed, err := tok.SignedString(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // tokenPayload decodes a token's claims without verifying it.
@@ -291,6 +304,8 @@ func TestAuthRejections(t *testing.T) {
 		{"alg none", []string{"Bearer " + authtest.Unsigned(t, "none", "", jwtClaims(nil))}, presented, rpcerr.ReasonInvalidToken},
 		{"signature stripped", []string{"Bearer " + adminToken[:strings.LastIndex(adminToken, ".")+1]}, presented, rpcerr.ReasonInvalidToken},
 		{"payload tampered", []string{"Bearer " + tamper(t, adminToken)}, presented, rpcerr.ReasonInvalidToken},
+		{"names no caller", []string{"Bearer " + hs256(t, map[string]any{"sub": nil})}, presented, rpcerr.ReasonInvalidToken},
+		{"crit header", []string{"Bearer " + critToken(t)}, presented, rpcerr.ReasonInvalidToken},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -494,7 +509,7 @@ func TestAuthRolesClaim(t *testing.T) {
 		tok  string
 		ok   bool
 	}{
-		{"admin in perms", tokenFor(t, auth.TokenSpec{Roles: []string{auth.RoleAdmin}, RolesClaim: "perms"}), true},
+		{"admin in perms", tokenFor(t, auth.TokenSpec{Subject: "perms-client", Roles: []string{auth.RoleAdmin}, RolesClaim: "perms"}), true},
 		{"issuer in perms", hs256(t, map[string]any{"roles": nil, "perms": []string{auth.RoleIssuer}}), true},
 		{"auditor in perms", hs256(t, map[string]any{"roles": nil, "perms": []string{auth.RoleAuditor}}), false},
 		{"admin in roles only", adminToken, false},
@@ -908,8 +923,6 @@ func TestAuthOpenModeRefused(t *testing.T) {
 		t.Fatalf("the secret changed across a restart (%v)", err)
 	}
 	useToken(t, s2, tok)
-	tok2 := bannerToken(t, s2, waitForOutput(t, s2, "grpcurl"))
-	useToken(t, s2, tok2)
 
 	// usersd token signs with the same secret.
 	cmd := exec.Command(binary, "token", "--role", "admin", "--role", "auditor", "--ttl", "1h", "--db", filepath.Join(dir, "users.db"))
@@ -935,6 +948,18 @@ func TestAuthOpenModeRefused(t *testing.T) {
 	useToken(t, s2, cliTok)
 	if fi, err := os.Stat(secretPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("jwt-secret after usersd token: %v %v", fi, err)
+	}
+
+	// The banner's token is printed only when the secret is created: a
+	// restart prints none (stdout is complete once the process exited).
+	if err := s2.stop(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, s2.logs)
+	}
+	if out := s2.stdout.String(); strings.Contains(out, "Admin token") || bannerCurl.MatchString(out) {
+		t.Errorf("a restart on an existing secret printed a token:\n%s", out)
+	}
+	if !strings.Contains(s2.logs.String(), "usersd token --role admin") {
+		t.Errorf("a restart on the generated secret does not say how to get a token:\n%s", s2.logs)
 	}
 }
 
@@ -1110,11 +1135,11 @@ func TestAuthShortSecret(t *testing.T) {
 	} {
 		t.Run("32 bytes and a newline/"+how.name, func(t *testing.T) {
 			s := startEnv(t, "", how.env, how.args...)
-			good, err := auth.IssueHS256(exact32, auth.TokenSpec{Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
+			good, err := auth.IssueHS256(exact32, auth.TokenSpec{Subject: "e2e-admin", Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
-			withNewline, err := auth.IssueHS256(append(append([]byte(nil), exact32...), '\n'), auth.TokenSpec{Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
+			withNewline, err := auth.IssueHS256(append(append([]byte(nil), exact32...), '\n'), auth.TokenSpec{Subject: "e2e-admin", Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -64,7 +66,9 @@ func writeError(w http.ResponseWriter, status int, message string, details []det
 			h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
 		}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		h.Set("Retry-After", "1")
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", "1")
+		}
 	}
 	if message == "" {
 		message = http.StatusText(status)
@@ -100,8 +104,11 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 	code := rpcerr.HTTPStatus(st.Code())
 	var violations []*errdetails.BadRequest_FieldViolation
 	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			violations = append(violations, br.GetFieldViolations()...)
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			violations = append(violations, d.GetFieldViolations()...)
+		case *errdetails.RetryInfo:
+			w.Header().Set("Retry-After", retryAfter(d))
 		}
 	}
 	message := st.Message()
@@ -121,6 +128,13 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		w.Header().Set("WWW-Authenticate", bearerChallenge(info, message))
 	}
 	writeError(w, code, message, g.describe(r, violations))
+}
+
+// retryAfter is a RetryInfo delay as Retry-After seconds, rounded up and at
+// least one (a zero would invite an immediate retry that fails again).
+func retryAfter(ri *errdetails.RetryInfo) string {
+	secs := int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+	return strconv.FormatInt(max(secs, 1), 10)
 }
 
 // bearerChallenge is the RFC 6750 challenge of a 401: error="invalid_token"

@@ -116,7 +116,7 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := g.ready(ctx); err != nil {
 		logError(g.log, r, "readiness check failed", err)
-		writeError(w, http.StatusServiceUnavailable, "Database unreachable", nil)
+		writeError(w, http.StatusServiceUnavailable, "Not ready", nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))

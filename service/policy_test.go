@@ -57,6 +57,30 @@ func TestPolicyCoversEveryRPC(t *testing.T) {
 	}
 }
 
+// Every RPC is classified as a write or a read, and only the mutations
+// are writes.
+func TestWritesCoverEveryRPC(t *testing.T) {
+	t.Parallel()
+	rpcs := rpcsOf(usersv1.File_users_v1_users_proto)
+	for _, m := range rpcs {
+		write, ok := Writes[m]
+		if !ok {
+			t.Errorf("%s has no entry in Writes", m)
+			continue
+		}
+		name := m[strings.LastIndex(m, "/")+1:]
+		mutation := strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Update") || strings.HasPrefix(name, "Delete")
+		if write != mutation {
+			t.Errorf("%s: Writes says %v", m, write)
+		}
+	}
+	for m := range Writes {
+		if !slices.Contains(rpcs, m) {
+			t.Errorf("Writes names %s, which is not an RPC of the users proto", m)
+		}
+	}
+}
+
 // The contract's table: issuer runs the users operations, auditor the
 // events query; neither the other's.
 func TestPolicyMatchesContract(t *testing.T) {

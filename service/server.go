@@ -27,6 +27,7 @@ import (
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -43,6 +44,10 @@ type ServerOptions struct {
 	// Events records the analytic events of each call (nil records none:
 	// only benchmarks run without).
 	Events *events.Recorder
+	// InFlight sheds calls beyond the in-flight bounds (nil: no bound).
+	InFlight *limits.InFlight
+	// CallerRate limits each verified caller's calls (nil: no limit).
+	CallerRate *limits.CallerRate
 	// Deadline, when set, is the outermost unary interceptor: it gives
 	// every call a deadline (internal/deadline), bounding every wait in it.
 	Deadline grpc.UnaryServerInterceptor
@@ -63,9 +68,9 @@ var publicServices = map[string]bool{
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	deadline → recovery → request id → metrics → logging → authentication →
-//	analytic events → authorization → gateway rejections → error mapping →
-//	recovery → handler
+//	deadline → recovery → request id → metrics → logging → in-flight bound →
+//	authentication → caller rate limit → analytic events → authorization →
+//	gateway rejections → error mapping → recovery → handler
 //
 // Logging and metrics sit outside the error mapping so they record the
 // final status code; the outer recovery only guards the interceptors.
@@ -95,7 +100,16 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		requestid.UnaryServerInterceptor(),
 		opts.Metrics.UnaryServerInterceptor(),
 		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
-		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
+	}
+	if opts.InFlight != nil {
+		// Before authentication: shedding must cost less than the work.
+		unary = append(unary, selector.UnaryServerInterceptor(opts.InFlight.UnaryServerInterceptor(), guarded))
+	}
+	unary = append(unary, selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded))
+	if opts.CallerRate != nil {
+		// After authentication (the caller is known), before events: a
+		// refused call records nothing, so a flood cannot grow the trail.
+		unary = append(unary, selector.UnaryServerInterceptor(opts.CallerRate.UnaryServerInterceptor(), guarded))
 	}
 	if opts.Deadline != nil {
 		unary = append([]grpc.UnaryServerInterceptor{opts.Deadline}, unary...)

@@ -24,6 +24,7 @@ import (
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
@@ -130,11 +131,17 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
+	callerRate, err := newCallerRate(cfg.Load)
+	if err != nil {
+		return err
+	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
 		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
-		Deadline: deadline.UnaryServerInterceptor(cfg.RequestTimeout),
+		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
+		CallerRate: callerRate,
+		Deadline:   deadline.UnaryServerInterceptor(cfg.RequestTimeout),
 	})
 	if err != nil {
 		return err
@@ -162,7 +169,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
-		Ready:        cachedProbe(st.Ping, time.Second, time.Now),
+		Ready:        cachedProbe(readiness(verifier, st), time.Second, time.Now),
 		RejectionKey: gatewayKey,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
@@ -181,12 +188,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}()
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
-	if key.generated {
-		log.Warn("no JWT key configured: using the generated development secret", "path", key.path, "created", key.created)
-		if err := printBanner(env.Stdout, cfg, key, addrs); err != nil {
-			log.Error("printing the development token", "error", err)
-		}
-	}
+	announceKey(log, env.Stdout, cfg, key, addrs)
 	if env.Listening != nil {
 		env.Listening(addrs)
 	}
@@ -202,6 +204,28 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	stopBy = time.Now().Add(cfg.ShutdownTimeout)
 	shutdown(httpSrv, grpcSrv, stopBy.Add(-2*reserve), log)
 	return runErr
+}
+
+// readiness is ready when tokens can be verified (a JWKS has been fetched)
+// and the database can be read and written.
+func readiness(v *auth.Verifier, st store.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := v.Ready(ctx); err != nil {
+			return fmt.Errorf("authentication: %w", err)
+		}
+		return st.Ping(ctx)
+	}
+}
+
+// newCallerRate is the per-caller rate limit, or nil when it is off.
+func newCallerRate(cfg LoadConfig) (*limits.CallerRate, error) {
+	if cfg.RatePerCaller == 0 {
+		return nil, nil
+	}
+	return limits.NewCallerRate(cfg.RatePerCaller, cfg.RateBurst, func(ctx context.Context) string {
+		p, _ := auth.FromContext(ctx)
+		return p.Subject
+	})
 }
 
 // closeReserve is the part of the shutdown budget kept back from the

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"text/template"
 	"time"
 
@@ -28,6 +29,28 @@ Try:
   grpcurl -plaintext -H "authorization: Bearer {{.Token}}" -d '{}' {{.GRPC}} users.v1.UserService/ListUsers
 
 `))
+
+// announceKey tells the operator about the key in use: a warning when the
+// secret file is readable by others; with the generated development secret,
+// a ready admin token when the secret was just created (printing one on
+// every start would spread long-lived admin tokens through terminal
+// scrollback and captured logs), else how to get one.
+func announceKey(log *slog.Logger, stdout io.Writer, cfg Config, key secret, addrs Addrs) {
+	if mode, exposed := key.exposed(); exposed {
+		log.Warn("the JWT secret file is readable by group or others; restrict it (chmod 600)", "path", key.path, "mode", mode.String())
+	}
+	if !key.generated {
+		return
+	}
+	if !key.created {
+		log.Warn("no JWT key configured: using the generated development secret; for a token run: usersd token --role admin --db "+cfg.DB, "path", key.path)
+		return
+	}
+	log.Warn("no JWT key configured: created a development secret", "path", key.path)
+	if err := printBanner(stdout, cfg, key, addrs); err != nil {
+		log.Error("printing the development token", "error", err)
+	}
+}
 
 // printBanner prints a ready admin token and two commands that work as
 // they are, for the developer who just ran `usersd serve`.

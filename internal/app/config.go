@@ -33,6 +33,15 @@ type Config struct {
 	DBQuickCheck    bool
 	EventsRetention time.Duration
 	Auth            AuthConfig
+	Load            LoadConfig
+}
+
+// LoadConfig bounds the work the server accepts at once.
+type LoadConfig struct {
+	MaxInFlight       int     // calls served at once; beyond, 503
+	MaxInFlightWrites int     // writes among them; beyond, 503
+	RatePerCaller     float64 // calls a second per caller; 0: no limit
+	RateBurst         int     // bucket size of the per-caller limit
 }
 
 // AuthConfig says how bearer tokens are verified. With neither a secret
@@ -69,6 +78,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
 	c.EventsRetention = 90 * 24 * time.Hour
 	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept, e.g. 90d or 36h")
+	fs.IntVar(&c.Load.MaxInFlight, "max-in-flight", 256, "API calls served at once; beyond, 503 with Retry-After (0: no bound)")
+	fs.IntVar(&c.Load.MaxInFlightWrites, "max-in-flight-writes", 64, "writes served at once; beyond, 503 with Retry-After (0: no bound)")
+	fs.Float64Var(&c.Load.RatePerCaller, "rate-limit", 0, "API calls a second per caller (token subject); beyond, 429 with Retry-After (0: off)")
+	fs.IntVar(&c.Load.RateBurst, "rate-limit-burst", 50, "calls a caller may make at once before --rate-limit applies")
 	authFlags(fs, &c.Auth)
 	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 	if err := parse(fs, args, getenv); err != nil {
@@ -137,6 +150,13 @@ func (c Config) validate() error {
 	check(c.RequestTimeout > 0, "--request-timeout must be positive")
 	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")
 	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
+	check(c.Load.MaxInFlight >= 0, "--max-in-flight must not be negative")
+	check(c.Load.MaxInFlightWrites >= 0, "--max-in-flight-writes must not be negative")
+	// The contract promises no shedding below 8 concurrent writers.
+	check(c.Load.MaxInFlightWrites == 0 || c.Load.MaxInFlightWrites >= 8, "--max-in-flight-writes must be at least 8 (or 0 for no bound)")
+	check(c.Load.MaxInFlight == 0 || c.Load.MaxInFlight >= 8, "--max-in-flight must be at least 8 (or 0 for no bound)")
+	check(c.Load.RatePerCaller >= 0, "--rate-limit must not be negative")
+	check(c.Load.RateBurst >= 1, "--rate-limit-burst must be at least 1")
 	keys := 0
 	for _, set := range []bool{c.Auth.SecretFile != "", c.Auth.Secret != "", c.Auth.JWKSURL != ""} {
 		if set {

@@ -52,6 +52,19 @@ func loadSecret(a AuthConfig, db string) (secret, error) {
 	return secret{key: key, path: path, generated: true, created: true}, err
 }
 
+// exposed reports whether the secret's file can be read by its group or by
+// others: anyone who can read it can mint admin tokens.
+func (s secret) exposed() (fs.FileMode, bool) {
+	if s.path == "" {
+		return 0, false
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, false // it was just read; a vanished file is not this check's business
+	}
+	return fi.Mode().Perm(), fi.Mode().Perm()&0o077 != 0
+}
+
 // readSecretFile returns the raw bytes of a secret file, without one
 // trailing newline (so `echo secret > file` works).
 func readSecretFile(path string) ([]byte, error) {
@@ -104,7 +117,7 @@ func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verif
 			RefreshInterval:   time.Hour,
 			UnknownKIDRefresh: rate.Every(time.Minute),
 			OnRefreshError: func(err error) {
-				log.Warn("JWKS refresh failed; keeping the cached keys", "url", cfg.Auth.JWKSURL, "error", err)
+				log.Warn("JWKS fetch failed; tokens are checked against the keys already fetched, if any (/readyz is 503 until there are some)", "url", cfg.Auth.JWKSURL, "error", err)
 			},
 		})
 		return v, secret{}, err

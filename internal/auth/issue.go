@@ -24,6 +24,9 @@ func IssueHS256(secret []byte, spec TokenSpec, now time.Time) (string, error) {
 	if len(secret) < MinSecretBytes {
 		return "", errors.New("the JWT secret is too short to sign with")
 	}
+	if spec.Subject == "" {
+		return "", errors.New("the token must name its caller (subject)")
+	}
 	if spec.TTL <= 0 {
 		return "", errors.New("the token lifetime must be positive")
 	}

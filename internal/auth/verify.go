@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -42,6 +43,8 @@ const (
 	WrongIssuer
 	WrongAudience
 	UnknownKey
+	NoCaller
+	CriticalHeader
 )
 
 // Error is a refused token. Its message helps the caller without
@@ -60,7 +63,22 @@ type Verifier struct {
 	rolesClaim string
 	required   []string // claims a token must carry: exp, and iss/aud when configured
 	cache      *tokenCache
+	jwks       *jwksState // nil for a shared secret
 }
+
+// jwksState is what readiness needs of a JWKS verifier.
+type jwksState struct {
+	keys       jwkset.Storage
+	kidRefresh *rate.Limiter // paces refreshes for unknown key ids
+	kidRate    rate.Limit    // its pace once keys are loaded
+	keyless    rate.Limit    // its pace while no key is loaded
+}
+
+// defaultKeylessRefresh paces fetches while no key has been loaded yet:
+// the unknown-kid refresh is the only fetch jwkset offers besides its
+// timer, and a server without keys should get them soon after the IdP is
+// back, without waiting for traffic a load balancer will not send it.
+var defaultKeylessRefresh = rate.Every(5 * time.Second)
 
 func newVerifier(opts Options, algs []string, kf jwt.Keyfunc) *Verifier {
 	popts := []jwt.ParserOption{
@@ -110,6 +128,9 @@ type JWKSOptions struct {
 	// id not in the cached set, so a flood of bogus kids cannot hammer
 	// the endpoint.
 	UnknownKIDRefresh rate.Limit
+	// KeylessRefresh paces fetches while no key has been loaded yet
+	// (readiness asks for them); 0 means every 5 s.
+	KeylessRefresh rate.Limit
 	// OnRefreshError is told about failed background refreshes; the
 	// verifier keeps using the keys it has.
 	OnRefreshError func(error)
@@ -120,13 +141,14 @@ type JWKSOptions struct {
 // unreachable endpoint leaves the cached keys in use.
 func NewJWKS(ctx context.Context, url string, opts Options, jo JWKSOptions) (*Verifier, error) {
 	noErrorOnFirstFailure := true
+	kidRefresh := rate.NewLimiter(jo.UnknownKIDRefresh, 1)
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:                    jo.Client,
 		HTTPTimeout:               10 * time.Second,
 		NoErrorReturnFirstHTTPReq: &noErrorOnFirstFailure,
 		RateLimitWaitMax:          time.Second,
 		RefreshInterval:           jo.RefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(jo.UnknownKIDRefresh, 1),
+		RefreshUnknownKID:         kidRefresh,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				if jo.OnRefreshError != nil {
@@ -139,7 +161,46 @@ func NewJWKS(ctx context.Context, url string, opts Options, jo JWKSOptions) (*Ve
 		return nil, fmt.Errorf("JWKS %s: %w", url, err)
 	}
 	algs := []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg()}
-	return newVerifier(opts, algs, keyMatchingAlg(kf.KeyfuncCtx(ctx))), nil
+	v := newVerifier(opts, algs, keyMatchingAlg(kf.KeyfuncCtx(ctx)))
+	keyless := jo.KeylessRefresh
+	if keyless == 0 {
+		keyless = defaultKeylessRefresh
+	}
+	v.jwks = &jwksState{keys: kf.Storage(), kidRefresh: kidRefresh, kidRate: jo.UnknownKIDRefresh, keyless: keyless}
+	return v, nil
+}
+
+// Ready reports whether the verifier can accept any token: a JWKS
+// verifier whose endpoint could not be fetched yet has no key, and the
+// server is not ready until it has. Without keys it tries to fetch them
+// (at most every few seconds), so readiness recovers without traffic.
+func (v *Verifier) Ready(ctx context.Context) error {
+	j := v.jwks
+	if j == nil {
+		return nil
+	}
+	if j.loaded(ctx) {
+		return nil
+	}
+	j.kidRefresh.SetLimit(j.keyless)
+	// Reading a key id no set has makes jwkset refresh (when the pace
+	// allows); only the refresh matters here.
+	_, _ = j.keys.KeyRead(ctx, "usersd-readiness-probe")
+	if j.loaded(ctx) {
+		return nil
+	}
+	return errors.New("no verification keys loaded from the JWKS yet")
+}
+
+// loaded reports whether any key is cached, and once one is, restores the
+// unknown-kid refresh pace that protects the endpoint from bogus kids.
+func (j *jwksState) loaded(ctx context.Context) bool {
+	keys, err := j.keys.KeyReadAll(ctx)
+	if err != nil || len(keys) == 0 {
+		return false
+	}
+	j.kidRefresh.SetLimit(j.kidRate)
+	return true
 }
 
 // keyMatchingAlg lets the key decide the algorithm: a token whose alg
@@ -196,13 +257,24 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return p, nil
 	}
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyfunc)
+	if err != nil {
 		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
 			return Principal{}, v.missingClaim(claims)
 		}
 		return Principal{}, classify(err)
 	}
+	// RFC 7515 §4.1.11: a recipient must refuse a token whose "crit"
+	// names extensions it does not understand; usersd understands none.
+	if _, ok := parsed.Header["crit"]; ok {
+		return Principal{}, &Error{Failure: CriticalHeader, msg: "token has critical header parameters this server does not understand"}
+	}
 	p := Principal{Subject: subject(claims), Roles: rolesFrom(claims[v.rolesClaim])}
+	// Every event and rate limit is keyed by the caller: a token that
+	// names nobody cannot be accounted for.
+	if p.Subject == "" {
+		return Principal{}, &Error{Failure: NoCaller, msg: "token names no caller (client_id, azp or sub)"}
+	}
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		v.cache.put(token, p, exp.Add(Leeway), now)
 	}

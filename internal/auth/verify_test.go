@@ -263,13 +263,39 @@ func TestVerifySubject(t *testing.T) {
 		{map[string]any{"sub": "user"}, "user"},
 		{map[string]any{"client_id": "", "azp": "party", "sub": "user"}, "party"},
 		{map[string]any{"client_id": 7, "sub": "user"}, "user"},
-		{map[string]any{"sub": nil}, ""},
 	}
 	for _, tc := range cases {
 		p := wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(tc.over)))
 		if p.Subject != tc.want {
 			t.Errorf("claims %v: subject %q, want %q", tc.over, p.Subject, tc.want)
 		}
+	}
+}
+
+// A token must name its caller, and must not ask for header extensions the
+// server does not understand (contract §4, RFC 7515 §4.1.11).
+func TestVerifyRefusesAnonymousAndCritical(t *testing.T) {
+	t.Parallel()
+	v := hmacVerifier(t, Options{})
+	for _, over := range []map[string]any{
+		{"sub": nil},
+		{"sub": ""},
+		{"sub": 7, "client_id": ""},
+		{"sub": nil, "azp": false},
+	} {
+		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(over)), NoCaller)
+	}
+	for _, crit := range []any{[]string{"exp"}, []string{"b64"}, []string{}, "b64"} {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, testClaims(nil))
+		tok.Header["crit"] = crit
+		tok.Header["b64"] = true
+		signed, err := tok.SignedString(testSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRefused(t, v, signed, CriticalHeader)
+		// Refused every time: a refusal is never remembered as a pass.
+		wantRefused(t, v, signed, CriticalHeader)
 	}
 }
 
@@ -353,13 +379,17 @@ func TestIssueHS256RoundTrip(t *testing.T) {
 	}
 	wantRefused(t, hmacVerifier(t, Options{}), tok, Expired)
 
-	if _, err := IssueHS256(testSecret[:MinSecretBytes-1], TokenSpec{TTL: time.Minute}, now); err == nil {
+	if _, err := IssueHS256(testSecret[:MinSecretBytes-1], TokenSpec{Subject: "a", TTL: time.Minute}, now); err == nil {
 		t.Fatal("IssueHS256 signed with a short secret")
 	}
 	for _, ttl := range []time.Duration{0, -time.Minute} {
-		if _, err := IssueHS256(testSecret, TokenSpec{TTL: ttl}, now); err == nil {
+		if _, err := IssueHS256(testSecret, TokenSpec{Subject: "a", TTL: ttl}, now); err == nil {
 			t.Fatalf("IssueHS256 accepted TTL %v", ttl)
 		}
+	}
+	// The server refuses tokens that name no caller: never issue one.
+	if _, err := IssueHS256(testSecret, TokenSpec{TTL: time.Minute}, now); err == nil {
+		t.Fatal("IssueHS256 issued a token without a subject")
 	}
 }
 
@@ -629,6 +659,52 @@ func TestVerifyJWKSDownAtStart(t *testing.T) {
 	tok := authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil))
 	if _, err := v.Verify(tok); err == nil {
 		t.Fatal("token accepted with no keys fetched")
+	}
+}
+
+// A JWKS verifier is not ready until it has keys; readiness itself fetches
+// them once the endpoint is back, without any token arriving.
+func TestVerifyJWKSReadiness(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t)
+	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
+	js.Fail()
+	v, err := NewJWKS(t.Context(), js.URL, Options{}, JWKSOptions{
+		Client: js.Client(), RefreshInterval: time.Hour,
+		UnknownKIDRefresh: rate.Every(time.Hour), KeylessRefresh: rate.Inf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := v.Ready(t.Context()); err == nil {
+			t.Fatal("ready with no keys")
+		}
+	}
+	js.Recover()
+	hits := js.Hits()
+	if err := v.Ready(t.Context()); err != nil {
+		t.Fatalf("not ready after the endpoint recovered: %v", err)
+	}
+	if js.Hits() != hits+1 {
+		t.Fatalf("%d fetches for readiness, want 1", js.Hits()-hits)
+	}
+	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)))
+	// Once keys are loaded, readiness fetches nothing and unknown kids are
+	// paced again as configured (one an hour: the limiter's slot is spent).
+	if err := v.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hits = js.Hits()
+	for range 3 {
+		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-bogus", testClaims(nil)), UnknownKey)
+	}
+	if js.Hits() > hits+1 {
+		t.Fatalf("%d fetches for unknown kids after keys loaded, want at most 1", js.Hits()-hits)
+	}
+	// An HMAC verifier is always ready.
+	if err := hmacVerifier(t, Options{}).Ready(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }
 

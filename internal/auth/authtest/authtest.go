@@ -154,5 +154,12 @@ func (js *JWKSServer) Fail() {
 	js.down = true
 }
 
+// Recover makes later fetches succeed again.
+func (js *JWKSServer) Recover() {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.down = false
+}
+
 // Hits is the number of fetches so far.
 func (js *JWKSServer) Hits() int64 { return js.hits.Load() }
