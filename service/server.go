@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -55,6 +56,9 @@ type ServerOptions struct {
 	// (a per-process secret shared with the gateway), so a native client
 	// cannot plant such refusals in the trail.
 	GatewayKey string
+	// Transport bounds every connection (streams, metadata, keepalive,
+	// idle and age limits).
+	Transport []grpc.ServerOption
 }
 
 // publicServices need no token: health checks and server reflection.
@@ -88,6 +92,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			return logging.Fields{"request_id", requestid.FromContext(ctx)}
 		}),
 	}
+	callLog := newLogQuota(slogAdapter(log)) // UNAUTHENTICATED calls at a bounded rate
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
@@ -99,7 +104,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		recovery.UnaryServerInterceptor(onPanic),
 		requestid.UnaryServerInterceptor(),
 		opts.Metrics.UnaryServerInterceptor(),
-		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(callLog, logOpts...), notHealth),
 	}
 	if opts.InFlight != nil {
 		// Before authentication: shedding must cost less than the work.
@@ -123,18 +128,18 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(slices.Clip(opts.Transport),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
 			requestid.StreamServerInterceptor(),
 			opts.Metrics.StreamServerInterceptor(),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(slogAdapter(log), logOpts...), notHealth),
+			selector.StreamServerInterceptor(logging.StreamServerInterceptor(callLog, logOpts...), notHealth),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(opts.Authenticate), guarded),
 			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
 		),
-	)
+	)...)
 	usersv1.RegisterUserServiceServer(srv, users)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)

@@ -141,6 +141,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
 		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 		CallerRate: callerRate,
+		Transport:  grpcTransport(cfg.GRPC),
 		Deadline:   deadline.UnaryServerInterceptor(cfg.RequestTimeout),
 	})
 	if err != nil {
@@ -151,6 +152,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
+	grpcLis = limitConns(grpcLis, cfg.GRPC.MaxConns)
 	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		grpcLis.Close()
@@ -176,7 +178,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := newHTTPServer(api, log)
+	httpSrv := newHTTPServer(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes), log)
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()

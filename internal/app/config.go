@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type Config struct {
 	MaxClaimsBytes  int
 	MaxClaimsDepth  int
 	GRPCMaxRecv     int
+	GRPC            GRPCBounds
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
 	DBQuickCheck    bool
@@ -55,6 +57,18 @@ type AuthConfig struct {
 	RolesClaim string
 }
 
+// GRPCBounds limit what gRPC clients may hold or do (contract §3). All but
+// MaxConns apply to every connection, the REST gateway's in-memory one too.
+type GRPCBounds struct {
+	MaxStreams     int           // concurrent streams per connection
+	MaxHeaderBytes int           // request metadata (HPACK-decoded size)
+	MinPingEvery   time.Duration // clients pinging more often get GOAWAY
+	MaxIdle        time.Duration // close connections without calls this long (0: never)
+	MaxAge         time.Duration // then GOAWAY, however busy (0: never)
+	MaxAgeGrace    time.Duration // for the calls in flight at MaxAge
+	MaxConns       int           // concurrent TCP connections (0: no limit)
+}
+
 // SecretEnv holds an HS256 secret given directly; it has no flag, so the
 // secret never shows in a process listing.
 const SecretEnv = "USERS_JWT_SECRET"
@@ -73,6 +87,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", service.DefaultLimits.MaxClaimsBytes, "largest claims object, as compact JSON")
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", service.DefaultLimits.MaxClaimsDepth, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
+	grpcBoundFlags(fs, &c.GRPC)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown on SIGTERM/SIGINT may take in all: in-flight requests, buffered events, the final checkpoint")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
 	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
@@ -89,6 +104,16 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	c.Auth.Secret = getenv(SecretEnv)
 	return c, c.validate()
+}
+
+func grpcBoundFlags(fs *flag.FlagSet, b *GRPCBounds) {
+	fs.IntVar(&b.MaxStreams, "grpc-max-concurrent-streams", 100, "concurrent streams per gRPC connection; more wait on the client")
+	fs.IntVar(&b.MaxHeaderBytes, "grpc-max-header-bytes", 64<<10, "largest gRPC request metadata; REST requests whose headers would exceed it are 431")
+	fs.DurationVar(&b.MinPingEvery, "grpc-keepalive-min-time", 30*time.Second, "shortest keepalive ping interval allowed to gRPC clients; pinging more often gets GOAWAY")
+	fs.DurationVar(&b.MaxIdle, "grpc-max-connection-idle", 5*time.Minute, "close gRPC connections without calls for this long (0: never)")
+	fs.DurationVar(&b.MaxAge, "grpc-max-connection-age", 30*time.Minute, "ask gRPC clients to reconnect after this long (0: never)")
+	fs.DurationVar(&b.MaxAgeGrace, "grpc-max-connection-age-grace", time.Minute, "time calls in flight get to finish after --grpc-max-connection-age")
+	fs.IntVar(&b.MaxConns, "grpc-max-connections", 256, "concurrent gRPC connections; more wait to be accepted (0: no limit)")
 }
 
 func dbFlag(fs *flag.FlagSet, db *string) {
@@ -146,6 +171,13 @@ func (c Config) validate() error {
 	check(c.MaxClaimsBytes >= 2, "--max-claims-bytes must be at least 2")
 	check(c.MaxClaimsDepth >= 1, "--max-claims-depth must be at least 1")
 	check(c.GRPCMaxRecv >= 1024, "--grpc-max-recv-bytes must be at least 1024")
+	check(c.GRPC.MaxStreams >= 1 && uint64(c.GRPC.MaxStreams) <= math.MaxUint32, "--grpc-max-concurrent-streams must be between 1 and 2^32-1")
+	check(c.GRPC.MaxHeaderBytes >= 8<<10 && uint64(c.GRPC.MaxHeaderBytes) <= math.MaxUint32, "--grpc-max-header-bytes must be between 8192 and 2^32-1")
+	check(c.GRPC.MinPingEvery > 0, "--grpc-keepalive-min-time must be positive")
+	check(c.GRPC.MaxIdle >= 0, "--grpc-max-connection-idle must not be negative")
+	check(c.GRPC.MaxAge >= 0, "--grpc-max-connection-age must not be negative")
+	check(c.GRPC.MaxAgeGrace > 0, "--grpc-max-connection-age-grace must be positive")
+	check(c.GRPC.MaxConns >= 0, "--grpc-max-connections must not be negative")
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
 	check(c.RequestTimeout > 0, "--request-timeout must be positive")
 	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")

@@ -23,6 +23,28 @@ func TestParseConfigDefaults(t *testing.T) {
 		c.RequestTimeout != 30*time.Second || !c.DBQuickCheck {
 		t.Fatalf("defaults: %+v", c)
 	}
+	want := GRPCBounds{MaxStreams: 100, MaxHeaderBytes: 64 << 10, MinPingEvery: 30 * time.Second,
+		MaxIdle: 5 * time.Minute, MaxAge: 30 * time.Minute, MaxAgeGrace: time.Minute, MaxConns: 256}
+	if c.GRPC != want {
+		t.Fatalf("gRPC bounds %+v, want %+v", c.GRPC, want)
+	}
+}
+
+func TestParseConfigGRPCBounds(t *testing.T) {
+	c, err := ParseConfig([]string{"--grpc-max-concurrent-streams", "8", "--grpc-max-connection-age", "0"},
+		env(map[string]string{
+			"USERS_GRPC_MAX_CONCURRENT_STREAMS": "9", "USERS_GRPC_MAX_HEADER_BYTES": "16384",
+			"USERS_GRPC_KEEPALIVE_MIN_TIME": "10s", "USERS_GRPC_MAX_CONNECTION_IDLE": "1m",
+			"USERS_GRPC_MAX_CONNECTION_AGE_GRACE": "5s", "USERS_GRPC_MAX_CONNECTIONS": "0",
+		}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := GRPCBounds{MaxStreams: 8, MaxHeaderBytes: 16 << 10, MinPingEvery: 10 * time.Second,
+		MaxIdle: time.Minute, MaxAge: 0, MaxAgeGrace: 5 * time.Second, MaxConns: 0}
+	if c.GRPC != want {
+		t.Fatalf("gRPC bounds %+v, want %+v", c.GRPC, want)
+	}
 }
 
 func TestParseConfigEnvAndFlags(t *testing.T) {
@@ -56,6 +78,14 @@ func TestParseConfigErrors(t *testing.T) {
 		"case=empty db":          {[]string{"--db", ""}, nil, "--db"},
 		"case=negative shutdown": {[]string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout"},
 		"case=zero request":      {[]string{"--request-timeout", "0s"}, nil, "--request-timeout"},
+		"case=no streams":        {[]string{"--grpc-max-concurrent-streams", "0"}, nil, "--grpc-max-concurrent-streams"},
+		"case=streams overflow":  {[]string{"--grpc-max-concurrent-streams", "4294967296"}, nil, "--grpc-max-concurrent-streams"},
+		"case=tiny metadata":     {nil, map[string]string{"USERS_GRPC_MAX_HEADER_BYTES": "1024"}, "--grpc-max-header-bytes"},
+		"case=zero ping time":    {[]string{"--grpc-keepalive-min-time", "0s"}, nil, "--grpc-keepalive-min-time"},
+		"case=negative idle":     {[]string{"--grpc-max-connection-idle", "-1s"}, nil, "--grpc-max-connection-idle"},
+		"case=negative age":      {[]string{"--grpc-max-connection-age", "-1m"}, nil, "--grpc-max-connection-age"},
+		"case=zero grace":        {[]string{"--grpc-max-connection-age-grace", "0s"}, nil, "--grpc-max-connection-age-grace"},
+		"case=negative conns":    {[]string{"--grpc-max-connections", "-1"}, nil, "--grpc-max-connections"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseConfig(tc.args, env(tc.env), io.Discard)

@@ -1,0 +1,576 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
+)
+
+// Floods from unauthenticated clients against the gRPC port (contract §3,
+// "Hostile and malformed input"), sent with a raw HTTP/2 client so they
+// break every rule a real gRPC client keeps. Each flood runs against its
+// own server, bounded in count and time, while a prober checks that
+// /healthz answers within a second and that an authenticated client keeps
+// being served. The flood tests are not parallel: they measure the
+// server's memory and latency, which other tests running at once would
+// blur.
+
+const (
+	floodFor       = 5 * time.Second // bound on sending one flood
+	maxFloodRSS    = 400 << 20       // peak resident memory (VmHWM)
+	maxHealthzWait = time.Second
+	// The database may grow by the authenticated prober's own events,
+	// about 30 KiB of WAL frames a round; recording the flood's calls would
+	// take tens of MiB.
+	maxDBGrowth         = 1 << 20
+	maxDBGrowthPerRound = 64 << 10
+)
+
+// Connections opening thousands of streams each (far past the advertised
+// limit) and leaving them open.
+func TestFloodOpenStreams(t *testing.T) {
+	runFlood(t, flood{conns: 8, perConn: 20_000, send: func(h *h2conn) error {
+		_, err := h.openStream(false)
+		return err
+	}})
+}
+
+// More connections than the server accepts at once, each opening as many
+// streams as it may and leaving them open, with a token that is not one.
+// Connections made before the flood (the prober's) keep being served.
+func TestFloodConnections(t *testing.T) {
+	bogus := hpack.HeaderField{Name: "authorization", Value: "Bearer flood-not-a-jwt"}
+	runFlood(t, flood{conns: 512, perConn: 100, settle: time.Second, send: func(h *h2conn) error {
+		_, err := h.openStream(false, bogus)
+		return err
+	}})
+}
+
+// Streams whose header block (HEADERS + CONTINUATION) carries MiBs of
+// metadata, left open.
+func TestFloodMetadata(t *testing.T) {
+	pad := strings.Repeat("m", 8<<10)
+	var fields []hpack.HeaderField
+	for i := range 512 { // 4 MiB per stream
+		fields = append(fields, hpack.HeaderField{Name: "x-flood-" + strconv.Itoa(i), Value: pad, Sensitive: true})
+	}
+	runFlood(t, flood{conns: 8, perConn: 16, send: func(h *h2conn) error {
+		return h.openLargeStream(fields)
+	}})
+}
+
+// Rapid reset: complete requests, each cancelled as soon as it is sent;
+// half of them carry a token that is not a JWT, so they reach the
+// authentication interceptor and end UNAUTHENTICATED, which is logged at
+// a bounded rate.
+func TestFloodRapidReset(t *testing.T) {
+	bogus := hpack.HeaderField{Name: "authorization", Value: "Bearer flood-not-a-jwt"}
+	s, res := runFlood(t, flood{conns: 4, perConn: 100_000, send: func(h *h2conn) error {
+		var extra []hpack.HeaderField
+		if h.next%4 == 1 { // every other stream
+			extra = append(extra, bogus)
+		}
+		id, err := h.openStream(false, extra...)
+		if err != nil {
+			return err
+		}
+		if err := h.fr.WriteData(id, true, make([]byte, 5)); err != nil { // one empty message
+			return err
+		}
+		return h.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}})
+	if res.streams < 100_000 {
+		t.Errorf("only %d streams sent in %v: the flood did not happen", res.streams, floodFor)
+	}
+
+	// Every call that ended UNAUTHENTICATED (as the metrics count them) is
+	// either logged or counted in a report of suppressed lines, which
+	// comes within a second.
+	var logged, suppressed int
+	var handled float64
+	for poll := time.Now(); ; {
+		logged, suppressed = unauthenticatedLogs(t, s)
+		handled = metricSum(t, string(s.do(t, "GET", "/metrics", "").Body), "grpc_server_handled_total", `grpc_code="Unauthenticated"`)
+		if float64(logged+suppressed) == handled || time.Since(poll) > 5*time.Second {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the report is on a timer
+	}
+	took := time.Since(res.began)
+	t.Logf("%d UNAUTHENTICATED calls in %v: %d logged, %d reported as suppressed; %d log lines in all",
+		int(handled), took.Round(time.Millisecond), logged, suppressed, strings.Count(s.logs.String(), "\n"))
+	if handled < 1000 {
+		t.Errorf("only %v calls ended UNAUTHENTICATED: the flood hardly reached authentication", handled)
+	}
+	if float64(logged+suppressed) != handled {
+		t.Errorf("%d logged + %d suppressed, want the %v calls that ended UNAUTHENTICATED", logged, suppressed, handled)
+	}
+	// A burst of 10, then 5 a second.
+	if limit := 10 + 5*int(math.Ceil(took.Seconds())); logged > limit {
+		t.Errorf("%d UNAUTHENTICATED calls logged in %v, want at most %d", logged, took, limit)
+	}
+}
+
+// unauthenticatedLogs counts the log lines of calls that ended
+// UNAUTHENTICATED and sums the suppressed counts of the rate limit's
+// reports.
+func unauthenticatedLogs(t *testing.T, s *server) (logged, suppressed int) {
+	t.Helper()
+	for line := range strings.Lines(s.logs.String()) {
+		var rec struct {
+			Msg        string `json:"msg"`
+			Code       string `json:"grpc.code"`
+			Suppressed int    `json:"suppressed"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch {
+		case rec.Code == "Unauthenticated":
+			logged++
+		case strings.HasPrefix(rec.Msg, "unauthenticated calls not logged"):
+			suppressed += rec.Suppressed
+		}
+	}
+	return logged, suppressed
+}
+
+// flood is conns raw connections, each sending perConn streams written by
+// send.
+type flood struct {
+	conns, perConn int
+	send           func(*h2conn) error
+	// settle bounds the wait for the server to read what was sent
+	// (default 5 s); connections it has not accepted are never read.
+	settle time.Duration
+}
+
+// floodResult is what one flood did and what the server did meanwhile.
+type floodResult struct {
+	streams    int64
+	reconnects int64
+	began      time.Time
+	elapsed    time.Duration // sending
+}
+
+// runFlood starts a server, connects the prober, and floods the gRPC port:
+// each connection sends its streams (a connection the server closes is
+// replaced) until all are sent or floodFor has passed, then waits until
+// the server has read them. The connections stay open until the prober
+// has seen the server with them. It then asserts the bounds: peak RSS,
+// /healthz latency, the authenticated client's calls, database growth.
+func runFlood(t *testing.T, f flood) (*server, floodResult) {
+	s := start(t, "")
+	id := createUser(t, s, `{"claims":{"probe":true}}`)["id"].(string)
+	dbBefore := dbBytes(t, s)
+	p := startProber(t, s, id)
+	p.waitRounds(t, 1) // the authenticated client is connected
+
+	res := floodResult{began: time.Now()}
+	held := make(chan *h2conn, f.conns)
+	until := res.began.Add(floodFor)
+	var wg sync.WaitGroup
+	for range f.conns {
+		wg.Go(func() {
+			h, err := dialH2(s.GRPCAddr, until)
+			for sent := 0; err == nil && sent < f.perConn && time.Now().Before(until); {
+				if err = f.send(h); err == nil {
+					sent++
+					atomic.AddInt64(&res.streams, 1)
+					continue
+				}
+				h.close() // the server closed it, or time is up
+				if time.Now().Before(until) {
+					atomic.AddInt64(&res.reconnects, 1)
+					h, err = dialH2(s.GRPCAddr, until)
+				}
+			}
+			if err == nil {
+				h.sync(time.Now().Add(cmp.Or(f.settle, 5*time.Second)))
+				held <- h
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(res.began)
+	close(held)
+	p.waitRounds(t, 3)
+	for h := range held {
+		h.close()
+	}
+	probes := p.stop()
+
+	rss := vmHWM(t, s)
+	growth := dbBytes(t, s) - dbBefore
+	t.Logf("%s: %d streams on %d connections (%d reconnects) in %v; VmHWM %d MiB; /healthz max %v; authenticated: %s; database +%d KiB",
+		t.Name(), res.streams, f.conns, res.reconnects, res.elapsed.Round(time.Millisecond), rss>>20,
+		probes.healthzMax.Round(time.Millisecond), probes.summary(), growth>>10)
+	switch {
+	case os.Getenv("USERSD_E2E_RACE") != "":
+		t.Log("peak RSS not checked: the race detector multiplies memory")
+	case rss >= maxFloodRSS:
+		t.Errorf("peak RSS %d MiB, want under %d MiB", rss>>20, maxFloodRSS>>20)
+	}
+	if probes.healthzMax >= maxHealthzWait || probes.healthzFailed > 0 {
+		t.Errorf("/healthz: slowest %v, %d failed; want every answer within %v", probes.healthzMax, probes.healthzFailed, maxHealthzWait)
+	}
+	if probes.failed > 0 || probes.grpcOK == 0 || probes.restOK == 0 {
+		t.Errorf("authenticated client during the flood: %s", probes.summary())
+	}
+	if limit := maxDBGrowth + int64(probes.rounds)*maxDBGrowthPerRound; growth > limit {
+		t.Errorf("database grew by %d KiB during the flood and %d probe rounds, want at most %d KiB", growth>>10, probes.rounds, limit>>10)
+	}
+	return s, res
+}
+
+// vmHWM is the peak resident set size of the server process.
+func vmHWM(t *testing.T, s *server) int64 {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
+}
+
+// dbBytes is the size of the database and its write-ahead log.
+func dbBytes(t *testing.T, s *server) int64 {
+	t.Helper()
+	var n int64
+	for _, name := range []string{s.DB, s.DB + "-wal"} {
+		fi, err := os.Stat(name)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// ---------------------------------------------------------------------
+// The prober: an authenticated client and a health checker.
+
+// prober calls /healthz, GetUser over gRPC and GET /v1/users/{id} over
+// REST every 50 ms, and records how they fared.
+type prober struct {
+	cancel    context.CancelFunc
+	done      chan struct{}
+	roundDone chan struct{} // one value per finished round (dropped when full)
+
+	mu sync.Mutex
+	probeStats
+}
+
+type probeStats struct {
+	rounds        int
+	healthzMax    time.Duration
+	healthzFailed int
+	grpcOK        int
+	restOK        int
+	failed        int
+	firstFailure  string
+}
+
+func (p probeStats) summary() string {
+	s := fmt.Sprintf("gRPC %d ok, REST %d ok, %d failed", p.grpcOK, p.restOK, p.failed)
+	if p.firstFailure != "" {
+		s += " (first: " + p.firstFailure + ")"
+	}
+	return s
+}
+
+func startProber(t *testing.T, s *server, id string) *prober {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &prober{cancel: cancel, done: make(chan struct{}), roundDone: make(chan struct{}, 1024)}
+	users := s.grpc()
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	get := func(path string, auth bool) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.HTTPAddr+path, nil)
+		if err != nil {
+			return 0, err
+		}
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	round := func() {
+		began := time.Now()
+		code, err := get("/healthz", false)
+		took := time.Since(began)
+		_, grpcErr := func() (*usersv1.GetUserResponse, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return users.GetUser(ctx, &usersv1.GetUserRequest{Id: id})
+		}()
+		restCode, restErr := get("/v1/users/"+id, true)
+		if ctx.Err() != nil {
+			return // stopped mid-round: not a failure of the server
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.rounds++
+		p.healthzMax = max(p.healthzMax, took)
+		if err != nil || code != http.StatusOK {
+			p.healthzFailed++
+		}
+		fail := func(what string) {
+			p.failed++
+			if p.firstFailure == "" {
+				p.firstFailure = what
+			}
+		}
+		if grpcErr != nil {
+			fail(fmt.Sprintf("gRPC GetUser: %v", grpcErr))
+		} else {
+			p.grpcOK++
+		}
+		if restErr != nil || restCode != http.StatusOK {
+			fail(fmt.Sprintf("REST GET: %d %v", restCode, restErr))
+		} else {
+			p.restOK++
+		}
+	}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			round()
+			select {
+			case p.roundDone <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return p
+}
+
+// waitRounds waits for n more rounds of probes to finish.
+func (p *prober) waitRounds(t *testing.T, n int) {
+	t.Helper()
+	for len(p.roundDone) > 0 {
+		<-p.roundDone
+	}
+	timeout := time.After(30 * time.Second)
+	for range n {
+		select {
+		case <-p.roundDone:
+		case <-timeout:
+			t.Fatalf("the prober finished fewer than %d rounds in 30s", n)
+		}
+	}
+}
+
+// stop ends the probes and returns what they saw.
+func (p *prober) stop() probeStats {
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.probeStats
+}
+
+// ---------------------------------------------------------------------
+// A raw HTTP/2 client.
+
+// h2conn is a raw HTTP/2 (h2c) connection to the gRPC port. It writes the
+// frames it is told to, ignoring the server's settings, and drains
+// whatever the server sends so the server never blocks writing to it.
+type h2conn struct {
+	conn   net.Conn
+	addr   string
+	bw     *bufio.Writer
+	fr     *http2.Framer // writes only; the drainer has its own
+	enc    *hpack.Encoder
+	block  bytes.Buffer
+	next   uint32 // the next stream id: 1, 3, 5, …
+	closed chan struct{}
+	pong   chan struct{} // a PING was acknowledged
+	away   chan struct{} // closed on the first GOAWAY
+
+	mu       sync.Mutex
+	settings []http2.Setting // the server's first SETTINGS
+	goAway   *http2.GoAwayFrame
+}
+
+// dialH2 connects, writes the client preface and an empty SETTINGS, and
+// makes every write fail after until.
+func dialH2(addr string, until time.Time) (*h2conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetWriteDeadline(until); err != nil {
+		c.Close()
+		return nil, err
+	}
+	h := &h2conn{conn: c, addr: addr, bw: bufio.NewWriterSize(c, 64<<10), next: 1, closed: make(chan struct{}), pong: make(chan struct{}, 1), away: make(chan struct{})}
+	h.fr = http2.NewFramer(h.bw, nil)
+	h.enc = hpack.NewEncoder(&h.block)
+	go h.drain()
+	if _, err := h.bw.WriteString(http2.ClientPreface); err != nil {
+		h.close()
+		return nil, err
+	}
+	if err := h.fr.WriteSettings(); err != nil {
+		h.close()
+		return nil, err
+	}
+	if err := h.bw.Flush(); err != nil {
+		h.close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *h2conn) close() {
+	h.conn.Close()
+	<-h.closed
+}
+
+// drain reads until the connection ends, remembering the server's
+// settings and its GOAWAY.
+func (h *h2conn) drain() {
+	defer close(h.closed)
+	fr := http2.NewFramer(nil, h.conn)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && h.settings == nil {
+				h.settings = []http2.Setting{}
+				f.ForeachSetting(func(s http2.Setting) error { h.settings = append(h.settings, s); return nil })
+			}
+		case *http2.GoAwayFrame:
+			if h.goAway == nil {
+				close(h.away)
+			}
+			h.goAway = f
+		case *http2.PingFrame:
+			if f.IsAck() {
+				select {
+				case h.pong <- struct{}{}:
+				default:
+				}
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// sync flushes what was written and waits until the server has read it
+// (it acknowledges a PING sent last), has closed the connection, or
+// deadline has passed.
+func (h *h2conn) sync(deadline time.Time) {
+	if h.conn.SetWriteDeadline(deadline) != nil || h.fr.WritePing(false, [8]byte{}) != nil || h.bw.Flush() != nil {
+		return
+	}
+	select {
+	case <-h.pong:
+	case <-h.closed:
+	case <-time.After(time.Until(deadline)):
+	}
+}
+
+// headerBlock encodes the headers of a GetUser call plus extra.
+func (h *h2conn) headerBlock(extra ...hpack.HeaderField) []byte {
+	h.block.Reset()
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: "POST"},
+		{Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: "/users.v1.UserService/GetUser"},
+		{Name: ":authority", Value: h.addr},
+		{Name: "content-type", Value: "application/grpc"},
+		{Name: "te", Value: "trailers"},
+	} {
+		h.enc.WriteField(f)
+	}
+	for _, f := range extra {
+		h.enc.WriteField(f)
+	}
+	return h.block.Bytes()
+}
+
+func (h *h2conn) newStream() uint32 {
+	id := h.next
+	h.next += 2
+	return id
+}
+
+// openStream sends the HEADERS of a new GetUser call.
+func (h *h2conn) openStream(endStream bool, extra ...hpack.HeaderField) (uint32, error) {
+	id := h.newStream()
+	return id, h.fr.WriteHeaders(http2.HeadersFrameParam{
+		StreamID: id, BlockFragment: h.headerBlock(extra...), EndHeaders: true, EndStream: endStream,
+	})
+}
+
+// openLargeStream sends a call whose header block carries extra, split
+// into HEADERS and CONTINUATION frames of at most 16 KiB; the stream is
+// left open.
+func (h *h2conn) openLargeStream(extra []hpack.HeaderField) error {
+	id := h.newStream()
+	block := h.headerBlock(extra...)
+	const frame = 16 << 10
+	first := block[:min(frame, len(block))]
+	block = block[len(first):]
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndHeaders: len(block) == 0}); err != nil {
+		return err
+	}
+	for len(block) > 0 {
+		chunk := block[:min(frame, len(block))]
+		block = block[len(chunk):]
+		if err := h.fr.WriteContinuation(id, len(block) == 0, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
