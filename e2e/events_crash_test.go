@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -118,4 +119,39 @@ func TestEventsCrashDurability(t *testing.T) {
 			t.Errorf("acknowledged create %s has %d USER_CREATE_SUCCESS events, want 1", rid, creates[rid])
 		}
 	}
+	wantStartOfEveryOutcome(t, evAll(t, s2, auditor, "categories=user", 1000))
+}
+
+// wantStartOfEveryOutcome asserts that every SUCCESS or FAIL in evs has
+// the START of its operation and request: a mutation commits its START
+// with its SUCCESS, and an asynchronous outcome is queued after its START.
+func wantStartOfEveryOutcome(t *testing.T, evs []evEvent) {
+	t.Helper()
+	started := map[string]bool{} // op + " " + request id
+	for _, e := range evs {
+		if op, ok := strings.CutSuffix(e.Type, "_START"); ok {
+			started[op+" "+e.RequestID] = true
+		}
+	}
+	outcomes, missing := 0, 0
+	for _, e := range evs {
+		op, ok := strings.CutSuffix(e.Type, "_SUCCESS")
+		if !ok {
+			op, ok = strings.CutSuffix(e.Type, "_FAIL")
+		}
+		if !ok {
+			continue
+		}
+		outcomes++
+		if !started[op+" "+e.RequestID] {
+			missing++
+			if missing <= 10 {
+				t.Errorf("%s of request %s has no %s_START", e.Type, e.RequestID, op)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d SUCCESS/FAIL events have no START", missing, outcomes)
+	}
+	t.Logf("%d events, %d outcomes checked for their START", len(evs), outcomes)
 }

@@ -42,6 +42,11 @@ func errorStatus(ctx context.Context, log *slog.Logger, method string, err error
 	case errors.Is(err, store.ErrProviderLinkConflict):
 		return rpcerr.New(codes.AlreadyExists,
 			"This authentication provider account is already linked to another user", ReasonProviderLinkConflict)
+	case errors.Is(err, store.ErrUnavailable):
+		// Not the client's fault, nor a bug: say what broke to the operator,
+		// and to the client only that retrying later may work.
+		log.WarnContext(ctx, "database unavailable", "method", method, "request_id", requestid.FromContext(ctx), "error", err)
+		return rpcerr.Unavailable("Service unavailable, retry later")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):

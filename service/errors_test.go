@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,7 @@ func TestErrorStatus(t *testing.T) {
 		{"case=validation", &ValidationError{Violations: []FieldViolation{{"id", "must be a UUID"}, {"limit", "bad"}}}, codes.InvalidArgument, ReasonInvalidArgument},
 		{"case=not found (wrapped)", fmt.Errorf("get user: %w", store.ErrNotFound), codes.NotFound, ReasonUserNotFound},
 		{"case=conflict", fmt.Errorf("create: %w", store.ErrProviderLinkConflict), codes.AlreadyExists, ReasonProviderLinkConflict},
+		{"case=unavailable", fmt.Errorf("create user: sqlite: create user: %w: database or disk is full (13)", store.ErrUnavailable), codes.Unavailable, rpcerr.ReasonUnavailable},
 		{"case=canceled", fmt.Errorf("x: %w", context.Canceled), codes.Canceled, ""},
 		{"case=deadline", context.DeadlineExceeded, codes.DeadlineExceeded, ""},
 		{"case=status passes through", passthrough, codes.PermissionDenied, ""},
@@ -42,8 +44,11 @@ func TestErrorStatus(t *testing.T) {
 			}
 			var reason string
 			var fv int
+			var retry time.Duration
 			for _, d := range st.Details() {
 				switch d := d.(type) {
+				case *errdetails.RetryInfo:
+					retry = d.GetRetryDelay().AsDuration()
 				case *errdetails.ErrorInfo:
 					reason = d.GetReason()
 					if d.GetDomain() != rpcerr.Domain {
@@ -58,6 +63,14 @@ func TestErrorStatus(t *testing.T) {
 			}
 			if tc.code == codes.InvalidArgument && fv != 2 {
 				t.Fatalf("%d field violations, want 2", fv)
+			}
+			if tc.code == codes.Unavailable {
+				if retry != rpcerr.RetryAfter {
+					t.Fatalf("RetryInfo delay %v, want %v", retry, rpcerr.RetryAfter)
+				}
+				if strings.Contains(st.Message(), "disk") || !strings.Contains(logs.String(), "disk is full") {
+					t.Fatalf("message %q leaks the cause, or the log lacks it:\n%s", st.Message(), logs.String())
+				}
 			}
 			if tc.code == codes.Internal {
 				if strings.Contains(st.Message(), "sqlite") || strings.Contains(st.Message(), "/var/db") {

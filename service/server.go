@@ -49,6 +49,9 @@ type ServerOptions struct {
 	InFlight *limits.InFlight
 	// CallerRate limits each verified caller's calls (nil: no limit).
 	CallerRate *limits.CallerRate
+	// Deadline, when set, is the outermost unary interceptor: it gives
+	// every call a deadline (internal/deadline), bounding every wait in it.
+	Deadline grpc.UnaryServerInterceptor
 	// GatewayKey authenticates the REST gateway's rejected-request mark
 	// (a per-process secret shared with the gateway), so a native client
 	// cannot plant such refusals in the trail.
@@ -69,7 +72,7 @@ var publicServices = map[string]bool{
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	recovery → request id → metrics → logging → in-flight bound →
+//	deadline → recovery → request id → metrics → logging → in-flight bound →
 //	authentication → caller rate limit → analytic events → authorization →
 //	gateway rejections → error mapping → recovery → handler
 //
@@ -112,6 +115,9 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		// After authentication (the caller is known), before events: a
 		// refused call records nothing, so a flood cannot grow the trail.
 		unary = append(unary, selector.UnaryServerInterceptor(opts.CallerRate.UnaryServerInterceptor(), guarded))
+	}
+	if opts.Deadline != nil {
+		unary = append([]grpc.UnaryServerInterceptor{opts.Deadline}, unary...)
 	}
 	if opts.Events != nil {
 		unary = append(unary, opts.Events.UnaryServerInterceptor())

@@ -63,7 +63,7 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	}
 	// userId only on SUCCESS: a failed create names no user.
 	created, err := s.store.CreateUser(ctx, store.User{ID: id.String(), Claims: claims, Provider: providerFromPB(provider)},
-		events.SuccessInTransaction(ctx, id.String()))
+		events.TrailInTransaction(ctx, id.String()))
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -109,7 +109,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 		return nil, err
 	}
 	events.Set(ctx, events.KeyUserID, id)
-	updated, err := s.store.UpdateUser(ctx, id, change, events.SuccessInTransaction(ctx, id))
+	updated, err := s.store.UpdateUser(ctx, id, change, events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
 	}
@@ -181,7 +181,7 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 		return nil, err
 	}
 	events.Set(ctx, events.KeyUserID, id)
-	if err := s.store.DeleteUser(ctx, id, events.SuccessInTransaction(ctx, id)); err != nil {
+	if err := s.store.DeleteUser(ctx, id, events.TrailInTransaction(ctx, id)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
 	return &usersv1.DeleteUserResponse{}, nil

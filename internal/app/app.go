@@ -22,6 +22,7 @@ import (
 
 	"github.com/usersd/usersd/gateway"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
@@ -82,8 +83,21 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
+	// stopBy is when shutdown must be complete, set when it begins (or by
+	// the first closing step, after a failed start). The closing steps
+	// share that one budget, each keeping back room for those after it.
+	var stopBy time.Time
+	reserve := closeReserve(cfg.ShutdownTimeout)
+	closeCtx := func(keep time.Duration) (context.Context, context.CancelFunc) {
+		if stopBy.IsZero() {
+			stopBy = time.Now().Add(cfg.ShutdownTimeout)
+		}
+		return context.WithDeadline(context.Background(), stopBy.Add(-keep))
+	}
 	defer func() {
-		if err := st.Close(); err != nil {
+		ctx, cancel := closeCtx(0)
+		defer cancel()
+		if err := st.Close(ctx); err != nil {
 			log.Error("closing the database", "error", err)
 		}
 	}()
@@ -95,11 +109,16 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	reg.MustRegister(rpcMetrics)
 
 	// Closed after the servers stopped (deferred after them, so it runs
-	// first): every event of every finished call is written.
+	// first): every event of every finished call is written, unless the
+	// database fails until the close deadline.
 	writerOpts := events.DefaultWriterOptions
 	writerOpts.Logger, writerOpts.Registerer = log, reg
 	writer := events.NewWriter(st, writerOpts)
-	defer writer.Close()
+	defer func() {
+		ctx, cancel := closeCtx(reserve)
+		defer cancel()
+		writer.Close(ctx)
+	}()
 	var recorder *events.Recorder
 	if !sm.noEvents {
 		recorder = events.NewRecorder(service.EventOps, writer)
@@ -123,6 +142,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 		CallerRate: callerRate,
 		Transport:  grpcTransport(cfg.GRPC),
+		Deadline:   deadline.UnaryServerInterceptor(cfg.RequestTimeout),
 	})
 	if err != nil {
 		return err
@@ -151,7 +171,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
-		Ready:        readiness(verifier, st),
+		Ready:        cachedProbe(readiness(verifier, st), time.Second, time.Now),
 		RejectionKey: gatewayKey,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
@@ -183,12 +203,13 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		log.Error("server failed, shutting down", "error", runErr)
 	}
 	health.Shutdown() // report NOT_SERVING to health checks while draining
-	shutdown(httpSrv, grpcSrv, cfg.ShutdownTimeout, log)
+	stopBy = time.Now().Add(cfg.ShutdownTimeout)
+	shutdown(httpSrv, grpcSrv, stopBy.Add(-2*reserve), log)
 	return runErr
 }
 
 // readiness is ready when tokens can be verified (a JWKS has been fetched)
-// and the database answers.
+// and the database can be read and written.
 func readiness(v *auth.Verifier, st store.Store) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := v.Ready(ctx); err != nil {
@@ -209,12 +230,22 @@ func newCallerRate(cfg LoadConfig) (*limits.CallerRate, error) {
 	})
 }
 
+// closeReserve is the part of the shutdown budget kept back from the
+// requests in flight for writing the buffered events, and again from those
+// for the final checkpoint: a tenth, at most a second, each.
+func closeReserve(timeout time.Duration) time.Duration {
+	return min(timeout/10, time.Second)
+}
+
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.isPostgres() {
 		return nil, errors.New("--db: PostgreSQL is not supported yet; give a SQLite file path")
 	}
-	st, err := sqlite.Open(ctx, cfg.DB)
-	if err != nil {
+	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck})
+	switch {
+	case errors.Is(err, sqlite.ErrCorrupt):
+		return nil, fmt.Errorf("database %s is damaged, refusing to serve from it (restore it from a backup; --db-quick-check=false skips the check): %w", cfg.DB, err)
+	case err != nil:
 		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}
 	return st, nil
@@ -253,10 +284,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// shutdown stops accepting, then waits up to timeout for in-flight
+// shutdown stops accepting, then waits until deadline for in-flight
 // requests: HTTP first (its requests are gRPC calls underneath), then gRPC.
-func shutdown(httpSrv *http.Server, grpcSrv *grpc.Server, timeout time.Duration, log *slog.Logger) {
-	deadline := time.Now().Add(timeout)
+func shutdown(httpSrv *http.Server, grpcSrv *grpc.Server, deadline time.Time, log *slog.Logger) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := httpSrv.Shutdown(ctx); err != nil {

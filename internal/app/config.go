@@ -31,6 +31,8 @@ type Config struct {
 	GRPCMaxRecv     int
 	GRPC            GRPCBounds
 	ShutdownTimeout time.Duration
+	RequestTimeout  time.Duration
+	DBQuickCheck    bool
 	EventsRetention time.Duration
 	Auth            AuthConfig
 	Load            LoadConfig
@@ -86,7 +88,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", service.DefaultLimits.MaxClaimsDepth, "deepest claims nesting (the claims object is depth 1)")
 	fs.IntVar(&c.GRPCMaxRecv, "grpc-max-recv-bytes", 4<<20, "largest gRPC request message; larger is RESOURCE_EXHAUSTED")
 	grpcBoundFlags(fs, &c.GRPC)
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on SIGTERM/SIGINT")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown on SIGTERM/SIGINT may take in all: in-flight requests, buffered events, the final checkpoint")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
+	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
 	c.EventsRetention = 90 * 24 * time.Hour
 	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept, e.g. 90d or 36h")
 	fs.IntVar(&c.Load.MaxInFlight, "max-in-flight", 256, "API calls served at once; beyond, 503 with Retry-After (0: no bound)")
@@ -175,6 +179,7 @@ func (c Config) validate() error {
 	check(c.GRPC.MaxAgeGrace > 0, "--grpc-max-connection-age-grace must be positive")
 	check(c.GRPC.MaxConns >= 0, "--grpc-max-connections must not be negative")
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	check(c.RequestTimeout > 0, "--request-timeout must be positive")
 	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")
 	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
 	check(c.Load.MaxInFlight >= 0, "--max-in-flight must not be negative")

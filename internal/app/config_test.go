@@ -19,7 +19,8 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	if c.GRPCAddr != "127.0.0.1:9090" || c.HTTPAddr != "127.0.0.1:8080" || c.DB != "./data/users.db" ||
 		c.MaxBodyBytes != 64<<10 || c.MaxClaimsBytes != 16<<10 || c.MaxClaimsDepth != 10 ||
-		c.GRPCMaxRecv != 4<<20 || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 15*time.Second {
+		c.GRPCMaxRecv != 4<<20 || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 15*time.Second ||
+		c.RequestTimeout != 30*time.Second || !c.DBQuickCheck {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := GRPCBounds{MaxStreams: 100, MaxHeaderBytes: 64 << 10, MinPingEvery: 30 * time.Second,
@@ -49,7 +50,8 @@ func TestParseConfigGRPCBounds(t *testing.T) {
 func TestParseConfigEnvAndFlags(t *testing.T) {
 	c, err := ParseConfig(
 		[]string{"--http-addr", "127.0.0.1:1"},
-		env(map[string]string{"USERS_HTTP_ADDR": "127.0.0.1:2", "USERS_DB": "/tmp/x.db", "USERS_LOG_LEVEL": "debug", "USERS_SHUTDOWN_TIMEOUT": "3s"}),
+		env(map[string]string{"USERS_HTTP_ADDR": "127.0.0.1:2", "USERS_DB": "/tmp/x.db", "USERS_LOG_LEVEL": "debug", "USERS_SHUTDOWN_TIMEOUT": "3s",
+			"USERS_REQUEST_TIMEOUT": "7s", "USERS_DB_QUICK_CHECK": "false"}),
 		io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,8 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	if c.HTTPAddr != "127.0.0.1:1" {
 		t.Errorf("flag should win over env: %q", c.HTTPAddr)
 	}
-	if c.DB != "/tmp/x.db" || c.LogLevel != slog.LevelDebug || c.ShutdownTimeout != 3*time.Second {
+	if c.DB != "/tmp/x.db" || c.LogLevel != slog.LevelDebug || c.ShutdownTimeout != 3*time.Second ||
+		c.RequestTimeout != 7*time.Second || c.DBQuickCheck {
 		t.Errorf("env not applied: %+v", c)
 	}
 }
@@ -74,6 +77,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"case=stray argument":    {[]string{"extra"}, nil, "extra"},
 		"case=empty db":          {[]string{"--db", ""}, nil, "--db"},
 		"case=negative shutdown": {[]string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout"},
+		"case=zero request":      {[]string{"--request-timeout", "0s"}, nil, "--request-timeout"},
 		"case=no streams":        {[]string{"--grpc-max-concurrent-streams", "0"}, nil, "--grpc-max-concurrent-streams"},
 		"case=streams overflow":  {[]string{"--grpc-max-concurrent-streams", "4294967296"}, nil, "--grpc-max-concurrent-streams"},
 		"case=tiny metadata":     {nil, map[string]string{"USERS_GRPC_MAX_HEADER_BYTES": "1024"}, "--grpc-max-header-bytes"},

@@ -41,8 +41,9 @@ type call struct {
 	requestID string
 	clientID  string
 	metadata  map[string]any
-	// inTransaction: the handler took the SUCCESS event to commit with its
-	// change, so the interceptor must not record another one.
+	start     store.Event // as queued, so a mutation can commit it too
+	// inTransaction: the handler took the trail to commit with its
+	// change, so the interceptor must not record another SUCCESS.
 	inTransaction bool
 }
 
@@ -65,12 +66,16 @@ func Set(ctx context.Context, key string, value any) {
 	}
 }
 
-// SuccessInTransaction returns the SUCCESS event of the current call, with
-// the id of the user it changed, for the store to write in the same
-// transaction as the change; nil when the call records no events. Once
-// taken, the interceptor leaves SUCCESS to the store: the handler must
-// return no error after the store committed.
-func SuccessInTransaction(ctx context.Context, userID string) *store.Event {
+// TrailInTransaction returns the trail of the current call for the store
+// to write in the same transaction as its change: the START (a copy of
+// the one queued, same id, so whichever write comes second is a no-op) and
+// the SUCCESS with the id of the user changed. It is nil when the call
+// records no events. Once taken, the interceptor leaves SUCCESS to the
+// store: the handler must return no error after the store committed.
+//
+// Committing the START too means no crash can leave a SUCCESS without its
+// START, as it could while that START waited in the writer's buffer.
+func TrailInTransaction(ctx context.Context, userID string) []store.Event {
 	c := callFrom(ctx)
 	if c == nil {
 		return nil
@@ -78,8 +83,7 @@ func SuccessInTransaction(ctx context.Context, userID string) *store.Event {
 	c.inTransaction = true
 	meta := maps.Clone(c.metadata)
 	meta[KeyUserID] = userID
-	ev := c.event(Success, meta)
-	return &ev
+	return []store.Event{c.start, c.event(Success, meta)}
 }
 
 // event builds one event of the call from its metadata as it is now.

@@ -1,9 +1,11 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -20,16 +22,33 @@ import (
 	"github.com/usersd/usersd/internal/store"
 )
 
-// memSink collects recorded events.
+// memSink collects recorded events and counts the room held for
+// outcomes; refuse makes Start fail.
 type memSink struct {
-	mu  sync.Mutex
-	evs []store.Event
+	mu     sync.Mutex
+	evs    []store.Event
+	held   int
+	refuse error
 }
 
-func (m *memSink) Record(ev store.Event) {
+func (m *memSink) Start(_ context.Context, ev store.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.refuse != nil {
+		return m.refuse
+	}
 	m.evs = append(m.evs, ev)
+	m.held++
+	return nil
+}
+
+func (m *memSink) End(ev *store.Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held--
+	if ev != nil {
+		m.evs = append(m.evs, *ev)
+	}
 }
 
 func (m *memSink) types() []string {
@@ -81,13 +100,15 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 			return nil, status.Error(codes.PermissionDenied, "no")
 		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Forbidden"},
 		{"case=success taken into the transaction is not recorded again", func(ctx context.Context, _ any) (any, error) {
-			if ev := SuccessInTransaction(ctx, "u-1"); ev == nil || ev.Type != "USER_RETRIEVE_SUCCESS" || !strings.Contains(string(ev.Metadata), `"userId":"u-1"`) {
-				t.Errorf("SuccessInTransaction = %+v", ev)
+			trail := TrailInTransaction(ctx, "u-1")
+			if len(trail) != 2 || trail[0].Type != "USER_RETRIEVE_START" || trail[1].Type != "USER_RETRIEVE_SUCCESS" ||
+				!strings.Contains(string(trail[1].Metadata), `"userId":"u-1"`) {
+				t.Errorf("TrailInTransaction = %+v", trail)
 			}
 			return "ok", nil
 		}, []string{"USER_RETRIEVE_START"}, ""},
 		{"case=failed transaction records FAIL", func(ctx context.Context, _ any) (any, error) {
-			SuccessInTransaction(ctx, "u-1")
+			TrailInTransaction(ctx, "u-1")
 			return nil, status.Error(codes.AlreadyExists, "taken")
 		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Conflict"},
 	} {
@@ -116,7 +137,53 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 					t.Fatalf("fail metadata %v", m)
 				}
 			}
+			if sink.held != 0 {
+				t.Fatalf("%d outcome slots still held after the call", sink.held)
+			}
 		})
+	}
+}
+
+// The START a mutation commits is the very event queued (same id), so
+// the store writes it once.
+func TestTrailCarriesTheQueuedStart(t *testing.T) {
+	sink := &memSink{}
+	rec := NewRecorder(Ops{method: "USER_RETRIEVE"}, sink)
+	var trail []store.Event
+	_, _ = rec.UnaryServerInterceptor()(callCtx(), getReq{}, &grpc.UnaryServerInfo{FullMethod: method},
+		func(ctx context.Context, _ any) (any, error) {
+			trail = TrailInTransaction(ctx, "u-1")
+			return "ok", nil
+		})
+	if len(sink.evs) != 1 || len(trail) != 2 || trail[0].ID != sink.evs[0].ID || trail[0].Type != sink.evs[0].Type {
+		t.Fatalf("queued %+v, trail %+v", sink.evs, trail)
+	}
+}
+
+// When START cannot be queued the call fails with UNAVAILABLE without
+// running, and leaves no event.
+func TestInterceptorRefusesWhenStartFails(t *testing.T) {
+	sink := &memSink{refuse: ErrBufferFull}
+	rec := NewRecorder(Ops{method: "USER_RETRIEVE"}, sink)
+	ran := false
+	_, err := rec.UnaryServerInterceptor()(callCtx(), getReq{}, &grpc.UnaryServerInfo{FullMethod: method},
+		func(context.Context, any) (any, error) { ran = true; return "ok", nil })
+	if status.Code(err) != codes.Unavailable || ran || len(sink.evs) != 0 {
+		t.Fatalf("err %v, handler ran %v, events %v; want UNAVAILABLE, not run, none", err, ran, sink.types())
+	}
+}
+
+// A handler that panics past the interceptor gives its held room back.
+func TestInterceptorReleasesRoomOnPanic(t *testing.T) {
+	sink := &memSink{}
+	rec := NewRecorder(Ops{method: "USER_RETRIEVE"}, sink)
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = rec.UnaryServerInterceptor()(callCtx(), getReq{}, &grpc.UnaryServerInfo{FullMethod: method},
+			func(context.Context, any) (any, error) { panic("boom") })
+	}()
+	if sink.held != 0 {
+		t.Fatalf("%d outcome slots held after a panic", sink.held)
 	}
 }
 
@@ -126,7 +193,7 @@ func TestInterceptorSkipsUnlistedAndSilentMethods(t *testing.T) {
 	for _, m := range []string{"/x/Quiet", "/x/Unknown"} {
 		_, _ = rec.UnaryServerInterceptor()(callCtx(), nil, &grpc.UnaryServerInfo{FullMethod: m},
 			func(ctx context.Context, _ any) (any, error) {
-				if SuccessInTransaction(ctx, "u") != nil {
+				if TrailInTransaction(ctx, "u") != nil {
 					t.Error("a silent method handed out a success event")
 				}
 				return nil, nil
@@ -163,19 +230,29 @@ type slowStore struct {
 	mu      sync.Mutex
 	batches [][]store.Event
 	release chan struct{}
-	fail    int                // fail this many calls first
+	fail    int                // fail this many calls first (-1: every call)
+	failed  chan error         // when set, told of failed calls while it has room
 	written chan []store.Event // when set, told of every batch written
 }
 
-func (s *slowStore) AppendEvents(_ context.Context, evs []store.Event) error {
+func (s *slowStore) AppendEvents(ctx context.Context, evs []store.Event) error {
 	if s.release != nil {
-		<-s.release
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail > 0 {
+	if s.fail != 0 {
 		s.fail--
-		return errors.New("database busy")
+		err := errors.New("database busy")
+		select {
+		case s.failed <- err: // nil or full: nobody is listening
+		default:
+		}
+		return err
 	}
 	s.batches = append(s.batches, append([]store.Event(nil), evs...))
 	if s.written != nil {
@@ -194,19 +271,42 @@ func (s *slowStore) total() int {
 	return n
 }
 
+// ids are the ids written, in the order written.
+func (s *slowStore) ids() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, b := range s.batches {
+		for _, ev := range b {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
+}
+
 func quietOptions(buffer, batch int) WriterOptions {
-	return WriterOptions{Buffer: buffer, BatchSize: batch, FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return WriterOptions{Buffer: buffer, BatchSize: batch, FlushInterval: time.Hour, MaxBackoff: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// record has the writer record one call: its START, then its outcome.
+func record(t *testing.T, w *Writer, id string) {
+	t.Helper()
+	if err := w.Start(t.Context(), store.Event{ID: id + "-start"}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	w.End(&store.Event{ID: id + "-end"})
 }
 
 func TestWriterBatchesAndFlushesOnClose(t *testing.T) {
 	st := &slowStore{}
 	w := NewWriter(st, quietOptions(100, 10))
-	for i := 0; i < 25; i++ {
-		w.Record(store.Event{ID: string(rune('a' + i))})
+	for i := range 25 {
+		record(t, w, fmt.Sprint(i))
 	}
-	w.Close()
-	if st.total() != 25 {
-		t.Fatalf("wrote %d events, want 25", st.total())
+	w.Close(t.Context())
+	if st.total() != 50 {
+		t.Fatalf("wrote %d events, want 50", st.total())
 	}
 	for _, b := range st.batches {
 		if len(b) > 10 {
@@ -215,37 +315,141 @@ func TestWriterBatchesAndFlushesOnClose(t *testing.T) {
 	}
 }
 
-func TestWriterRetriesFailedBatches(t *testing.T) {
-	st := &slowStore{fail: 2}
-	w := NewWriter(st, quietOptions(10, 5))
-	w.Record(store.Event{ID: "a"})
-	w.Close()
-	if st.total() != 1 {
-		t.Fatalf("wrote %d events after retries, want 1", st.total())
+// A failing batch is retried for as long as it takes (here more often
+// than the 20 attempts after which it used to be dropped), and the events
+// stay in order.
+func TestWriterRetriesUntilWritten(t *testing.T) {
+	st := &slowStore{fail: 50}
+	w := NewWriter(st, quietOptions(10, 2))
+	record(t, w, "a")
+	record(t, w, "b")
+	w.Close(t.Context())
+	if got, want := strings.Join(st.ids(), " "), "a-start a-end b-start b-end"; got != want {
+		t.Fatalf("wrote %q after 50 failures, want %q", got, want)
 	}
 }
 
 // A full buffer makes callers wait instead of dropping events.
 func TestWriterBackpressure(t *testing.T) {
 	st := &slowStore{release: make(chan struct{})}
-	w := NewWriter(st, quietOptions(2, 1))
+	w := NewWriter(st, quietOptions(4, 1))
 	recorded := make(chan struct{})
 	go func() {
-		for i := 0; i < 10; i++ {
-			w.Record(store.Event{ID: string(rune('a' + i))})
+		for i := range 10 {
+			record(t, w, fmt.Sprint(i))
 		}
 		close(recorded)
 	}()
 	select {
 	case <-recorded:
-		t.Fatal("10 events fit in a buffer of 2 with a stalled store")
+		t.Fatal("10 calls fit in a buffer of 4 events with a stalled store")
 	case st.release <- struct{}{}: // the writer is stuck in its first batch
 	}
 	close(st.release)
 	<-recorded
-	w.Close()
-	if st.total() != 10 {
-		t.Fatalf("wrote %d events, want all 10", st.total())
+	w.Close(t.Context())
+	if st.total() != 20 {
+		t.Fatalf("wrote %d events, want all 20", st.total())
+	}
+}
+
+// A call waits for room only until its deadline.
+func TestWriterStartWaitsUntilTheDeadline(t *testing.T) {
+	st := &slowStore{release: make(chan struct{})} // stalled, not failing
+	w := NewWriter(st, quietOptions(2, 1))
+	defer func() { close(st.release); w.Close(t.Context()) }()
+	record(t, w, "a") // fills the buffer: START and outcome
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := w.Start(ctx, store.Event{ID: "b-start"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Start on a full buffer: err = %v, want the deadline", err)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("Start gave up after %v, before its deadline", waited)
+	}
+}
+
+// While writes fail, a call that finds the buffer full is refused at
+// once, also one that was already waiting when the failure came.
+func TestWriterFailsFastWhenFailingAndFull(t *testing.T) {
+	st := &slowStore{release: make(chan struct{}), fail: -1, failed: make(chan error, 100)}
+	w := NewWriter(st, quietOptions(2, 1))
+	defer func() { w.Close(ctxTimeout(t, time.Millisecond)) }()
+	record(t, w, "a") // fills the buffer
+	waiting := make(chan error)
+	go func() { waiting <- w.Start(t.Context(), store.Event{ID: "b-start"}) }()
+	close(st.release) // the first write fails now
+	<-st.failed
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, ErrBufferFull) {
+			t.Fatalf("waiting Start: err = %v, want ErrBufferFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a waiting Start still waits after writes began to fail")
+	}
+	if err := w.Start(t.Context(), store.Event{ID: "c-start"}); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("Start: err = %v, want ErrBufferFull", err)
+	}
+}
+
+// The outcome of a started call always has room, however full the buffer.
+func TestWriterOutcomeHasRoom(t *testing.T) {
+	st := &slowStore{release: make(chan struct{})}
+	w := NewWriter(st, quietOptions(4, 1))
+	for _, id := range []string{"a", "b"} {
+		if err := w.Start(t.Context(), store.Event{ID: id + "-start"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	if err := w.Start(ctx, store.Event{ID: "c-start"}); err == nil {
+		t.Fatal("a third call fit in a buffer of 4 events")
+	}
+	w.End(&store.Event{ID: "a-end"}) // must not wait
+	w.End(nil)                       // b's outcome went elsewhere
+	close(st.release)
+	w.Close(t.Context())
+	if got, want := strings.Join(st.ids(), " "), "a-start b-start a-end"; got != want {
+		t.Fatalf("wrote %q, want %q", got, want)
+	}
+}
+
+// With a database that stays down, Close returns at its deadline and
+// reports the events it could not write in one log line.
+func TestWriterCloseGivesUpAtTheDeadline(t *testing.T) {
+	st := &slowStore{fail: -1}
+	var logs bytes.Buffer
+	opts := quietOptions(100, 10)
+	opts.MaxBackoff = 10 * time.Millisecond
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	w := NewWriter(st, opts)
+	for i := range 7 {
+		record(t, w, fmt.Sprint(i))
+	}
+	start := time.Now()
+	w.Close(ctxTimeout(t, 200*time.Millisecond))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close took %v with a 200ms deadline", took)
+	}
+	var lost []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(rec["msg"].(string), "events lost") {
+			lost = append(lost, rec)
+		}
+	}
+	if len(lost) != 1 || lost[0]["count"] != float64(14) {
+		t.Fatalf("loss reported as %v, want one line with count 14\n%s", lost, logs.String())
+	}
+	if err := w.Start(t.Context(), store.Event{ID: "late"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: err = %v, want ErrClosed", err)
 	}
 }
 
@@ -255,8 +459,10 @@ func TestWriterFlushesWithinTheInterval(t *testing.T) {
 	opts := quietOptions(10, 100)
 	opts.FlushInterval = time.Millisecond
 	w := NewWriter(st, opts)
-	defer w.Close()
-	w.Record(store.Event{ID: "a"})
+	defer w.Close(t.Context())
+	if err := w.Start(t.Context(), store.Event{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case batch := <-st.written:
 		if len(batch) != 1 || batch[0].ID != "a" {
@@ -265,4 +471,11 @@ func TestWriterFlushesWithinTheInterval(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a lone event was not written by the flush timer")
 	}
+	w.End(nil)
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -19,7 +19,13 @@ type Ops map[string]string
 
 // Sink takes asynchronous events (the Writer).
 type Sink interface {
-	Record(store.Event)
+	// Start queues a call's START and holds room for its outcome. It
+	// waits for room at most until ctx is done; an error means the call
+	// must not go ahead.
+	Start(ctx context.Context, start store.Event) error
+	// End queues the outcome of a started call in the room held for it,
+	// or gives the room back when ev is nil. It never waits.
+	End(ev *store.Event)
 }
 
 // Recorder emits the events of the calls it intercepts. It belongs after
@@ -37,6 +43,9 @@ func NewRecorder(ops Ops, sink Sink) *Recorder {
 
 // UnaryServerInterceptor records START before the handler and SUCCESS or
 // FAIL after it, unless the handler committed SUCCESS with its change.
+// When START finds no room before the call's deadline, or none is coming
+// (the database is failing), the call fails with UNAVAILABLE without
+// running.
 func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		op := r.ops[info.FullMethod]
@@ -45,15 +54,22 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		p, _ := auth.FromContext(ctx)
 		c := &call{op: op, requestID: requestid.FromContext(ctx), clientID: p.Subject, metadata: startMetadata(req)}
-		r.sink.Record(c.event(Start, c.metadata))
-
+		c.start = c.event(Start, c.metadata)
+		if err := r.sink.Start(ctx, c.start); err != nil {
+			// Nothing recorded, nothing done: the trail stays whole.
+			return nil, rpcerr.Unavailable("Service unavailable, retry later")
+		}
+		var outcome *store.Event // stays nil when the store committed SUCCESS, or on a panic
+		defer func() { r.sink.End(outcome) }()
 		resp, err := handler(withCall(ctx, c), req)
 		switch {
 		case err != nil:
 			c.metadata[KeyCode] = rpcerr.CodeWord(err)
-			r.sink.Record(c.event(Fail, c.metadata))
+			ev := c.event(Fail, c.metadata)
+			outcome = &ev
 		case !c.inTransaction:
-			r.sink.Record(c.event(Success, c.metadata))
+			ev := c.event(Success, c.metadata)
+			outcome = &ev
 		}
 		return resp, err
 	}

@@ -47,14 +47,16 @@ func outcome(err error) string {
 		return "not_found"
 	case errors.Is(err, store.ErrProviderLinkConflict):
 		return "conflict"
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable"
 	default:
 		return "error"
 	}
 }
 
-func (s *instrumented) CreateUser(ctx context.Context, u store.User, ev *store.Event) (_ store.User, err error) {
+func (s *instrumented) CreateUser(ctx context.Context, u store.User, trail []store.Event) (_ store.User, err error) {
 	defer s.track("create_user")(&err)
-	return s.next.CreateUser(ctx, u, ev)
+	return s.next.CreateUser(ctx, u, trail)
 }
 
 func (s *instrumented) GetUser(ctx context.Context, id string) (_ store.User, err error) {
@@ -62,14 +64,14 @@ func (s *instrumented) GetUser(ctx context.Context, id string) (_ store.User, er
 	return s.next.GetUser(ctx, id)
 }
 
-func (s *instrumented) UpdateUser(ctx context.Context, id string, c store.UserChange, ev *store.Event) (_ store.User, err error) {
+func (s *instrumented) UpdateUser(ctx context.Context, id string, c store.UserChange, trail []store.Event) (_ store.User, err error) {
 	defer s.track("update_user")(&err)
-	return s.next.UpdateUser(ctx, id, c, ev)
+	return s.next.UpdateUser(ctx, id, c, trail)
 }
 
-func (s *instrumented) DeleteUser(ctx context.Context, id string, ev *store.Event) (err error) {
+func (s *instrumented) DeleteUser(ctx context.Context, id string, trail []store.Event) (err error) {
 	defer s.track("delete_user")(&err)
-	return s.next.DeleteUser(ctx, id, ev)
+	return s.next.DeleteUser(ctx, id, trail)
 }
 
 func (s *instrumented) ListUsers(ctx context.Context, p store.Page) (_ []store.User, _ bool, err error) {
@@ -94,4 +96,4 @@ func (s *instrumented) DeleteEventsBefore(ctx context.Context, t time.Time, limi
 
 func (s *instrumented) CursorKey(ctx context.Context) ([]byte, error) { return s.next.CursorKey(ctx) }
 func (s *instrumented) Ping(ctx context.Context) error                { return s.next.Ping(ctx) }
-func (s *instrumented) Close() error                                  { return s.next.Close() }
+func (s *instrumented) Close(ctx context.Context) error               { return s.next.Close(ctx) }

@@ -17,6 +17,7 @@ func TestOutcome(t *testing.T) {
 		nil:                                      "ok",
 		fmt.Errorf("get: %w", store.ErrNotFound): "not_found",
 		fmt.Errorf("create: %w", store.ErrProviderLinkConflict): "conflict",
+		fmt.Errorf("append: %w", store.ErrUnavailable):          "unavailable",
 		errors.New("disk full"):                                 "error",
 	} {
 		if got := outcome(err); got != want {

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Domain is the ErrorInfo domain of every error usersd produces.
@@ -30,7 +32,23 @@ const (
 	// grounds (media type, size, JSON); its ErrorInfo metadata holds the
 	// HTTP status under "httpStatus".
 	ReasonRejected = "REQUEST_REJECTED"
+	// ReasonUnavailable: the call cannot be served right now (the
+	// database cannot be written, the event buffer has no room); the
+	// same call may succeed after the RetryInfo delay.
+	ReasonUnavailable = "UNAVAILABLE"
 )
+
+// RetryAfter is the delay an UNAVAILABLE call's RetryInfo suggests, the
+// same as the Retry-After the REST gateway sends with a 503.
+const RetryAfter = time.Second
+
+// Unavailable is the error of a call refused because the service cannot
+// serve it right now: UNAVAILABLE with a RetryInfo (REST: 503 with
+// Retry-After). Nothing of the call took effect.
+func Unavailable(msg string) error {
+	return New(codes.Unavailable, msg, ReasonUnavailable,
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(RetryAfter)})
+}
 
 // RejectedMetadata is the metadata key by which the REST gateway marks a
 // request it refused (value: the HTTP status), so the call still passes

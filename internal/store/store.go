@@ -19,6 +19,12 @@ var (
 	// already linked to another user. Decided by the database's unique
 	// index, never by a read-then-write.
 	ErrProviderLinkConflict = errors.New("store: provider link already in use")
+	// ErrUnavailable: the database cannot be written (or read) right now:
+	// the disk is full, the file or its directory is read-only, the file
+	// was removed, or it stayed locked past the busy timeout. Nothing of
+	// the failed call was committed; the same call may succeed once the
+	// fault clears, without a restart.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // ProviderLink ties a user to an account at an external identity provider.
@@ -94,25 +100,32 @@ type Page struct {
 
 // Store is what the service needs from a database. Every method is safe
 // for concurrent use.
+//
+// Mutations take the trail of the call (its START and SUCCESS events) and
+// write it in the same transaction as the change: both or neither. Events
+// are written once by id, whichever path writes them first: the
+// asynchronous writer's later copy of a START committed with its mutation
+// is a no-op, and so is a mutation's copy of a START already written.
 type Store interface {
 	// CreateUser inserts u (ID, Claims, Provider set by the caller) and
-	// returns it with Seq, CreatedAt and UpdatedAt filled in. A non-nil
-	// success event is written in the same transaction: both or neither.
-	CreateUser(ctx context.Context, u User, success *Event) (User, error)
+	// returns it with Seq, CreatedAt and UpdatedAt filled in, writing
+	// trail in the same transaction.
+	CreateUser(ctx context.Context, u User, trail []Event) (User, error)
 	// GetUser returns the user with the given id or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
 	// UpdateUser applies the change in one transaction and returns the
-	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict. A
-	// non-nil success event is written in the same transaction (also
-	// when the change is empty).
-	UpdateUser(ctx context.Context, id string, c UserChange, success *Event) (User, error)
+	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict. The
+	// trail is written in the same transaction (also when the change is
+	// empty).
+	UpdateUser(ctx context.Context, id string, c UserChange, trail []Event) (User, error)
 	// DeleteUser removes the user and everything stored about them, and
-	// writes a non-nil success event in the same transaction.
-	DeleteUser(ctx context.Context, id string, success *Event) error
+	// writes trail in the same transaction.
+	DeleteUser(ctx context.Context, id string, trail []Event) error
 	// ListUsers returns one page in creation order. The page holds at
 	// most p.Limit users; more reports whether any user follows it.
 	ListUsers(ctx context.Context, p Page) (users []User, more bool, err error)
-	// AppendEvents writes events in one transaction.
+	// AppendEvents writes events in one transaction, skipping those
+	// whose id is already stored.
 	AppendEvents(ctx context.Context, events []Event) error
 	// ListEvents returns at most f.Limit events newest first (Time, then
 	// ID, descending); more reports whether any further event matches.
@@ -124,10 +137,13 @@ type Store interface {
 	// created once per database, so every instance sharing the database
 	// accepts the cursors the others issued.
 	CursorKey(ctx context.Context) ([]byte, error)
-	// Ping reports whether the database is reachable (readiness).
+	// Ping reports whether the database can be read and written
+	// (readiness): it reads, and commits a small write. ErrUnavailable
+	// when it cannot be written.
 	Ping(ctx context.Context) error
 	// Close flushes what the backend buffers (SQLite: checkpoints and
 	// truncates the WAL so no deleted data lingers in it) and releases
-	// every resource. Call it once, after the last request has finished.
-	Close() error
+	// every resource, giving up the flush when ctx ends. Call it once,
+	// after the last request has finished.
+	Close(ctx context.Context) error
 }

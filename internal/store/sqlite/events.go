@@ -12,8 +12,12 @@ import (
 
 const (
 	eventColumns = `id, ts, type, category, request_id, client_id, metadata`
-	insertEvent  = `INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	newestFirst  = ` ORDER BY ts DESC, id DESC`
+	// insertEvent writes an event once: the START of a mutation is
+	// written both with the mutation and by the asynchronous writer, and
+	// whichever comes second is a no-op.
+	insertEvent = `INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	newestFirst = ` ORDER BY ts DESC, id DESC`
 
 	// deleteOldEvents deletes the oldest events before a time, a bounded
 	// number at a time: SQLite has no DELETE ... LIMIT in its default
@@ -22,34 +26,29 @@ const (
 		SELECT rowid FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
 
 	// maxBranches bounds the branches of a Categories-or-Types listing
-	// (see eventsQuery); SQLite refuses compound SELECTs of more than 500
-	// terms. Real filters name a handful of values.
-	maxBranches = 64
+	// (see eventsQuery): the service's most, 100 categories and 100 types,
+	// so no listing it makes falls back to a scan and a sort. SQLite
+	// refuses compound SELECTs of more than 500 terms.
+	maxBranches = 200
 )
 
 // AppendEvents writes events in one transaction: the batch is stored
-// whole or not at all.
+// whole or not at all. Events whose id is stored already are skipped.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	return s.write(ctx, "append events", func(tx *sql.Tx) error {
-		return insertEvents(ctx, tx, events...)
+		return insertEvents(ctx, tx, events)
 	})
-}
-
-// insertSuccess writes a mutation's success event, if it has one, in the
-// mutation's own transaction.
-func insertSuccess(ctx context.Context, tx *sql.Tx, success *store.Event) error {
-	if success == nil {
-		return nil
-	}
-	return insertEvents(ctx, tx, *success)
 }
 
 // insertEvents inserts events within tx. Mutations and AppendEvents share
 // it, so every event is stored the same way whichever path wrote it.
-func insertEvents(ctx context.Context, tx *sql.Tx, events ...store.Event) error {
+func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	stmt, err := tx.PrepareContext(ctx, insertEvent)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
@@ -73,19 +72,19 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	query, args := eventsQuery(f)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+		return nil, false, opError("list events", err)
 	}
 	defer rows.Close()
 	var events []store.Event
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
-			return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+			return nil, false, opError("list events", err)
 		}
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("sqlite: list events: %w", err)
+		return nil, false, opError("list events", err)
 	}
 	if len(events) > f.Limit {
 		return events[:f.Limit], true, nil
@@ -199,15 +198,16 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) 
 	if limit < 1 {
 		return 0, fmt.Errorf("sqlite: delete events: limit %d, want at least 1", limit)
 	}
-	res, err := s.w.ExecContext(ctx, deleteOldEvents, ceilMilli(t), limit)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete events: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete events: %w", err)
-	}
-	return int(n), nil
+	var n int64
+	err := s.write(ctx, "delete events", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, deleteOldEvents, ceilMilli(t), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
 
 // scanEvent reads one row selected with eventColumns.

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ func TestEventQueryPlans(t *testing.T) {
 		name   string
 		f      store.EventFilter
 		sorts  bool     // the plan may sort (the filter selects few events)
+		seeks  bool     // no SCAN at all, not even of an index
 		search []string // each must be in the plan
 	}{
 		{name: "newest", search: []string{"SCAN events USING INDEX events_ts"}},
@@ -64,6 +67,16 @@ func TestEventQueryPlans(t *testing.T) {
 			IDs: []string{uuid.NewString()}, Categories: []string{"user"}, Types: []string{"USER_CREATE_SUCCESS"},
 		},
 			search: []string{"sqlite_autoindex_events_1 (id=?)"}},
+		// The most the service accepts still merges index streams: a scan
+		// and sort of every matching event would hold a reader for long.
+		{name: "max_categories_and_types", seeks: true, f: store.EventFilter{
+			Categories: words("category", 100), Types: words("TYPE", 100),
+		},
+			search: []string{"MERGE (UNION)", "events_category_ts (category=?)", "events_type_ts (type=?)"}},
+		{name: "max_categories_and_types_from_before", seeks: true, f: store.EventFilter{
+			Categories: words("category", 100), Types: words("TYPE", 100), From: &from, Before: before,
+		},
+			search: []string{"MERGE (UNION)", "events_category_ts (category=? AND ts>? AND (ts,id)<(?,?))", "events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
 	} {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			tc.f.Limit = 100
@@ -72,6 +85,9 @@ func TestEventQueryPlans(t *testing.T) {
 			assertIndexed(t, plan)
 			if !tc.sorts && strings.Contains(plan, "TEMP B-TREE") {
 				t.Errorf("the listing sorts:\n%s", plan)
+			}
+			if tc.seeks && strings.Contains(plan, "SCAN events") {
+				t.Errorf("the listing walks a whole index:\n%s", plan)
 			}
 			for _, want := range tc.search {
 				if !strings.Contains(plan, want) {
@@ -87,6 +103,15 @@ func TestEventQueryPlans(t *testing.T) {
 			t.Errorf("retention does not pick the oldest events from events_ts:\n%s", plan)
 		}
 	})
+}
+
+// words returns n distinct values with the given prefix.
+func words(prefix string, n int) []string {
+	w := make([]string, n)
+	for i := range w {
+		w[i] = fmt.Sprintf("%s_%d", prefix, i)
+	}
+	return w
 }
 
 // queryPlan returns the details of EXPLAIN QUERY PLAN, one per line.
@@ -145,4 +170,44 @@ func TestListEventsRejectsNegativeLimit(t *testing.T) {
 	if _, _, err := s.ListEvents(t.Context(), store.EventFilter{Limit: -1}); err == nil {
 		t.Error("ListEvents with limit -1: no error")
 	}
+}
+
+// A trail event that cannot be stored undoes its mutation, and one event
+// of a batch that cannot be stored keeps the whole batch out. A trigger
+// stands in for the failure.
+func TestTrailAllOrNothing(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	if _, err := s.w.ExecContext(ctx, `CREATE TEMP TRIGGER refuse BEFORE INSERT ON events
+		WHEN NEW.type = 'REFUSED' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	refused := []store.Event{testEvent("USER_X_START"), testEvent("REFUSED")}
+
+	id := uuid.NewString()
+	if _, err := s.CreateUser(ctx, store.User{ID: id, Claims: []byte(`{}`)}, refused); err == nil {
+		t.Error("CreateUser with a refused trail: no error")
+	}
+	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("user created although its trail was not: GetUser err = %v", err)
+	}
+	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"v":1}`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.UserChange{{SetClaims: true, Claims: []byte(`{"v":2}`)}, {}} {
+		if _, err := s.UpdateUser(ctx, u.ID, c, refused); err == nil {
+			t.Errorf("UpdateUser(%+v) with a refused trail: no error", c)
+		}
+	}
+	if err := s.DeleteUser(ctx, u.ID, refused); err == nil {
+		t.Error("DeleteUser with a refused trail: no error")
+	}
+	if got, err := s.GetUser(ctx, u.ID); err != nil || string(got.Claims) != `{"v":1}` {
+		t.Errorf("user after refused mutations: %s, %v; want it unchanged", got.Claims, err)
+	}
+	if err := s.AppendEvents(ctx, refused); err == nil {
+		t.Error("AppendEvents with a refused event: no error")
+	}
+	assertNoEvents(t, s)
 }

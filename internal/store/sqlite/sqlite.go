@@ -20,7 +20,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,15 +45,30 @@ type Store struct {
 	w *sql.DB // one connection, BEGIN IMMEDIATE
 	r *sql.DB // read-only connections
 
+	file dbFile // the file opened, checked before every commit
+
 	keyMu sync.Mutex
 	key   []byte // cursor key, nil until first read
 
-	close func() error
+	closeOnce sync.Once
+	closeErr  error
 }
+
+// Options adjust Open.
+type Options struct {
+	// QuickCheck runs PRAGMA quick_check before anything else touches the
+	// file and refuses a damaged database (ErrCorrupt). It reads the
+	// whole file: skip it for very large ones.
+	QuickCheck bool
+}
+
+// ErrCorrupt: the database file is damaged (it fails its integrity check,
+// or is not a database at all). Open refuses it rather than serve from it.
+var ErrCorrupt = errors.New("sqlite: database file is damaged")
 
 // Open opens (creating if needed) the database at path, applies pending
 // migrations and returns a ready Store.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -65,10 +82,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	file, err := openedFile(f, abs)
 	f.Close()
+	if err != nil {
+		return nil, err
+	}
 	w, err := openPool(abs, false, 1)
 	if err != nil {
 		return nil, err
+	}
+	if opts.QuickCheck {
+		if err := quickCheck(ctx, w); err != nil {
+			return nil, errors.Join(err, w.Close())
+		}
 	}
 	// Migrate before the readers connect: the first connection to a new
 	// file is the one that turns it into WAL mode and creates the schema.
@@ -80,11 +106,44 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, errors.Join(err, w.Close())
 	}
 	if err := r.PingContext(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open readers: %w", err), r.Close(), w.Close())
+		return nil, errors.Join(opError("open readers", err), r.Close(), w.Close())
 	}
-	s := &Store{w: w, r: r}
-	s.close = sync.OnceValue(s.shutdown)
-	return s, nil
+	return &Store{w: w, r: r, file: file}, nil
+}
+
+// quickCheck runs PRAGMA quick_check on db and reports its first findings
+// as ErrCorrupt. A file that is not a database fails on the first
+// connection already, which this makes.
+func quickCheck(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `PRAGMA quick_check(5)`)
+	if err != nil {
+		return checkError(err)
+	}
+	defer rows.Close()
+	var findings []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return checkError(err)
+		}
+		findings = append(findings, line)
+	}
+	if err := rows.Err(); err != nil {
+		return checkError(err)
+	}
+	if len(findings) != 1 || findings[0] != "ok" {
+		return fmt.Errorf("%w: PRAGMA quick_check: %s", ErrCorrupt, strings.Join(findings, "; "))
+	}
+	return nil
+}
+
+// checkError wraps an error of the integrity check: ErrCorrupt when the
+// driver says the file is damaged or not a database.
+func checkError(err error) error {
+	if isCorrupt(err) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return opError("integrity check", err)
 }
 
 // openPool opens a pool of at most conns connections. The pragmas are in
@@ -137,20 +196,27 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// write runs fn in a write transaction and commits it when fn succeeds.
-// Any error rolls everything fn did back, which is what keeps a mutation
-// and its success event together: both are committed or neither.
+// write runs fn in a write transaction and commits it when fn succeeds
+// and the database file is still the one opened, writable. Any error rolls
+// everything fn did back, which is what keeps a mutation and its trail
+// together: both are committed or neither.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op, err)
+		return opError(op, err)
 	}
 	defer tx.Rollback() // after Commit it is a harmless no-op
 	if err := fn(tx); err != nil {
 		return opError(op, err)
 	}
+	// SQLite keeps writing through its open file descriptors after the
+	// file is removed or made read-only, and would acknowledge writes
+	// that are gone or that the next start cannot make: refuse them here.
+	if err := s.file.check(); err != nil {
+		return opError(op, err)
+	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op, err)
+		return opError(op, err)
 	}
 	return nil
 }
@@ -170,20 +236,29 @@ func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(s.key), nil
 }
 
-// loadCursorKey offers a fresh key and reads back whichever key won, so
-// processes racing on a new database all end up with the same one.
+// loadCursorKey reads the key, and on a new database offers a fresh one
+// and reads back whichever key won, so processes racing on a new database
+// all end up with the same one. Only a new database is written to: a
+// server restarted while the file is read-only still starts.
 func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
-	fresh := make([]byte, cursorKeyLen)
-	rand.Read(fresh) // never fails; it crashes the program instead
-	if _, err := s.w.ExecContext(ctx,
-		`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
-		 ON CONFLICT (name) DO NOTHING`, fresh); err != nil {
-		return nil, err
-	}
+	const read = `SELECT value FROM settings WHERE name = 'cursor_key'`
 	var key []byte
-	if err := s.w.QueryRowContext(ctx,
-		`SELECT value FROM settings WHERE name = 'cursor_key'`).Scan(&key); err != nil {
-		return nil, err
+	err := s.w.QueryRowContext(ctx, read).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		fresh := make([]byte, cursorKeyLen)
+		rand.Read(fresh) // never fails; it crashes the program instead
+		if err := s.write(ctx, "store cursor key", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
+				 ON CONFLICT (name) DO NOTHING`, fresh)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		err = s.w.QueryRowContext(ctx, read).Scan(&key)
+	}
+	if err != nil {
+		return nil, opError("read cursor key", err)
 	}
 	if len(key) != cursorKeyLen {
 		return nil, fmt.Errorf("stored key has %d bytes, want %d", len(key), cursorKeyLen)
@@ -191,37 +266,40 @@ func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
 	return key, nil
 }
 
-// Ping checks that a reader connection can be had and can read the file.
+// Ping reads through a reader connection, then commits a write of the
+// time into the settings table: readiness means writes succeed too.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return opError("ping", err)
 	}
-	return nil
+	return s.write(ctx, "ping", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO settings (name, value) VALUES ('ready_probe', ?)
+			 ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		return err
+	})
 }
 
 // Close checkpoints the WAL into the main file and truncates it, so old
 // page versions holding deleted claims are gone, then closes both pools.
+// The checkpoint gives up when ctx ends (the pools are closed anyway).
 // Later calls return the first call's result.
-func (s *Store) Close() error {
-	return s.close()
+func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		err := s.checkpoint(ctx)
+		// Readers first: the connection that closes last deletes the -wal
+		// and -shm files, and that should be the one that just emptied them.
+		s.closeErr = errors.Join(err, s.r.Close(), s.w.Close())
+	})
+	return s.closeErr
 }
 
-func (s *Store) shutdown() error {
-	err := s.checkpoint()
-	// Readers first: the connection that closes last deletes the -wal
-	// and -shm files, and that should be the one that just emptied them.
-	return errors.Join(err, s.r.Close(), s.w.Close())
-}
-
-func (s *Store) checkpoint() error {
+func (s *Store) checkpoint(ctx context.Context) error {
 	var busy, logFrames, checkpointed int
-	err := s.w.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
-		return fmt.Errorf("sqlite: close: checkpoint: %w", err)
+		return opError("close: checkpoint", err)
 	}
 	if busy != 0 {
 		return errors.New("sqlite: close: checkpoint blocked by an open read")

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"errors"
@@ -123,7 +124,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CursorKey: %v", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
@@ -208,7 +209,7 @@ func testSecureDelete(t *testing.T, otherOpen bool) {
 			t.Fatalf("UpdateUser: %v", err)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
@@ -274,7 +275,7 @@ func readFile(t *testing.T, path string) []byte {
 
 func TestMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.db")
-	if err := openAt(t, path).Close(); err != nil {
+	if err := openAt(t, path).Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	s := openAt(t, path)
@@ -315,14 +316,14 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "users.db"))
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "users.db"), Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(t.Context()); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 	if _, err := s.GetUser(t.Context(), uuid.NewString()); err == nil || errors.Is(err, store.ErrNotFound) {
@@ -391,12 +392,12 @@ func openTemp(tb testing.TB) *Store {
 // is fine.
 func openAt(tb testing.TB, path string) *Store {
 	tb.Helper()
-	s, err := Open(tb.Context(), path)
+	s, err := Open(tb.Context(), path, Options{QuickCheck: true})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
+		if err := s.Close(context.Background()); err != nil {
 			tb.Errorf("Close: %v", err)
 		}
 	})

@@ -20,8 +20,8 @@ const (
 )
 
 // CreateUser inserts u and returns it with Seq and timestamps filled in;
-// a non-nil success event is inserted in the same transaction.
-func (s *Store) CreateUser(ctx context.Context, u store.User, success *store.Event) (store.User, error) {
+// the trail is inserted in the same transaction.
+func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Event) (store.User, error) {
 	u.CreatedAt = now()
 	u.UpdatedAt = u.CreatedAt
 	err := s.write(ctx, "create user", func(tx *sql.Tx) error {
@@ -36,7 +36,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, success *store.Eve
 		if u.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return insertSuccess(ctx, tx, success)
+		return insertEvents(ctx, tx, trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -53,12 +53,12 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// UpdateUser applies c to the user and inserts a non-nil success event,
-// in one write transaction. The event is written even when c changes
-// nothing; with neither, this is a plain read.
-func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, success *store.Event) (store.User, error) {
+// UpdateUser applies c to the user and inserts the trail, in one write
+// transaction. The trail is written even when c changes nothing; with
+// neither, this is a plain read.
+func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, trail []store.Event) (store.User, error) {
 	changes := c.SetClaims || c.SetProvider
-	if !changes && success == nil {
+	if !changes && len(trail) == 0 {
 		return s.GetUser(ctx, id)
 	}
 	var u store.User
@@ -72,7 +72,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, s
 				return err
 			}
 		}
-		return insertSuccess(ctx, tx, success)
+		return insertEvents(ctx, tx, trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -101,9 +101,9 @@ func applyChange(u *store.User, c store.UserChange) {
 	}
 }
 
-// DeleteUser removes the user's row and inserts a non-nil success event
-// in the same transaction, or returns store.ErrNotFound.
-func (s *Store) DeleteUser(ctx context.Context, id string, success *store.Event) error {
+// DeleteUser removes the user's row and inserts the trail in the same
+// transaction, or returns store.ErrNotFound.
+func (s *Store) DeleteUser(ctx context.Context, id string, trail []store.Event) error {
 	return s.write(ctx, "delete user", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 		if err != nil {
@@ -116,7 +116,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, success *store.Event)
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		return insertSuccess(ctx, tx, success)
+		return insertEvents(ctx, tx, trail)
 	})
 }
 
@@ -131,19 +131,19 @@ func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool
 		`SELECT `+userColumns+` FROM users WHERE seq > ? ORDER BY seq LIMIT ?`,
 		p.AfterSeq, p.Limit+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+		return nil, false, opError("list users", err)
 	}
 	defer rows.Close()
 	var users []store.User
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+			return nil, false, opError("list users", err)
 		}
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("sqlite: list users: %w", err)
+		return nil, false, opError("list users", err)
 	}
 	if len(users) > p.Limit {
 		return users[:p.Limit], true, nil
@@ -184,15 +184,19 @@ func now() time.Time {
 }
 
 // opError wraps an error of op for callers: a missing row becomes
-// store.ErrNotFound and the provider index rejecting a write
-// store.ErrProviderLinkConflict. The driver's message is left out of the
-// latter: only the sentinel matters to callers.
+// store.ErrNotFound, the provider index rejecting a write
+// store.ErrProviderLinkConflict, and a database that cannot be used right
+// now store.ErrUnavailable (keeping the driver's error, for the logs).
+// The driver's message is left out of a conflict: only the sentinel
+// matters to callers.
 func opError(op string, err error) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		err = store.ErrNotFound
 	case isProviderConflict(err):
 		err = store.ErrProviderLinkConflict
+	case isUnavailable(err):
+		err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }

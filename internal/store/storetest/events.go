@@ -14,8 +14,8 @@ import (
 	"github.com/usersd/usersd/internal/store"
 )
 
-// eventCases are the contract of analytic events: success events
-// committed with their mutation, batches, listing and retention.
+// eventCases are the contract of analytic events: trails committed with
+// their mutation, written once by id, batches, listing and retention.
 var eventCases = []testCase{
 	{"event_with_create", testEventWithCreate},
 	{"event_with_update", testEventWithUpdate},
@@ -23,9 +23,9 @@ var eventCases = []testCase{
 	{"event_with_delete", testEventWithDelete},
 	{"no_event_when_none_given", testNoEventWhenNoneGiven},
 	{"failed_mutation_leaves_no_event", testFailedMutationLeavesNoEvent},
-	{"rejected_event_undoes_mutation", testRejectedEventUndoesMutation},
+	{"trail_written_once", testTrailWrittenOnce},
 	{"append_events_roundtrip", testAppendEvents},
-	{"append_events_all_or_nothing", testAppendEventsAtomic},
+	{"append_events_skips_stored_ids", testAppendEventsSkipsStoredIDs},
 	{"list_events_order", testListEventsOrder},
 	{"list_events_filters", testListEventsFilters},
 	{"list_events_categories_or_types", testListEventsCategoriesOrTypes},
@@ -43,20 +43,28 @@ func ms(n int) time.Time {
 	return eventBase.Add(time.Duration(n) * time.Millisecond)
 }
 
+// trailOf is the START and SUCCESS events of one mutation.
+func trailOf(op, requestID string) []store.Event {
+	return []store.Event{
+		newEvent(ms(0), op+"_START", "user", requestID),
+		newEvent(ms(1), op+"_SUCCESS", "user", requestID),
+	}
+}
+
 func testEventWithCreate(t *testing.T, s store.Store) {
-	ev := newEvent(ms(0), "USER_CREATE_SUCCESS", "user", "req-create")
-	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`)}, &ev)
+	trail := trailOf("USER_CREATE", "req-create")
+	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`)}, trail)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	mustGet(t, s, u.ID)
-	assertEvents(t, allEvents(t, s), ev)
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 func testEventWithUpdate(t *testing.T, s store.Store) {
 	u := mustCreate(t, s, `{"v":1}`, nil)
-	ev := newEvent(ms(0), "USER_UPDATE_SUCCESS", "user", "req-update")
-	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, &ev)
+	trail := trailOf("USER_UPDATE", "req-update")
+	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, trail)
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
@@ -64,34 +72,34 @@ func testEventWithUpdate(t *testing.T, s store.Store) {
 		t.Errorf("Claims = %s, want the new ones", got.Claims)
 	}
 	assertUser(t, mustGet(t, s, u.ID), got)
-	assertEvents(t, allEvents(t, s), ev)
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 // An update that changes nothing still succeeds, so it still has its
-// event, and it leaves the user as it was, UpdatedAt included.
+// trail, and it leaves the user as it was, UpdatedAt included.
 func testEventWithEmptyUpdate(t *testing.T, s store.Store) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
 	waitNextMilli(u.UpdatedAt)
-	ev := newEvent(ms(0), "USER_UPDATE_SUCCESS", "user", "req-update")
-	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{}, &ev)
+	trail := trailOf("USER_UPDATE", "req-update")
+	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{}, trail)
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
 	assertUser(t, got, u)
 	assertUser(t, mustGet(t, s, u.ID), u)
-	assertEvents(t, allEvents(t, s), ev)
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 func testEventWithDelete(t *testing.T, s store.Store) {
 	u := mustCreate(t, s, `{}`, nil)
-	ev := newEvent(ms(0), "USER_DELETE_SUCCESS", "user", "req-delete")
-	if err := s.DeleteUser(t.Context(), u.ID, &ev); err != nil {
+	trail := trailOf("USER_DELETE", "req-delete")
+	if err := s.DeleteUser(t.Context(), u.ID, trail); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := s.GetUser(t.Context(), u.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetUser after delete: err = %v, want ErrNotFound", err)
 	}
-	assertEvents(t, allEvents(t, s), ev)
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 func testNoEventWhenNoneGiven(t *testing.T, s store.Store) {
@@ -112,54 +120,39 @@ func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store) {
 	other := mustCreate(t, s, `{}`, nil)
 	taken := *link
 	missing := newID(t)
-	ev := func() *store.Event {
-		e := newEvent(ms(0), "USER_X_SUCCESS", "user", "req")
-		return &e
-	}
+	trail := func() []store.Event { return trailOf("USER_X", "req") }
 
-	_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &taken}, ev())
+	_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &taken}, trail())
 	assertErr(t, "CreateUser with a taken link", err, store.ErrProviderLinkConflict)
-	_, err = s.UpdateUser(ctx, other.ID, store.UserChange{SetProvider: true, Provider: &taken}, ev())
+	_, err = s.UpdateUser(ctx, other.ID, store.UserChange{SetProvider: true, Provider: &taken}, trail())
 	assertErr(t, "UpdateUser to a taken link", err, store.ErrProviderLinkConflict)
-	_, err = s.UpdateUser(ctx, missing, store.UserChange{SetClaims: true, Claims: []byte(`{}`)}, ev())
+	_, err = s.UpdateUser(ctx, missing, store.UserChange{SetClaims: true, Claims: []byte(`{}`)}, trail())
 	assertErr(t, "UpdateUser of a missing user", err, store.ErrNotFound)
-	_, err = s.UpdateUser(ctx, missing, store.UserChange{}, ev())
+	_, err = s.UpdateUser(ctx, missing, store.UserChange{}, trail())
 	assertErr(t, "empty UpdateUser of a missing user", err, store.ErrNotFound)
-	err = s.DeleteUser(ctx, missing, ev())
+	err = s.DeleteUser(ctx, missing, trail())
 	assertErr(t, "DeleteUser of a missing user", err, store.ErrNotFound)
 	assertEvents(t, allEvents(t, s))
 }
 
-// No change without its event: when the event cannot be stored (here its
-// id is taken), the mutation is not applied either.
-func testRejectedEventUndoesMutation(t *testing.T, s store.Store) {
+// A mutation's START is written twice, with the mutation and by the
+// asynchronous writer, in either order: it is stored once, and neither
+// write fails.
+func testTrailWrittenOnce(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	stored := newEvent(ms(0), "USER_RETRIEVE_START", "user", "req")
-	if err := s.AppendEvents(ctx, []store.Event{stored}); err != nil {
-		t.Fatalf("AppendEvents: %v", err)
+	early := trailOf("USER_CREATE", "req-early") // START written before the mutation
+	appendEvents(t, s, early[0])
+	u, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`)}, early)
+	if err != nil {
+		t.Fatalf("CreateUser with a START already written: %v", err)
 	}
-	dup := newEvent(ms(1), "USER_X_SUCCESS", "user", "req")
-	dup.ID = stored.ID
-
-	id := newID(t)
-	if _, err := s.CreateUser(ctx, store.User{ID: id, Claims: []byte(`{}`)}, &dup); err == nil {
-		t.Errorf("CreateUser with an event whose id is taken: no error")
+	late := trailOf("USER_UPDATE", "req-late") // START written after it
+	late[0].Time, late[1].Time = ms(10), ms(11)
+	if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, late); err != nil {
+		t.Fatalf("UpdateUser: %v", err)
 	}
-	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("user created although its event was not: GetUser err = %v", err)
-	}
-
-	u := mustCreate(t, s, `{"v":1}`, nil)
-	for _, c := range []store.UserChange{{SetClaims: true, Claims: []byte(`{"v":2}`)}, {}} {
-		if _, err := s.UpdateUser(ctx, u.ID, c, &dup); err == nil {
-			t.Errorf("UpdateUser(%+v) with an event whose id is taken: no error", c)
-		}
-	}
-	if err := s.DeleteUser(ctx, u.ID, &dup); err == nil {
-		t.Errorf("DeleteUser with an event whose id is taken: no error")
-	}
-	assertUser(t, mustGet(t, s, u.ID), u)
-	assertEvents(t, allEvents(t, s), stored)
+	appendEvents(t, s, late[0])
+	assertEvents(t, allEvents(t, s), late[1], late[0], early[1], early[0])
 }
 
 func testAppendEvents(t *testing.T, s store.Store) {
@@ -179,20 +172,16 @@ func testAppendEvents(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), batch[1], batch[0], batch[2])
 }
 
-// A batch is one transaction: one event that cannot be stored (its id is
-// taken) keeps the whole batch out.
-func testAppendEventsAtomic(t *testing.T, s store.Store) {
+// An event whose id is stored already is skipped: the stored one stays as
+// it is, and the rest of the batch is written.
+func testAppendEventsSkipsStoredIDs(t *testing.T, s store.Store) {
 	first := newEvent(ms(0), "USER_CREATE_START", "user", "req-1")
-	if err := s.AppendEvents(t.Context(), []store.Event{first}); err != nil {
-		t.Fatalf("AppendEvents: %v", err)
-	}
+	appendEvents(t, s, first)
 	dup := newEvent(ms(2), "USER_CREATE_START", "user", "req-2")
 	dup.ID = first.ID
-	batch := []store.Event{newEvent(ms(1), "USER_GET_START", "user", "req-2"), dup}
-	if err := s.AppendEvents(t.Context(), batch); err == nil {
-		t.Fatalf("AppendEvents with a taken id: no error")
-	}
-	assertEvents(t, allEvents(t, s), first)
+	other := newEvent(ms(1), "USER_GET_START", "user", "req-2")
+	appendEvents(t, s, other, dup)
+	assertEvents(t, allEvents(t, s), other, first)
 }
 
 // Newest first, and among events of the same millisecond by id,
