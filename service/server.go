@@ -49,7 +49,7 @@ type ServerOptions struct {
 	InFlight *limits.InFlight
 	// CallerRate limits each verified caller's calls (nil: no limit).
 	CallerRate *limits.CallerRate
-	// Deadline, when set, is the outermost unary interceptor: it gives
+	// Deadline, when set, comes right after the outer recovery: it gives
 	// every call a deadline (internal/deadline), bounding every wait in it.
 	Deadline grpc.UnaryServerInterceptor
 	// GatewayKey authenticates the REST gateway's rejected-request mark
@@ -72,7 +72,7 @@ var publicServices = map[string]bool{
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	deadline → recovery → request id → metrics → logging → in-flight bound →
+//	recovery → deadline → request id → metrics → logging → in-flight bound →
 //	authentication → caller rate limit → analytic events → authorization →
 //	gateway rejections → error mapping → recovery → handler
 //
@@ -100,28 +100,21 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		return !publicServices[c.Service]
 	})
 
-	unary := []grpc.UnaryServerInterceptor{
+	// Optional stages (nil when off) are skipped.
+	unary := compact(
 		recovery.UnaryServerInterceptor(onPanic),
+		opts.Deadline, // bounds every wait below, for clients that set no deadline
 		requestid.UnaryServerInterceptor(),
 		opts.Metrics.UnaryServerInterceptor(),
 		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(callLog, logOpts...), notHealth),
-	}
-	if opts.InFlight != nil {
 		// Before authentication: shedding must cost less than the work.
-		unary = append(unary, selector.UnaryServerInterceptor(opts.InFlight.UnaryServerInterceptor(), guarded))
-	}
-	unary = append(unary, selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded))
-	if opts.CallerRate != nil {
+		guard(opts.InFlight.UnaryServerInterceptor(), guarded),
+		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
 		// After authentication (the caller is known), before events: a
 		// refused call records nothing, so a flood cannot grow the trail.
-		unary = append(unary, selector.UnaryServerInterceptor(opts.CallerRate.UnaryServerInterceptor(), guarded))
-	}
-	if opts.Deadline != nil {
-		unary = append([]grpc.UnaryServerInterceptor{opts.Deadline}, unary...)
-	}
-	if opts.Events != nil {
-		unary = append(unary, opts.Events.UnaryServerInterceptor())
-	}
+		guard(opts.CallerRate.UnaryServerInterceptor(), guarded),
+		opts.Events.UnaryServerInterceptor(),
+	)
 	unary = append(unary,
 		selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
 		GatewayRejections(opts.GatewayKey),
@@ -174,6 +167,20 @@ func panicHandler(log *slog.Logger) recovery.RecoveryHandlerFuncContext {
 		log.ErrorContext(ctx, "panic", "request_id", requestid.FromContext(ctx), "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "Internal error")
 	}
+}
+
+// compact drops the stages that are off (nil).
+func compact(stages ...grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
+	return slices.DeleteFunc(stages, func(i grpc.UnaryServerInterceptor) bool { return i == nil })
+}
+
+// guard runs a stage on the matched calls only; a stage that is off (nil)
+// stays off.
+func guard(i grpc.UnaryServerInterceptor, m selector.Matcher) grpc.UnaryServerInterceptor {
+	if i == nil {
+		return nil
+	}
+	return selector.UnaryServerInterceptor(i, m)
 }
 
 // slogAdapter lets the logging interceptor write through slog.

@@ -46,7 +46,11 @@ func NewRecorder(ops Ops, sink Sink) *Recorder {
 // When START finds no room before the call's deadline, or none is coming
 // (the database is failing), the call fails with UNAVAILABLE without
 // running.
+// A nil Recorder records nothing: it returns no interceptor.
 func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	if r == nil {
+		return nil
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		op := r.ops[info.FullMethod]
 		if op == "" {

@@ -48,7 +48,11 @@ func NewCallerRate(perSecond float64, burst int, caller func(context.Context) st
 
 // UnaryServerInterceptor refuses a call with RESOURCE_EXHAUSTED when its
 // caller's bucket is empty, saying when the next call would be admitted.
+// A nil CallerRate limits nothing: it returns no interceptor.
 func (c *CallerRate) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	if c == nil {
+		return nil
+	}
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if wait := c.take(c.caller(ctx), time.Now()); wait > 0 {
 			return nil, rpcerr.New(codes.ResourceExhausted, "Too many requests from this client; retry later", ReasonRateLimited,

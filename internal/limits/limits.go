@@ -67,7 +67,11 @@ func NewInFlight(maxAll, maxWrites int, isWrite func(fullMethod string) bool, re
 
 // UnaryServerInterceptor admits a call when there is room, else refuses it
 // with UNAVAILABLE.
+// A nil InFlight bounds nothing: it returns no interceptor.
 func (l *InFlight) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	if l == nil {
+		return nil
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !acquire(l.all) {
 			l.shed.WithLabelValues("all").Inc()
