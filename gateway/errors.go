@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/requestid"
@@ -117,6 +118,11 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		writeError(w, rej.status, rej.message, rej.details)
 		return
 	}
+	if info == nil && st.Code() == codes.Internal && !reachedServer(ctx) {
+		rpc, _ := runtime.RPCMethod(ctx)
+		g.log.WarnContext(ctx, "request could not be encoded for gRPC", "request_id", requestid.FromContext(ctx), "rpc", rpc)
+		code = http.StatusBadRequest
+	}
 	if info == nil {
 		// Not written by our service: do not pass it on verbatim.
 		if code == http.StatusInternalServerError {
@@ -135,6 +141,25 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 func retryAfter(ri *errdetails.RetryInfo) string {
 	secs := int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
 	return strconv.FormatInt(max(secs, 1), 10)
+}
+
+// reachedServer reports whether the failed call got as far as our gRPC
+// server: its request id interceptor sets x-request-id header metadata on
+// every call, errors included, and the gateway keeps what the server sent
+// in ctx.
+//
+// An INTERNAL status from a call that never got there is grpc-go failing
+// to marshal the request, and the only thing that fails to marshal is a
+// string that is not UTF-8, i.e. client input the guard let through: a
+// 400, not a 500. Telling it apart by this mark, rather than by grpc-go's
+// message text ("grpc: error while marshaling: ..."), does not depend on
+// wording that is not API. The cost is that a stream the transport resets
+// with an HTTP/2 INTERNAL_ERROR before any header (grpc-go maps it to
+// INTERNAL too) is shown as 400; on the in-memory connection that is not
+// expected, and it is logged.
+func reachedServer(ctx context.Context) bool {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	return ok && len(md.HeaderMD.Get(requestid.MetadataKey)) > 0
 }
 
 // bearerChallenge is the RFC 6750 challenge of a 401: error="invalid_token"

@@ -79,6 +79,9 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithOutgoingHeaderMatcher(dropMetadata),
 		runtime.WithOutgoingTrailerMatcher(dropMetadata),
 		runtime.WithDisableHTTPMethodOverride(),
+		// A form POST would otherwise be served by the GET route of its
+		// path, past the guard, which checks the route of the method.
+		runtime.WithDisablePathLengthFallback(),
 		runtime.WithMiddlewares(g.guard),
 	)
 	if err := usersv1.RegisterUserServiceHandler(ctx, g.api, conn); err != nil {
@@ -100,6 +103,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/metrics":
 		h = g.metrics.ServeHTTP
 	default:
+		dropGatewayHeaders(r.Header)
 		g.api.ServeHTTP(w, r)
 		return
 	}
@@ -143,6 +147,19 @@ func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Messag
 		w.WriteHeader(http.StatusNoContent)
 	}
 	return nil
+}
+
+// dropGatewayHeaders removes the headers grpc-gateway reads to steer its
+// own gRPC call (runtime.AnnotateContext): Grpc-Timeout would set the
+// call's deadline (so "1n" made any call 503), Grpc-Metadata-* would be
+// offered to incomingHeader as metadata. Neither is part of the REST API.
+func dropGatewayHeaders(h http.Header) {
+	for key := range h {
+		if strings.EqualFold(key, "Grpc-Timeout") ||
+			len(key) >= len(runtime.MetadataHeaderPrefix) && strings.EqualFold(key[:len(runtime.MetadataHeaderPrefix)], runtime.MetadataHeaderPrefix) {
+			delete(h, key)
+		}
+	}
 }
 
 // incomingHeader forwards only the headers the service reads (the

@@ -6,25 +6,26 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
-// maxViolations bounds the details of one response.
-const maxViolations = 50
-
-// guard checks HTTP syntax before the gateway decodes a request: query
-// parameter types, body media type, encoding, size and strict JSON against
-// the bound message. Business rules are the service's; this is transport.
+// guard checks HTTP syntax before the gateway decodes a request: UTF-8 of
+// path and query parameters, query parameter types, body media type,
+// encoding, size and strict JSON against the bound message. Business rules
+// are the service's; this is transport.
 // It runs after routing, so unknown paths and methods are 404/405 first.
 //
 // A refused request is not answered here: it goes on to the gRPC server
@@ -39,7 +40,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			next(w, r, pathParams)
 			return
 		}
-		body, rej := g.check(w, r, rt)
+		body, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
 		case rej.unreadable:
@@ -48,7 +49,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			writeError(w, rej.status, rej.message, nil)
 			return
 		default:
-			next(w, g.markRejected(r, rej), pathParams)
+			next(w, g.markRejected(r, rej), encodable(pathParams))
 			return
 		}
 		if md := rt.bodyMessage(); md != nil {
@@ -79,10 +80,16 @@ type rejection struct {
 type rejectionKey struct{}
 
 // check returns the body to forward, or why the request is refused.
-func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route) ([]byte, *rejection) {
-	if details := checkQuery(rt, r.URL.Query()); len(details) > 0 {
-		return nil, &rejection{status: http.StatusBadRequest, message: "Invalid query parameters", details: details}
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, *rejection) {
+	query, details := checkQuery(rt, r.URL.RawQuery)
+	details = append(checkPath(rt, pathParams), details...)
+	if len(details) > 0 {
+		return nil, &rejection{status: http.StatusBadRequest, message: "Invalid parameters", details: details}
 	}
+	// The gateway's own query parser then reads exactly what was checked:
+	// it would fail on bad escapes, and give meaning to keys we ignore
+	// ("limit[x]", "cursor.x", a field named twice by its two names).
+	r.URL.RawQuery = query.Encode()
 	md := rt.bodyMessage()
 	if md == nil {
 		return nil, nil
@@ -91,7 +98,7 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route) ([]by
 	if status != 0 {
 		return nil, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
 	}
-	if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: maxViolations}); len(vs) > 0 {
+	if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations}); len(vs) > 0 {
 		return nil, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
 	}
 	return body, nil
@@ -107,6 +114,20 @@ func (g *Gateway) markRejected(r *http.Request, rej *rejection) *http.Request {
 	r.ContentLength = 2
 	r.URL.RawQuery = ""
 	return r.WithContext(context.WithValue(r.Context(), rejectionKey{}, rej))
+}
+
+// encodable replaces path values that are not valid UTF-8 by "", so the
+// gRPC request of a refused call can be marshalled (protobuf strings must
+// be UTF-8); the refusal, not the value, is what the call carries.
+func encodable(pathParams map[string]string) map[string]string {
+	out := make(map[string]string, len(pathParams))
+	for k, v := range pathParams {
+		if !utf8.ValidString(v) {
+			v = ""
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func rejectionFrom(r *http.Request) *rejection {
@@ -166,17 +187,56 @@ func bodyDetails(vs []jsonbody.Violation) []detail {
 	return out
 }
 
-// checkQuery type-checks the query parameters that name request fields
-// (by JSON or proto name). Unknown parameters are ignored, as the original
-// API does; fields bound to the path or body cannot be set from the query.
-func checkQuery(rt *route, query url.Values) []detail {
+// checkPath checks that the path variables are UTF-8 (the service judges
+// the rest, such as the UUID form of an id).
+func checkPath(rt *route, pathParams map[string]string) []detail {
 	var out []detail
-	for key, values := range query {
-		fd := jsonbody.FieldByKey(rt.rpc.Input(), key)
-		if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) {
+	for _, name := range slices.Sorted(maps.Keys(pathParams)) {
+		if v := pathParams[name]; !utf8.ValidString(v) {
+			param := strings.Join(jsonPath(rt.rpc.Input(), strings.Split(name, ".")), ".")
+			out = append(out, detail{Value: url.PathEscape(v), Msg: "must be valid UTF-8", Param: param, Location: locParams})
+		}
+	}
+	return out
+}
+
+// checkQuery type-checks the query parameters that name request fields (by
+// JSON or proto name) and returns them under their JSON names. Unknown
+// parameters are ignored, as the original API does, whatever they hold;
+// fields bound to the path or body, and the update mask the guard derives,
+// cannot be set from the query.
+//
+// It splits the raw query itself: url.ParseQuery cannot say which pair was
+// malformed, and refuses ';' (here it is data, as in the WHATWG URL
+// standard's form parser).
+func checkQuery(rt *route, rawQuery string) (url.Values, []detail) {
+	query := url.Values{}
+	var params []string // in order of appearance, for stable details
+	var out []detail
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			continue // cannot name a field
+		}
+		fd := queryField(rt, key)
+		if fd == nil {
 			continue
 		}
 		param := fd.JSONName()
+		v, err := url.QueryUnescape(rawValue)
+		if err != nil || !utf8.ValidString(v) {
+			out = append(out, detail{Value: rawValue, Msg: "must be percent-encoded UTF-8", Param: param, Location: locQuery})
+			continue
+		}
+		if query[param] == nil {
+			params = append(params, param)
+		}
+		query[param] = append(query[param], v)
+	}
+	for _, param := range params {
+		values := query[param]
+		fd := rt.rpc.Input().Fields().ByJSONName(param)
 		if len(values) > 1 && !fd.IsList() {
 			out = append(out, detail{Value: values[0], Msg: "must be given once", Param: param, Location: locQuery})
 			continue
@@ -187,7 +247,16 @@ func checkQuery(rt *route, query url.Values) []detail {
 			}
 		}
 	}
-	return out
+	return query, out
+}
+
+// queryField is the request field a query key sets, or nil.
+func queryField(rt *route, key string) protoreflect.FieldDescriptor {
+	fd := jsonbody.FieldByKey(rt.rpc.Input(), key)
+	if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) || fd == updateMaskField(rt) {
+		return nil
+	}
+	return fd
 }
 
 // scalarProblem says what is wrong with a query value for a field, or "".
@@ -233,8 +302,8 @@ func updateMaskField(rt *route) protoreflect.FieldDescriptor {
 }
 
 // setUpdateMask makes the update mask exactly the top-level keys present in
-// the body, so "claims": null clears and an absent key keeps; whatever mask
-// the client put in the query is replaced.
+// the body, so "claims": null clears and an absent key keeps (checkQuery
+// never forwards a mask the client put in the query).
 func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, body []byte, md protoreflect.MessageDescriptor) {
 	var top map[string]json.RawMessage
 	_ = json.Unmarshal(body, &top) // already checked to be an object (or empty)
@@ -246,7 +315,6 @@ func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, body []by
 	}
 	slices.Sort(paths)
 	q := r.URL.Query()
-	q.Del(mask.JSONName())
 	q.Set(string(mask.Name()), strings.Join(paths, ","))
 	r.URL.RawQuery = q.Encode()
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // Limits are the configurable bounds on user input.
@@ -54,12 +55,20 @@ func (e *ValidationError) Error() string {
 	return "invalid request: " + strings.Join(parts, "; ")
 }
 
-// violations collects field violations; err returns nil when there are none.
+// violations collects field violations, the first rpcerr.MaxViolations of
+// them; err returns nil when there are none.
 type violations []FieldViolation
 
 func (vs *violations) add(field, format string, args ...any) {
+	if vs.full() {
+		return
+	}
 	*vs = append(*vs, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 }
+
+// full reports that further violations would be dropped, so loops over
+// many inputs can stop.
+func (vs violations) full() bool { return len(vs) >= rpcerr.MaxViolations }
 
 func (vs violations) err() error {
 	if len(vs) == 0 {
@@ -176,6 +185,9 @@ func checkStruct(vs *violations, path string, s *structpb.Struct, depth, maxDept
 	fields := s.GetFields()
 	// Sorted, so the violations of one input always come in one order.
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if vs.full() {
+			return
+		}
 		if k == "" {
 			vs.add(path, "keys must not be empty")
 			continue
@@ -192,7 +204,7 @@ func checkValue(vs *violations, path string, v *structpb.Value, depth, maxDepth 
 		case math.IsNaN(n) || math.IsInf(n, 0):
 			vs.add(path, "must be a finite number")
 		case math.Abs(n) > maxExactInteger:
-			vs.add(path, "integers beyond ±2^53 cannot be represented exactly")
+			vs.add(path, "numbers beyond ±2^53 cannot be represented exactly")
 		}
 	case *structpb.Value_StructValue:
 		checkStruct(vs, path, k.StructValue, depth+1, maxDepth)
@@ -202,6 +214,9 @@ func checkValue(vs *violations, path string, v *structpb.Value, depth, maxDepth 
 			return
 		}
 		for i, e := range k.ListValue.GetValues() {
+			if vs.full() {
+				return
+			}
 			checkValue(vs, fmt.Sprintf("%s[%d]", path, i), e, depth+1, maxDepth)
 		}
 	case nil:

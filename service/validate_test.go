@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 func TestCanonicalUUID(t *testing.T) {
@@ -177,5 +179,29 @@ func TestPageSize(t *testing.T) {
 		if (len(vs) > 0) != tc.bad || (!tc.bad && got != tc.want) {
 			t.Errorf("pageSize(%v) = %d, %v", tc.in, got, vs)
 		}
+	}
+}
+
+// A request with a huge number of bad inputs gets the first
+// rpcerr.MaxViolations of them, in the order they are checked.
+func TestViolationsAreCapped(t *testing.T) {
+	claims := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for i := range 150_000 {
+		claims.Fields[fmt.Sprintf("k%06d", i)] = structpb.NewNumberValue(math.Inf(1))
+	}
+	s := &Users{limits: DefaultLimits}
+	_, err := s.CreateUser(t.Context(), &usersv1.CreateUserRequest{User: &usersv1.User{
+		Id: "x", Claims: claims, AuthenticationProvider: &usersv1.AuthenticationProvider{Url: "nope"},
+	}})
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("err %v, want a validation error", err)
+	}
+	got := fields(ve.Violations)
+	if len(got) != rpcerr.MaxViolations {
+		t.Fatalf("%d violations, want %d", len(got), rpcerr.MaxViolations)
+	}
+	if got[0] != "user.id" || got[1] != "user.claims.k000000" || got[49] != "user.claims.k000048" {
+		t.Fatalf("violations %v..., want user.id then the first claims", got[:3])
 	}
 }

@@ -2,7 +2,9 @@ package jsonbody
 
 import (
 	"bytes"
+	"math/big"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -287,24 +289,61 @@ func TestNumbers(t *testing.T) {
 	runCases(t, []checkCase{
 		{name: "2^53", body: `{"claims":{"n":9007199254740992}}`},
 		{name: "-2^53", body: `{"claims":{"n":-9007199254740992}}`},
-		{name: "2^53 as float", body: `{"claims":{"n":9007199254740993.0}}`},
-		{name: "large float", body: `{"claims":{"n":1.5e300,"m":-1e308}}`},
+		{name: "-2^53 as float", body: `{"claims":{"n":-9007199254740992.0}}`},
+		{name: "2^53 spelled otherwise", body: `{"claims":{"a":9.007199254740992e15,"b":90071992547409920e-1,"c":0.9007199254740992E+16}}`},
+		{name: "fractions", body: `{"claims":{"a":0.1,"b":1.5e-7,"c":-2.5,"d":9007199254740991.5}}`},
 		{name: "underflow to zero", body: `{"claims":{"n":1e-400}}`},
-		{name: "zero forms", body: `{"claims":{"a":0,"b":-0,"c":0.0,"d":0e5}}`},
+		{name: "zero forms", body: `{"claims":{"a":0,"b":-0,"c":0.0,"d":0e5,"e":0.000e999999999999}}`},
 		{name: "2^53+1", body: `{"claims":{"n":9007199254740993}}`, params: []string{"claims.n"},
 			values: []string{"9007199254740993"}},
 		{name: "-2^53-1", body: `{"claims":{"n":-9007199254740993}}`, params: []string{"claims.n"}},
+		{name: "2^53+1 in every spelling", body: `{"claims":{"a":9007199254740993.0,"b":9007199254740993e0,` +
+			`"c":9.007199254740993e15,"d":-9007199254740993.0,"e":90071992547409930e-1,"f":0.9007199254740993e16}}`,
+			params: []string{"claims.a", "claims.b", "claims.c", "claims.d", "claims.e", "claims.f"}},
+		{name: "just above 2^53", body: `{"claims":{"n":9007199254740992.000001}}`, params: []string{"claims.n"}},
 		{name: "2^53+8 (same length)", body: `{"claims":{"n":9007199254741000}}`, params: []string{"claims.n"}},
+		{name: "large float", body: `{"claims":{"n":1.5e300,"m":-1e17}}`, params: []string{"claims.n", "claims.m"}},
 		{name: "20 digits", body: `{"claims":{"n":12345678901234567890}}`, params: []string{"claims.n"}},
 		{name: "in array", body: `{"claims":{"l":[1,99999999999999999]}}`, params: []string{"claims.l[1]"}},
 		{name: "overflow", body: `{"claims":{"n":1e400}}`, params: []string{"claims.n"}},
 		{name: "negative overflow", body: `{"claims":{"n":-1e400}}`, params: []string{"claims.n"}},
+		{name: "huge exponent", body: `{"claims":{"n":1e99999999999999999999}}`, params: []string{"claims.n"}},
 		{name: "overflowing integer literal", body: `{"claims":{"n":1` + strings.Repeat("0", 400) + `}}`,
 			params: []string{"claims.n"}},
 		{name: "in unknown field too", body: `{"x":1e400}`, params: []string{"x", "x"}},
 		{name: "int64 field as number", md: kitchenMD, body: `{"i64":9007199254740993}`, params: []string{"i64"}},
 		{name: "int64 field as string", md: kitchenMD, body: `{"i64":"9007199254740993"}`},
 		{name: "double field", md: kitchenMD, body: `{"dbl":1e400}`, params: []string{"dbl"}},
+	})
+}
+
+// beyondMaxExact agrees with exact rational arithmetic on every number.
+func FuzzBeyondMaxExact(f *testing.F) {
+	for _, seed := range []string{
+		"0", "-0", "0.0", "1", "9007199254740992", "9007199254740993", "-9007199254740993.0",
+		"9.007199254740993e15", "90071992547409930e-1", "0.00009007199254740993e20", "1e400", "1.5e-7",
+		"9007199254740992.0000000001", "900719925474099.2e1", "1E+16", "1e-99999999999",
+	} {
+		f.Add(seed)
+	}
+	limit := new(big.Rat).SetInt64(1 << 53)
+	f.Fuzz(func(t *testing.T, num string) {
+		if !isNumber(num) {
+			return
+		}
+		// big.Rat would expand a huge exponent; beyond ±400 the sign of
+		// the exponent alone decides for the bodies that fit 64 KiB.
+		_, exp, _ := strings.Cut(strings.ToLower(num), "e")
+		if e, err := strconv.Atoi(exp); exp != "" && (err != nil || e > 400 || e < -400) {
+			return
+		}
+		r, ok := new(big.Rat).SetString(num)
+		if !ok {
+			t.Fatalf("big.Rat cannot read %q", num)
+		}
+		if got, want := beyondMaxExact([]byte(num)), r.Abs(r).Cmp(limit) > 0; got != want {
+			t.Fatalf("beyondMaxExact(%q) = %v, want %v", num, got, want)
+		}
 	})
 }
 

@@ -52,12 +52,14 @@ func withoutVerification(ctx context.Context) (context.Context, error) {
 	return auth.NewContext(ctx, auth.Principal{Subject: "bench", Roles: []string{auth.RoleAdmin}}), nil
 }
 
-func startBench(b *testing.B, sm seams) *benchServer {
-	b.Helper()
-	cfg, err := ParseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", b.TempDir() + "/users.db"},
+// startServer runs the whole server in process on loopback ports until the
+// test or benchmark ends, and returns clients with an admin token.
+func startServer(tb testing.TB, sm seams) *benchServer {
+	tb.Helper()
+	cfg, err := ParseConfig([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", tb.TempDir() + "/users.db"},
 		func(string) string { return "" }, io.Discard)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan Addrs, 1)
@@ -70,28 +72,28 @@ func startBench(b *testing.B, sm seams) *benchServer {
 	select {
 	case s.addrs = <-listening:
 	case err := <-done:
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			b.Error(err)
+			tb.Error(err)
 		}
 	})
 	key, err := loadSecret(cfg.Auth, cfg.DB)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	s.token, err = auth.IssueHS256(key.key, auth.TokenSpec{Subject: "bench", Roles: []string{auth.RoleAdmin}, TTL: time.Hour}, time.Now())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	s.conn, err = grpc.NewClient(s.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(bearerToken(s.token)))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { s.conn.Close() })
+	tb.Cleanup(func() { s.conn.Close() })
 	s.users = usersv1.NewUserServiceClient(s.conn)
 	s.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 	return &s
@@ -187,7 +189,7 @@ var transports = []transport{
 func benchEach(b *testing.B, call func(b *testing.B, s *benchServer, tr transport, i int64, id string)) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
-			s := startBench(b, tr.sm)
+			s := startServer(b, tr.sm)
 			ids := s.seed(b, 100)
 			var n atomic.Int64
 			b.SetParallelism(benchClients)

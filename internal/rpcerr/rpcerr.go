@@ -50,6 +50,11 @@ func Unavailable(msg string) error {
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(RetryAfter)})
 }
 
+// MaxViolations bounds the field violations of one error (the first ones
+// found), on both transports: a request with a huge number of bad inputs
+// must not produce a response of its size.
+const MaxViolations = 50
+
 // RejectedMetadata is the metadata key by which the REST gateway marks a
 // request it refused (value: the HTTP status), so the call still passes
 // authentication, analytic events and authorization before failing.
