@@ -36,13 +36,24 @@ import (
 const (
 	floodFor       = 5 * time.Second // bound on sending one flood
 	maxFloodRSS    = 400 << 20       // peak resident memory (VmHWM)
-	maxHealthzWait = time.Second
+	maxHealthzWait = time.Second // the contract's bound, for the production build
 	// The database may grow by the authenticated prober's own events,
 	// about 30 KiB of WAL frames a round; recording the flood's calls would
 	// take tens of MiB.
 	maxDBGrowth         = 1 << 20
 	maxDBGrowthPerRound = 64 << 10
 )
+
+// healthzBound is maxHealthzWait, or five times it for a server built with
+// the race detector, which slows it several-fold: the race pass checks
+// that /healthz keeps answering, the normal pass checks the contract's
+// bound.
+func healthzBound() time.Duration {
+	if os.Getenv("USERSD_E2E_RACE") != "" {
+		return 5 * maxHealthzWait
+	}
+	return maxHealthzWait
+}
 
 // Connections opening thousands of streams each (far past the advertised
 // limit) and leaving them open.
@@ -229,8 +240,8 @@ func runFlood(t *testing.T, f flood) (*server, floodResult) {
 	case rss >= maxFloodRSS:
 		t.Errorf("peak RSS %d MiB, want under %d MiB", rss>>20, maxFloodRSS>>20)
 	}
-	if probes.healthzMax >= maxHealthzWait || probes.healthzFailed > 0 {
-		t.Errorf("/healthz: slowest %v, %d failed; want every answer within %v", probes.healthzMax, probes.healthzFailed, maxHealthzWait)
+	if bound := healthzBound(); probes.healthzMax >= bound || probes.healthzFailed > 0 {
+		t.Errorf("/healthz: slowest %v, %d failed; want every answer within %v", probes.healthzMax, probes.healthzFailed, bound)
 	}
 	if probes.failed > 0 || probes.grpcOK == 0 || probes.restOK == 0 {
 		t.Errorf("authenticated client during the flood: %s", probes.summary())
