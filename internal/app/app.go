@@ -71,6 +71,15 @@ type seams struct {
 // run is Run with its seams exposed to benchmarks.
 func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	log := env.Log
+	// First: a bad certificate fails the start before anything is created.
+	var certs *certReloader
+	if cfg.TLS.enabled() {
+		var err error
+		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		defer reloadOnSIGHUP(certs)()
+	}
 	verifier, key, err := newVerifier(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("authentication: %w", err)
@@ -135,13 +144,20 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
+	// The gateway reaches the same *grpc.Server over an in-memory listener:
+	// every REST call passes the full interceptor chain without a TCP hop.
+	memLis := bufconn.Listen(1 << 20)
+	transport := grpcTransport(cfg.GRPC)
+	if certs != nil {
+		transport = append(transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs), memLis.Addr())))
+	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
 		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
 		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 		CallerRate: callerRate,
-		Transport:  grpcTransport(cfg.GRPC),
+		Transport:  transport,
 		Deadline:   deadline.UnaryServerInterceptor(cfg.RequestTimeout),
 	})
 	if err != nil {
@@ -159,9 +175,6 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 
-	// The gateway reaches the same *grpc.Server over an in-memory listener:
-	// every REST call passes the full interceptor chain without a TCP hop.
-	memLis := bufconn.Listen(1 << 20)
 	conn, err := sm.dialGateway(grpcLis.Addr().String(), memLis)
 	if err != nil {
 		return err
@@ -179,12 +192,18 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		return err
 	}
 	httpSrv := newHTTPServer(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes), log)
+	serveHTTP := httpSrv.Serve
+	if certs != nil {
+		// ServeTLS offers h2 and http/1.1 by ALPN: HTTP/1.1 clients keep working.
+		httpSrv.TLSConfig = serverTLS(certs)
+		serveHTTP = func(l net.Listener) error { return httpSrv.ServeTLS(l, "", "") }
+	}
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
 	go func() { errc <- serveGRPC(grpcSrv, memLis, "in-memory gRPC") }()
 	go func() {
-		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("HTTP server: %w", err)
 		}
 	}()

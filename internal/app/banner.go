@@ -23,10 +23,18 @@ Admin token, valid for 24h (more: usersd token --role admin --db {{.DB}}):
   {{.Token}}
 
 Try:
+{{if .TLS}}
+  curl -H "Authorization: Bearer {{.Token}}" https://{{.HTTP}}/v1/users
 
+  grpcurl -H "authorization: Bearer {{.Token}}" -d '{}' {{.GRPC}} users.v1.UserService/ListUsers
+
+(add --cacert CA.pem to curl and -cacert CA.pem to grpcurl when the certificate's
+issuer is not in the system's trust store)
+{{- else}}
   curl -H "Authorization: Bearer {{.Token}}" http://{{.HTTP}}/v1/users
 
   grpcurl -plaintext -H "authorization: Bearer {{.Token}}" -d '{}' {{.GRPC}} users.v1.UserService/ListUsers
+{{- end}}
 
 `))
 
@@ -65,7 +73,8 @@ func printBanner(w io.Writer, cfg Config, key secret, addrs Addrs) error {
 	if err != nil {
 		return fmt.Errorf("issue admin token: %w", err)
 	}
-	return banner.Execute(w, map[string]string{
+	return banner.Execute(w, map[string]any{
 		"Path": key.path, "DB": cfg.DB, "Token": token, "HTTP": addrs.HTTP, "GRPC": addrs.GRPC,
+		"TLS": cfg.TLS.enabled(),
 	})
 }

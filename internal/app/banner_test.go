@@ -55,6 +55,15 @@ func TestAnnounceKey(t *testing.T) {
 	if logs, out := announce(created); !strings.Contains(out, "Admin token") || !strings.Contains(out, "curl -H \"Authorization: Bearer ") {
 		t.Errorf("a new development secret printed no token:\n%s\nlogs:\n%s", out, logs)
 	}
+	tlsCfg := cfg
+	tlsCfg.TLS = TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}
+	var tlsOut bytes.Buffer
+	if err := printBanner(&tlsOut, tlsCfg, created, addrs); err != nil {
+		t.Fatal(err)
+	}
+	if out := tlsOut.String(); !strings.Contains(out, "https://127.0.0.1:8080/v1/users") || strings.Contains(out, "-plaintext") || strings.Contains(out, "http://") {
+		t.Errorf("with TLS, the banner's commands are not for TLS:\n%s", out)
+	}
 	logs, out := announce(generated)
 	if out != "" {
 		t.Errorf("an existing development secret printed a token:\n%s", out)

@@ -36,6 +36,7 @@ type Config struct {
 	EventsRetention time.Duration
 	Auth            AuthConfig
 	Load            LoadConfig
+	TLS             TLSConfig
 }
 
 // LoadConfig bounds the work the server accepts at once.
@@ -99,6 +100,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.Load.RateBurst, "rate-limit-burst", 50, "calls a caller may make at once before --rate-limit applies")
 	authFlags(fs, &c.Auth)
 	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
+	fs.StringVar(&c.TLS.CertFile, "tls-cert-file", "", "PEM certificate (chain) for both listeners; with --tls-key-file, gRPC and HTTP serve TLS only. Re-read when it changes and on SIGHUP")
+	fs.StringVar(&c.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -189,6 +192,7 @@ func (c Config) validate() error {
 	check(c.Load.MaxInFlight == 0 || c.Load.MaxInFlight >= 8, "--max-in-flight must be at least 8 (or 0 for no bound)")
 	check(c.Load.RatePerCaller >= 0, "--rate-limit must not be negative")
 	check(c.Load.RateBurst >= 1, "--rate-limit-burst must be at least 1")
+	check((c.TLS.CertFile == "") == (c.TLS.KeyFile == ""), "--tls-cert-file and --tls-key-file go together: give both or neither")
 	keys := 0
 	for _, set := range []bool{c.Auth.SecretFile != "", c.Auth.Secret != "", c.Auth.JWKSURL != ""} {
 		if set {

@@ -86,6 +86,8 @@ func TestParseConfigErrors(t *testing.T) {
 		"case=negative age":      {[]string{"--grpc-max-connection-age", "-1m"}, nil, "--grpc-max-connection-age"},
 		"case=zero grace":        {[]string{"--grpc-max-connection-age-grace", "0s"}, nil, "--grpc-max-connection-age-grace"},
 		"case=negative conns":    {[]string{"--grpc-max-connections", "-1"}, nil, "--grpc-max-connections"},
+		"case=tls cert alone":    {[]string{"--tls-cert-file", "c.pem"}, nil, "--tls-key-file"},
+		"case=tls key alone":     {nil, map[string]string{"USERS_TLS_KEY_FILE": "k.pem"}, "--tls-cert-file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseConfig(tc.args, env(tc.env), io.Discard)
@@ -93,6 +95,16 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Fatalf("err %v, want one naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseConfigTLS(t *testing.T) {
+	c, err := ParseConfig(nil, env(map[string]string{"USERS_TLS_CERT_FILE": "c.pem", "USERS_TLS_KEY_FILE": "k.pem"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS != (TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}) {
+		t.Fatalf("TLS %+v", c.TLS)
 	}
 }
 
