@@ -44,7 +44,8 @@ type UserServiceClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// GetUser returns one user by id.
 	//
-	// NOT_FOUND (404) when no user has that id. Roles: admin, issuer.
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
+	// issuer.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
 	//
@@ -159,7 +160,8 @@ type UserServiceServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// GetUser returns one user by id.
 	//
-	// NOT_FOUND (404) when no user has that id. Roles: admin, issuer.
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
+	// issuer.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
 	//
