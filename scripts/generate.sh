@@ -32,3 +32,6 @@ chmod -R u+w "$deps"
 rm -rf gen/users
 rm -f gen/openapi/*.json
 PATH="$PWD/$bin:$PATH" "$bin/buf" generate
+# What the openapiv2 plugin cannot be told through annotations (see the
+# command's doc comment); it reads the descriptors generated just above.
+go run ./scripts/openapi-fix gen/openapi/users.swagger.json

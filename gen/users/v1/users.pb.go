@@ -28,15 +28,16 @@ const (
 // User is a person known to the service.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Server-assigned id, a lower-case UUIDv7. Output only: ignored on create;
-	// in an update body it must be absent or equal to the id in the path.
+	// Server-assigned id, a lower-case UUIDv7. Output only. A create request
+	// that sets it is refused (400 / INVALID_ARGUMENT); in an update it must
+	// be absent or equal to the id of the user being updated, else 400.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Free-form claims (personal data). Always present in responses, {} when
 	// empty. At most 16 KiB as compact JSON, nesting depth at most 10,
 	// non-empty keys, integers within +-2^53. Never logged.
 	Claims *structpb.Struct `protobuf:"bytes,2,opt,name=claims,proto3" json:"claims,omitempty"`
 	// Link to an external identity provider; absent when the user is not
-	// linked. A (provider_id, subject_id) pair belongs to at most one user.
+	// linked. A (provider id, subject id) pair belongs to at most one user.
 	AuthenticationProvider *AuthenticationProvider `protobuf:"bytes,3,opt,name=authentication_provider,json=authenticationProvider,proto3" json:"authentication_provider,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
@@ -163,7 +164,8 @@ func (x *AuthenticationProvider) GetSubjectId() string {
 // CreateUserRequest carries the user to create.
 type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new user's claims and provider link; id is assigned by the server.
+	// The new user's claims and provider link; the id is assigned by the
+	// server.
 	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -349,7 +351,7 @@ type UpdateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the user to update (UUID; upper or lower case).
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// New values. user.id, if set, must equal id.
+	// New values. Their id, if set, must equal the id of the user to update.
 	User *User `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	// Parts to replace: "claims", "authentication_provider". A listed part
 	// that is unset in user is cleared. Without a mask, the populated parts
@@ -545,8 +547,7 @@ type ListUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Page size, 1..1000; 100 when absent.
 	Limit *int32 `protobuf:"varint,1,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
-	// Opaque cursor from a previous response's next_cursor; absent for the
-	// first page.
+	// Opaque cursor from the previous page; absent for the first page.
 	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -767,7 +768,7 @@ type ListEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Page size, 1..1000; 100 when absent.
 	Limit *int32 `protobuf:"varint,1,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
-	// Opaque cursor from a previous response's next_cursor.
+	// Opaque cursor from the previous page; absent for the first page.
 	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Comma-separated event ids.
 	Ids string `protobuf:"bytes,3,opt,name=ids,proto3" json:"ids,omitempty"`
@@ -930,10 +931,7 @@ func (x *ListEventsResponse) GetNextCursor() string {
 // only: the gRPC API returns google.rpc.Status).
 type ErrorBody struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Error class: BadRequest, Unauthorized, Forbidden, NotFound,
-	// MethodNotAllowed, Conflict, PreconditionFailed, PayloadTooLarge,
-	// UnsupportedMediaType, TooManyRequests, InternalServerError,
-	// ServiceUnavailable.
+	// Error class, by HTTP status.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable description.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
@@ -1001,7 +999,8 @@ type ErrorDetail struct {
 	Value string `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	// What is wrong with it.
 	Msg string `protobuf:"bytes,2,opt,name=msg,proto3" json:"msg,omitempty"`
-	// JSON path of the input, e.g. "authenticationProvider.url", "limit", "id".
+	// JSON path of the input, e.g. "authenticationProvider.url", "limit", "id";
+	// "" for the body as a whole.
 	Param string `protobuf:"bytes,3,opt,name=param,proto3" json:"param,omitempty"`
 	// Where the input was: params (path), query, body or headers.
 	Location      string `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
@@ -1071,54 +1070,65 @@ var File_users_v1_users_proto protoreflect.FileDescriptor
 
 const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xa2\x01\n" +
-	"\x04User\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
+	"\x14users/v1/users.proto\x12\busers.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xae\x01\n" +
+	"\x04User\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\x02id\x12/\n" +
 	"\x06claims\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06claims\x12Y\n" +
-	"\x17authentication_provider\x18\x03 \x01(\v2 .users.v1.AuthenticationProviderR\x16authenticationProvider\"j\n" +
-	"\x16AuthenticationProvider\x12\x1f\n" +
-	"\vprovider_id\x18\x01 \x01(\tR\n" +
-	"providerId\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1d\n" +
+	"\x17authentication_provider\x18\x03 \x01(\v2 .users.v1.AuthenticationProviderR\x16authenticationProvider\"\xb7\x01\n" +
+	"\x16AuthenticationProvider\x12+\n" +
+	"\vprovider_id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\n" +
+	"providerId\x12\x1e\n" +
+	"\x03url\x18\x02 \x01(\tB\f\x92A\tx\x80\x10\xa2\x02\x03uriR\x03url\x12(\n" +
 	"\n" +
-	"subject_id\x18\x03 \x01(\tR\tsubjectId\"7\n" +
+	"subject_id\x18\x03 \x01(\tB\t\x92A\x06x\x80\x02\x80\x01\x01R\tsubjectId:&\x92A#\n" +
+	"!\xd2\x01\vprovider_id\xd2\x01\x03url\xd2\x01\n" +
+	"subject_id\"7\n" +
 	"\x11CreateUserRequest\x12\"\n" +
 	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"8\n" +
 	"\x12CreateUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\" \n" +
-	"\x0eGetUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"5\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\",\n" +
+	"\x0eGetUserRequest\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\x02id\"5\n" +
 	"\x0fGetUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"\x84\x01\n" +
-	"\x11UpdateUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"\x90\x01\n" +
+	"\x11UpdateUserRequest\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\x02id\x12\"\n" +
 	"\x04user\x18\x02 \x01(\v2\x0e.users.v1.UserR\x04user\x12;\n" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"8\n" +
 	"\x12UpdateUserResponse\x12\"\n" +
-	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"#\n" +
-	"\x11DeleteUserRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.users.v1.UserR\x04user\"/\n" +
+	"\x11DeleteUserRequest\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\x02id\"\x14\n" +
 	"\x12DeleteUserResponse\"O\n" +
 	"\x10ListUsersRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursorB\b\n" +
-	"\x06_limit\"m\n" +
+	"\x06_limit\"{\n" +
 	"\x11ListUsersResponse\x12\"\n" +
 	"\x04data\x18\x01 \x03(\v2\x0e.users.v1.UserR\x04data\x12$\n" +
 	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
-	"nextCursor\x88\x01\x01B\x0e\n" +
-	"\f_next_cursor\"\x82\x02\n" +
-	"\x05Event\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1c\n" +
-	"\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x1a\n" +
+	"nextCursor\x88\x01\x01:\f\x92A\t\n" +
+	"\a\xd2\x01\x04dataB\x0e\n" +
+	"\f_next_cursor\"\xf4\x02\n" +
+	"\x05Event\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12-\n" +
+	"\ttimestamp\x18\x03 \x01(\tB\x0f\x92A\f\xa2\x02\tdate-timeR\ttimestamp\x12\x1a\n" +
 	"\bcategory\x18\x04 \x01(\tR\bcategory\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x12\x1b\n" +
 	"\tclient_id\x18\x06 \x01(\tR\bclientId\x123\n" +
 	"\bmetadata\x18\a \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12*\n" +
-	"\x04data\x18\b \x01(\v2\x16.google.protobuf.ValueR\x04data\"\xef\x01\n" +
+	"\x04data\x18\b \x01(\v2\x16.google.protobuf.ValueR\x04data:S\x92AP\n" +
+	"N\xd2\x01\x02id\xd2\x01\x04type\xd2\x01\ttimestamp\xd2\x01\bcategory\xd2\x01\n" +
+	"request_id\xd2\x01\tclient_id\xd2\x01\bmetadata\xd2\x01\x04data\"\x91\x02\n" +
 	"\x11ListEventsRequest\x12\x19\n" +
 	"\x05limit\x18\x01 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x10\n" +
@@ -1128,43 +1138,76 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\x05 \x01(\tR\n" +
 	"categories\x12\x14\n" +
-	"\x05types\x18\x06 \x01(\tR\x05types\x12\x1b\n" +
-	"\tdate_from\x18\a \x01(\tR\bdateFrom\x12\x17\n" +
-	"\adate_to\x18\b \x01(\tR\x06dateToB\b\n" +
-	"\x06_limit\"o\n" +
+	"\x05types\x18\x06 \x01(\tR\x05types\x12,\n" +
+	"\tdate_from\x18\a \x01(\tB\x0f\x92A\f\xa2\x02\tdate-timeR\bdateFrom\x12(\n" +
+	"\adate_to\x18\b \x01(\tB\x0f\x92A\f\xa2\x02\tdate-timeR\x06dateToB\b\n" +
+	"\x06_limit\"}\n" +
 	"\x12ListEventsResponse\x12#\n" +
 	"\x04data\x18\x01 \x03(\v2\x0f.users.v1.EventR\x04data\x12$\n" +
 	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
-	"nextCursor\x88\x01\x01B\x0e\n" +
-	"\f_next_cursor\"j\n" +
-	"\tErrorBody\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"nextCursor\x88\x01\x01:\f\x92A\t\n" +
+	"\a\xd2\x01\x04dataB\x0e\n" +
+	"\f_next_cursor\"\xd6\x02\n" +
+	"\tErrorBody\x12\xe5\x01\n" +
+	"\x04code\x18\x01 \x01(\tB\xd0\x01\x92A\xcc\x01\xf2\x02\n" +
+	"BadRequest\xf2\x02\fUnauthorized\xf2\x02\tForbidden\xf2\x02\bNotFound\xf2\x02\x10MethodNotAllowed\xf2\x02\bConflict\xf2\x02\x12PreconditionFailed\xf2\x02\x0fPayloadTooLarge\xf2\x02\x14UnsupportedMediaType\xf2\x02\x0fTooManyRequests\xf2\x02\x13InternalServerError\xf2\x02\x12ServiceUnavailableR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12/\n" +
-	"\adetails\x18\x03 \x03(\v2\x15.users.v1.ErrorDetailR\adetails\"g\n" +
+	"\adetails\x18\x03 \x03(\v2\x15.users.v1.ErrorDetailR\adetails:\x16\x92A\x13\n" +
+	"\x11\xd2\x01\x04code\xd2\x01\amessage\"\xb6\x01\n" +
 	"\vErrorDetail\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
-	"\x05param\x18\x03 \x01(\tR\x05param\x12\x1a\n" +
-	"\blocation\x18\x04 \x01(\tR\blocation2\xa2\a\n" +
-	"\vUserService\x12\x9d\x01\n" +
+	"\x05param\x18\x03 \x01(\tR\x05param\x12A\n" +
+	"\blocation\x18\x04 \x01(\tB%\x92A\"\xf2\x02\x06params\xf2\x02\x05query\xf2\x02\x04body\xf2\x02\aheadersR\blocation:&\x92A#\n" +
+	"!\xd2\x01\x05value\xd2\x01\x03msg\xd2\x01\x05param\xd2\x01\blocation2\xcc\x0e\n" +
+	"\vUserService\x12\xad\x04\n" +
 	"\n" +
-	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"T\x92A4J2\n" +
-	"\x03201\x12+\n" +
+	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"\xe3\x03\x92A\xc2\x03Jo\n" +
+	"\x03201\x12h\n" +
 	"\x15The user was created.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.User\x82\xd3\xe4\x93\x02\x17:\x04userb\x04user\"\t/v1/users\x12\x87\x01\n" +
-	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"G\x92A(J&\n" +
+	"\x10\x1a\x0e.users.v1.User\x1a;\n" +
+	"\bLocation\x12/\n" +
+	"%Path of the new user: /v1/users/{id}.\x12\x06stringJV\n" +
+	"\x03409\x12O\n" +
+	"4Conflict: the provider link belongs to another user.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJk\n" +
+	"\x03413\x12d\n" +
+	"IPayloadTooLarge: the body is over the server's limit (64 KiB by default).\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJ\x89\x01\n" +
+	"\x03415\x12\x81\x01\n" +
+	"fUnsupportedMediaType: the body is not application/json, or has a Content-Encoding other than identity.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x17:\x04userb\x04user\"\t/v1/users\x12\xca\x01\n" +
+	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"\x89\x01\x92AjJ&\n" +
 	"\x03200\x12\x1f\n" +
 	"\tThe user.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.User\x82\xd3\xe4\x93\x02\x16b\x04user\x12\x0e/v1/users/{id}\x12\xa7\x01\n" +
+	"\x10\x1a\x0e.users.v1.UserJ@\n" +
+	"\x03404\x129\n" +
+	"\x1eNotFound: no user has this id.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x16b\x04user\x12\x0e/v1/users/{id}\x12\xbc\x04\n" +
 	"\n" +
-	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"^\x92A9J7\n" +
+	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"\xf2\x03\x92A\xcc\x03J7\n" +
 	"\x03200\x120\n" +
 	"\x1aThe user after the update.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.User\x82\xd3\xe4\x93\x02\x1c:\x04userb\x04user\x1a\x0e/v1/users/{id}\x12\x82\x01\n" +
+	"\x10\x1a\x0e.users.v1.UserJ@\n" +
+	"\x03404\x129\n" +
+	"\x1eNotFound: no user has this id.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJV\n" +
+	"\x03409\x12O\n" +
+	"4Conflict: the provider link belongs to another user.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJk\n" +
+	"\x03413\x12d\n" +
+	"IPayloadTooLarge: the body is over the server's limit (64 KiB by default).\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJ\x89\x01\n" +
+	"\x03415\x12\x81\x01\n" +
+	"fUnsupportedMediaType: the body is not application/json, or has a Content-Encoding other than identity.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x1c:\x04userb\x04user\x1a\x0e/v1/users/{id}\x12\xc4\x01\n" +
 	"\n" +
-	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"9\x92A J\x1e\n" +
+	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"{\x92AbJ\x1e\n" +
 	"\x03204\x12\x17\n" +
-	"\x15The user was deleted.\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12\x98\x01\n" +
+	"\x15The user was deleted.J@\n" +
+	"\x03404\x129\n" +
+	"\x1eNotFound: no user has this id.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12\x98\x01\n" +
 	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"R\x92A>J<\n" +
 	"\x03200\x125\n" +
 	"\x12One page of users.\x12\x1f\n" +
@@ -1174,11 +1217,37 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x03200\x127\n" +
 	"\x13One page of events.\x12 \n" +
 	"\x1e\x1a\x1c.users.v1.ListEventsResponse\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/eventsB\x8d\x04\x92A\xda\x03\x12\x98\x01\n" +
-	"\x10usersd Users API\x12\x80\x01Users with free-form claims and an optional link to an external identity provider. REST-compatible with the MATTR VII Users API.2\x0112\x10application/json:\x10application/jsonR\x98\x02\n" +
-	"\adefault\x12\x8c\x02\n" +
-	"\xf0\x01Error: {code, message, details?}. code is one of BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, TooManyRequests, InternalServerError, ServiceUnavailable.\x12\x17\n" +
-	"\x15\x1a\x13.users.v1.ErrorBodyZ-github.com/usersd/usersd/gen/users/v1;usersv1b\x06proto3"
+	"/v1/eventsB\xae\x0e\x92A\xfb\r\x12\xdf\x03\n" +
+	"\x10usersd Users API\x12\xc7\x03Users with free-form claims and an optional link to an external identity provider. REST-compatible with the MATTR VII Users API. Every error is a JSON ErrorBody; the statuses listed on each operation are all it can answer, besides plain-text refusals by the HTTP server itself (431 for an oversized header block, 400 for a malformed request line, 501 for an unsupported Transfer-Encoding) and 405 with an Allow header for a method the path does not serve.2\x0112\x10application/json:\x10application/jsonR~\n" +
+	"\x03400\x12w\n" +
+	"\\BadRequest: an invalid parameter or body. details lists the offending inputs (the first 50).\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyR\xfb\x01\n" +
+	"\x03401\x12\xf3\x01\n" +
+	"sUnauthorized: no bearer token, or one that is malformed, expired, not yet valid, wrongly signed or names no caller.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x1ac\n" +
+	"\x10WWW-Authenticate\x12O\n" +
+	"EA Bearer challenge, with error=\"invalid_token\" when a token was sent.\x12\x06stringRb\n" +
+	"\x03403\x12[\n" +
+	"@Forbidden: the token has none of the roles the operation allows.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyR\xb2\x01\n" +
+	"\x03429\x12\xaa\x01\n" +
+	"NTooManyRequests: the caller is over its rate limit (when the server sets one).\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x1a?\n" +
+	"\vRetry-After\x120\n" +
+	"%Seconds to wait before the next call.\x12\aintegerRr\n" +
+	"\x03500\x12k\n" +
+	"PInternalServerError: an unexpected failure. The message never carries internals.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyR\xe4\x01\n" +
+	"\x03503\x12\xdc\x01\n" +
+	"\x84\x01ServiceUnavailable: overloaded, the database cannot be written, or the request ran out of time. A write that gets it took no effect.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x1a:\n" +
+	"\vRetry-After\x12+\n" +
+	" Seconds to wait before retrying.\x12\aintegerZ\xf2\x01\n" +
+	"\xef\x01\n" +
+	"\x06bearer\x12\xe4\x01\b\x02\x12\xce\x01A JWT sent as `Authorization: Bearer <JWT>` (the value includes the `Bearer ` prefix). Roles come from its roles claim: admin may call every operation, issuer the users operations, auditor the events query.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z-github.com/usersd/usersd/gen/users/v1;usersv1b\x06proto3"
 
 var (
 	file_users_v1_users_proto_rawDescOnce sync.Once

@@ -35,29 +35,43 @@ const (
 // to an account at an external identity provider.
 type UserServiceClient interface {
 	// CreateUser creates a user with a server-assigned id.
-	// REST: 201 Created with a Location header naming the new user.
-	// A provider link (providerId, subjectId) already held by another user is
-	// refused with ALREADY_EXISTS (409 Conflict).
+	//
+	// Claims and the provider link are optional: an empty body or {} creates
+	// a user with no claims. A body that sets id is refused (400). REST
+	// answers 201 Created with a Location header naming the new user. A
+	// provider link (providerId, subjectId) already held by another user is
+	// refused with 409 Conflict (gRPC ALREADY_EXISTS). Roles: admin, issuer.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
-	// GetUser returns one user by id. NOT_FOUND (404) when no user has that id.
+	// GetUser returns one user by id.
+	//
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
+	// issuer.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
+	//
 	// REST (PUT): a top-level key that is present replaces that part of the
 	// user, an absent key leaves it unchanged; "claims": {} or null clears the
-	// claims, "authenticationProvider": null unlinks. gRPC: update_mask names
-	// the parts to replace; without a mask the populated fields are replaced.
+	// claims, "authenticationProvider": null unlinks; an empty body or {}
+	// changes nothing. gRPC: update_mask names the parts to replace; without
+	// a mask the populated fields are replaced. An id in the body must equal
+	// the user's id, else 400. A provider link held by another user is 409
+	// Conflict. Roles: admin, issuer.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
 	// DeleteUser removes a user and every piece of data stored about them.
-	// REST: 204 No Content with an empty body.
+	//
+	// REST: 204 No Content with an empty body; 404 when no user has that id.
+	// Roles: admin, issuer.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
-	// ListUsers returns users in creation order, one page at a time
-	// (keyset pagination: stable while users are created and deleted).
+	// ListUsers returns users in creation order, one page at a time.
+	//
+	// Keyset pagination: stable while users are created and deleted. A
+	// cursor the server did not issue is 400. Roles: admin, issuer.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
-	// ListEvents returns analytic events, newest first: who did what to
-	// which user, when, and what failed. Filters: ids, request_ids,
-	// categories, types (comma-separated lists; categories OR types, AND with
-	// the rest), date_from, date_to (RFC 3339, inclusive). Roles: admin,
-	// auditor.
+	// ListEvents returns analytic events, newest first.
+	//
+	// Who did what to which user, when, and what failed. The list filters
+	// are comma-separated; categories and types are OR-ed, everything else
+	// is AND-ed. Roles: admin, auditor.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 }
 
@@ -137,29 +151,43 @@ func (c *userServiceClient) ListEvents(ctx context.Context, in *ListEventsReques
 // to an account at an external identity provider.
 type UserServiceServer interface {
 	// CreateUser creates a user with a server-assigned id.
-	// REST: 201 Created with a Location header naming the new user.
-	// A provider link (providerId, subjectId) already held by another user is
-	// refused with ALREADY_EXISTS (409 Conflict).
+	//
+	// Claims and the provider link are optional: an empty body or {} creates
+	// a user with no claims. A body that sets id is refused (400). REST
+	// answers 201 Created with a Location header naming the new user. A
+	// provider link (providerId, subjectId) already held by another user is
+	// refused with 409 Conflict (gRPC ALREADY_EXISTS). Roles: admin, issuer.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
-	// GetUser returns one user by id. NOT_FOUND (404) when no user has that id.
+	// GetUser returns one user by id.
+	//
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
+	// issuer.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
+	//
 	// REST (PUT): a top-level key that is present replaces that part of the
 	// user, an absent key leaves it unchanged; "claims": {} or null clears the
-	// claims, "authenticationProvider": null unlinks. gRPC: update_mask names
-	// the parts to replace; without a mask the populated fields are replaced.
+	// claims, "authenticationProvider": null unlinks; an empty body or {}
+	// changes nothing. gRPC: update_mask names the parts to replace; without
+	// a mask the populated fields are replaced. An id in the body must equal
+	// the user's id, else 400. A provider link held by another user is 409
+	// Conflict. Roles: admin, issuer.
 	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
 	// DeleteUser removes a user and every piece of data stored about them.
-	// REST: 204 No Content with an empty body.
+	//
+	// REST: 204 No Content with an empty body; 404 when no user has that id.
+	// Roles: admin, issuer.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
-	// ListUsers returns users in creation order, one page at a time
-	// (keyset pagination: stable while users are created and deleted).
+	// ListUsers returns users in creation order, one page at a time.
+	//
+	// Keyset pagination: stable while users are created and deleted. A
+	// cursor the server did not issue is 400. Roles: admin, issuer.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
-	// ListEvents returns analytic events, newest first: who did what to
-	// which user, when, and what failed. Filters: ids, request_ids,
-	// categories, types (comma-separated lists; categories OR types, AND with
-	// the rest), date_from, date_to (RFC 3339, inclusive). Roles: admin,
-	// auditor.
+	// ListEvents returns analytic events, newest first.
+	//
+	// Who did what to which user, when, and what failed. The list filters
+	// are comma-separated; categories and types are OR-ed, everything else
+	// is AND-ed. Roles: admin, auditor.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
