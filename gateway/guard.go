@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
 
@@ -40,6 +41,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			next(w, r, pathParams)
 			return
 		}
+		accesslog.NoteRoute(r.Context(), rt.template)
 		body, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
