@@ -178,8 +178,9 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	// The request id first (every response and log line has one), then the
-	// access log, which must see every answer, the 431 of the next too.
+	// Outermost the request id (every response and log line carries it),
+	// then the access log, which must see every answer: the 431 of
+	// fitGRPCMetadata too.
 	httpSrv := newHTTPServer(requestid.Middleware(access.Middleware(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes))), log)
 
 	errc := make(chan error, 3)
