@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -351,5 +352,32 @@ func TestDebugLogShowsDecisions(t *testing.T) {
 	wantOneLine(t, s, healthRID, map[string]any{"level": "DEBUG", "route": "/healthz", "status": 200})
 	if strings.Contains(s.logs.String(), auditor) {
 		t.Error("the token appears in the debug log")
+	}
+}
+
+// A body past the limit is answered with 413 as soon as the limit is
+// crossed, though the client then stalls: net/http must be told (through
+// the middleware's response writer) to close the connection rather than
+// read on through the rest of the body first.
+func TestOversizedBodyAnsweredWhileClientStalls(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	conn, err := net.Dial("tcp", s.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	chunk := `{"claims":{"k":"` + strings.Repeat("x", 70<<10)
+	fmt.Fprintf(conn, "POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", adminToken, len(chunk), chunk)
+	// No last chunk: the client stalls. The read timeout is 30 s.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response while the client stalls: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+		t.Fatalf("status %d, close %v; want 413 and the connection closed", resp.StatusCode, resp.Close)
 	}
 }
