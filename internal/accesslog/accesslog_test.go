@@ -131,6 +131,18 @@ func TestMiddlewareLogsOneLineWithTheCall(t *testing.T) {
 	}
 }
 
+// Behind a trusted proxy the client is the address it forwards.
+func TestMiddlewareTrustedProxy(t *testing.T) {
+	rc, logs, _ := newTestRecorder(t, "192.0.2.0/24")
+	r := httptest.NewRequest("GET", "/healthz", nil)
+	r.RemoteAddr = "192.0.2.1:1234"
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	serve(rc.Middleware(http.NotFoundHandler()), r)
+	if l := logs.lines(t)[0]; l["client"] != "203.0.113.9" || l["peer"] != "192.0.2.1:1234" {
+		t.Fatalf("client %v, peer %v", l["client"], l["peer"])
+	}
+}
+
 // Requests answered before any route or call: the line has no rpc or code,
 // the route is "unmatched", and the method label stays bounded.
 func TestMiddlewareRefusalBeforeRouting(t *testing.T) {
