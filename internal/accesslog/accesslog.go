@@ -58,7 +58,6 @@ type Recorder struct {
 
 // New returns a Recorder writing to opts.Logger.
 func New(opts Options) *Recorder {
-	rest := prometheus.Labels{"transport": REST}
 	rc := &Recorder{
 		log:     opts.Logger,
 		quota:   newQuota(opts.Logger),
@@ -70,12 +69,12 @@ func New(opts Options) *Recorder {
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "usersd_http_requests_total",
 			Help:        "HTTP requests served, by method, route template (unmatched: none) and status code.",
-			ConstLabels: rest,
+			ConstLabels: restLabels,
 		}, []string{"method", "route", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        "usersd_http_request_duration_seconds",
 			Help:        "Time to serve an HTTP request, by method and route template.",
-			ConstLabels: rest,
+			ConstLabels: restLabels,
 			Buckets:     prometheus.DefBuckets,
 		}, []string{"method", "route"}),
 	}
