@@ -585,15 +585,16 @@ func TestAuthOpenEndpoints(t *testing.T) {
 // ---------------------------------------------------------------------
 // A rejected request never reaches the store
 
-// metricSum adds up every sample of the metric (all label sets).
-func metricSum(t *testing.T, text, name string, labelFilter string) float64 {
+// metricSum adds up the samples of the metric whose labels contain every
+// filter (all label sets when none).
+func metricSum(t *testing.T, text, name string, labelFilters ...string) float64 {
 	t.Helper()
 	var sum float64
 	for _, line := range strings.Split(text, "\n") {
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
-		if labelFilter != "" && !strings.Contains(line, labelFilter) {
+		if !containsAll(line, labelFilters) {
 			continue
 		}
 		f := strings.Fields(line)
@@ -604,6 +605,15 @@ func metricSum(t *testing.T, text, name string, labelFilter string) float64 {
 		sum += v
 	}
 	return sum
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestAuthRejectedRequestsNeverReachStore(t *testing.T) {
@@ -663,11 +673,14 @@ func TestAuthRejectedRequestsNeverReachStore(t *testing.T) {
 		t.Fatalf("user store operations rose from %v to %v during %d refused requests", b, a, n401+n403)
 	}
 	// The requests did reach the gRPC server (REST through the same
-	// interceptors): each one is counted there with its code.
+	// interceptors): each one is counted there with its code, half of
+	// them under each transport.
 	for code, n := range map[string]int{"Unauthenticated": n401, "PermissionDenied": n403} {
-		label := `grpc_code="` + code + `"`
-		if got := metricSum(t, after, handled, label) - metricSum(t, before, handled, label); got != float64(n) {
-			t.Errorf("%s %s rose by %v, want %d", handled, label, got, n)
+		for _, transport := range []string{"rest", "grpc"} {
+			labels := []string{`grpc_code="` + code + `"`, `transport="` + transport + `"`}
+			if got := metricSum(t, after, handled, labels...) - metricSum(t, before, handled, labels...); got != float64(n/2) {
+				t.Errorf("%s %v rose by %v, want %d", handled, labels, got, n/2)
+			}
 		}
 	}
 	// And the user is untouched.

@@ -1151,7 +1151,8 @@ func TestEventsRoles(t *testing.T) {
 func TestEventsCarryNoPersonalData(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := start(t, dir)
+	// At debug level, so every line the server can write is checked.
+	s := start(t, dir, "--log-level", "debug")
 	auditor, _ := evToken(t, "pii-auditor", auth.RoleAuditor)
 	token, _ := evToken(t, "pii-admin", auth.RoleAdmin)
 	// claimMarker is only ever sent as claims or a provider subject;
@@ -1257,6 +1258,17 @@ func TestEventsCarryNoPersonalData(t *testing.T) {
 	}
 	if strings.Contains(s.logs.String(), claimMarker) {
 		t.Errorf("claims appear in the server log")
+	}
+	if strings.Contains(s.logs.String(), inputMarker) {
+		t.Errorf("raw client input (a path, query, header or request id that was refused) appears in the server log")
+	}
+	for _, tok := range []string{token, auditor, string(testSecret)} {
+		if strings.Contains(s.logs.String(), tok) {
+			t.Errorf("a token or the secret appears in the server log")
+		}
+	}
+	if !strings.Contains(s.logs.String(), `"msg":"decision"`) {
+		t.Errorf("no debug lines: the check above saw less than the server can write")
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("graceful stop: %v\n%s", err, s.logs)

@@ -148,7 +148,7 @@ func unauthenticatedLogs(t *testing.T, s *server) (logged, suppressed int) {
 	for line := range strings.Lines(s.logs.String()) {
 		var rec struct {
 			Msg        string `json:"msg"`
-			Code       string `json:"grpc.code"`
+			Code       string `json:"code"`
 			Suppressed int    `json:"suppressed"`
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {

@@ -79,8 +79,14 @@ func TestRateLimitPerCaller(t *testing.T) {
 		t.Fatalf("a rate-limited call recorded events: %+v", evs)
 	}
 	text := string(s.do(t, "GET", "/metrics", "").Body)
-	if n := metricSum(t, text, "grpc_server_handled_total", `grpc_code="ResourceExhausted"`); n < 3 {
-		t.Fatalf("rate-limited calls counted %v times in grpc_server_handled_total, want 3", n)
+	if n := metricSum(t, text, "grpc_server_handled_total", `grpc_code="ResourceExhausted"`, `transport="rest"`); n < 2 {
+		t.Fatalf("rate-limited REST calls counted %v times in grpc_server_handled_total, want 2", n)
+	}
+	if n := metricSum(t, text, "grpc_server_handled_total", `grpc_code="ResourceExhausted"`, `transport="grpc"`); n < 1 {
+		t.Fatalf("rate-limited gRPC calls counted %v times in grpc_server_handled_total, want 1", n)
+	}
+	if n := metricSum(t, text, "usersd_http_requests_total", `code="429"`); n < 2 {
+		t.Fatalf("429s counted %v times in usersd_http_requests_total, want 2", n)
 	}
 }
 

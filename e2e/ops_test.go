@@ -53,13 +53,13 @@ func metricValue(t *testing.T, text string, re *regexp.Regexp) float64 {
 }
 
 // REST calls must pass the gRPC interceptors: the per-RPC metrics, which
-// an interceptor records, count them.
+// an interceptor records, count them, under transport="rest".
 func TestRESTPassesGRPCInterceptors(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
 	id := createUser(t, s, `{"claims":{"a":1}}`)["id"].(string)
-	getOK := regexp.MustCompile(`^grpc_server_handled_total\{.*grpc_code="OK",grpc_method="GetUser".*\}`)
-	getNotFound := regexp.MustCompile(`^grpc_server_handled_total\{.*grpc_code="NotFound",grpc_method="GetUser".*\}`)
+	getOK := regexp.MustCompile(`^grpc_server_handled_total\{grpc_code="OK",grpc_method="GetUser",.*transport="rest"\}`)
+	getNotFound := regexp.MustCompile(`^grpc_server_handled_total\{grpc_code="NotFound",grpc_method="GetUser",.*transport="rest"\}`)
 
 	before := metricValue(t, string(s.do(t, "GET", "/metrics", "").Body), getOK)
 	for i := 0; i < 3; i++ {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -101,6 +102,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		writeError(w, httpErr.HTTPStatus, genericMessages[httpErr.HTTPStatus], nil)
 		return
 	}
+	noteCall(ctx, err)
 	st := status.Convert(err)
 	code := rpcerr.HTTPStatus(st.Code())
 	var violations []*errdetails.BadRequest_FieldViolation
@@ -162,6 +164,18 @@ func reachedServer(ctx context.Context) bool {
 	return ok && len(md.HeaderMD.Get(requestid.MetadataKey)) > 0
 }
 
+// noteCall gives the access log the outcome of the gRPC call made for a
+// request, if it reached the server: its code, and the caller the server
+// verified (in the trailer).
+func noteCall(ctx context.Context, err error) {
+	if !reachedServer(ctx) {
+		return
+	}
+	md, _ := runtime.ServerMetadataFromContext(ctx)
+	rpc, _ := runtime.RPCMethod(ctx)
+	accesslog.NoteCall(ctx, rpc, err, md.TrailerMD)
+}
+
 // bearerChallenge is the RFC 6750 challenge of a 401: error="invalid_token"
 // when a token was presented and refused.
 func bearerChallenge(info *errdetails.ErrorInfo, message string) string {
@@ -180,6 +194,7 @@ func (g *Gateway) routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ 
 func (g *Gateway) writeRoutingError(w http.ResponseWriter, r *http.Request, status int) {
 	switch status {
 	case http.StatusMethodNotAllowed:
+		accesslog.NoteRoute(r.Context(), g.routes.template(r.URL.Path))
 		w.Header().Set("Allow", strings.Join(g.routes.allowed(r.URL.Path), ", "))
 		writeError(w, status, "Method "+r.Method+" is not allowed on this path", nil)
 	case http.StatusNotFound:

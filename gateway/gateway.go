@@ -22,6 +22,7 @@ import (
 
 	"github.com/usersd/usersd/gen/openapi"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -52,7 +53,9 @@ type Gateway struct {
 	api          *runtime.ServeMux
 }
 
-// New returns the HTTP handler of the REST API, proxying over conn.
+// New returns the HTTP handler of the REST API, proxying over conn. Serve
+// it behind requestid.Middleware, which gives every request its id, and
+// an accesslog.Middleware, to which it reports the route and the gRPC call.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	g := &Gateway{
 		log:          opts.Logger,
@@ -87,7 +90,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	if err := usersv1.RegisterUserServiceHandler(ctx, g.api, conn); err != nil {
 		return nil, fmt.Errorf("register REST handlers: %w", err)
 	}
-	return requestid.Middleware(http.HandlerFunc(g.serveHTTP)), nil
+	return http.HandlerFunc(g.serveHTTP), nil
 }
 
 // operational endpoints: no token, GET (and HEAD) only.
@@ -96,12 +99,16 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		h = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`)) }
+		accesslog.NoteProbe(r.Context(), r.URL.Path)
 	case "/readyz":
 		h = g.serveReady
+		accesslog.NoteProbe(r.Context(), r.URL.Path)
 	case "/openapi.json":
 		h = func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, openapi.Spec) }
+		accesslog.NoteRoute(r.Context(), r.URL.Path)
 	case "/metrics":
 		h = g.metrics.ServeHTTP
+		accesslog.NoteProbe(r.Context(), r.URL.Path)
 	default:
 		dropGatewayHeaders(r.Header)
 		g.api.ServeHTTP(w, r)
@@ -132,10 +139,12 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// successStatus sets the contract's non-200 success codes: 201 with
-// Location on create, 204 with no body on delete.
+// successStatus tells the access log the call succeeded, and sets the
+// contract's non-200 success codes: 201 with Location on create, 204 with
+// no body on delete.
 func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
 	method, _ := runtime.RPCMethod(ctx)
+	noteCall(ctx, nil)
 	switch method {
 	case usersv1.UserService_CreateUser_FullMethodName:
 		if created, ok := resp.(interface{ GetUser() *usersv1.User }); ok {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
 
@@ -40,6 +41,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			next(w, r, pathParams)
 			return
 		}
+		accesslog.NoteRoute(r.Context(), rt.template)
 		body, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
@@ -147,7 +149,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	if r.ContentLength > g.maxBodyBytes {
 		return nil, http.StatusRequestEntityTooLarge, tooLarge(g.maxBodyBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, g.maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -158,6 +160,21 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
 	}
 	return body, 0, ""
+}
+
+// connWriter is net/http's own writer under the middleware's wrappers.
+// MaxBytesReader tells only that one, past the limit, to close the
+// connection after the response; otherwise net/http would first read on
+// through the rest of the body (up to 256 KiB), holding the 413 back for
+// as long as the client stalls.
+func connWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 func tooLarge(limit int64) string {

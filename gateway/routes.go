@@ -12,6 +12,7 @@ import (
 // so the gateway's own checks can never disagree with the generated mux.
 type route struct {
 	method   string   // HTTP method
+	template string   // path template, as the access log names the route
 	segments []string // template split on "/", variables as "{name}"
 	rpc      protoreflect.MethodDescriptor
 	body     string // "" (no body), "*" or the request field bound to the body
@@ -75,6 +76,7 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 		verb, template := ruleBinding(rule)
 		rs = append(rs, &route{
 			method:   verb,
+			template: template,
 			segments: strings.Split(strings.TrimPrefix(template, "/"), "/"),
 			rpc:      m,
 			body:     rule.GetBody(),
@@ -112,6 +114,16 @@ func (rs routes) find(method, path string) (*route, map[string]string) {
 		}
 	}
 	return nil, nil
+}
+
+// template returns the path template of the routes serving path, or "".
+func (rs routes) template(path string) string {
+	for _, rt := range rs {
+		if _, ok := rt.match(path); ok {
+			return rt.template
+		}
+	}
+	return ""
 }
 
 // allowed lists the methods served at path, for the Allow header of a 405.

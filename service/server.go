@@ -9,10 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
@@ -26,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/limits"
@@ -35,9 +34,11 @@ import (
 
 // ServerOptions configure the gRPC server around the Users service.
 type ServerOptions struct {
-	Logger         *slog.Logger
-	Metrics        *grpcprom.ServerMetrics // per-RPC counts and latency
-	MaxRecvMsgSize int                     // bytes; larger requests get RESOURCE_EXHAUSTED
+	Logger *slog.Logger
+	// Access logs each native call and counts every call (per-RPC
+	// counts and latency, by transport).
+	Access         *accesslog.Recorder
+	MaxRecvMsgSize int // bytes; larger requests get RESOURCE_EXHAUSTED
 	// Authenticate verifies the caller of every call except health checks
 	// and reflection (auth.AuthFunc of a verifier). Required: the server
 	// never runs open.
@@ -72,52 +73,46 @@ var publicServices = map[string]bool{
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
-//	recovery → deadline → request id → metrics → logging → in-flight bound →
+//	recovery → deadline → request id → metrics → access log → in-flight bound →
 //	authentication → caller rate limit → analytic events → authorization →
 //	gateway rejections → error mapping → recovery → handler
 //
 // Logging and metrics sit outside the error mapping so they record the
 // final status code; the outer recovery only guards the interceptors.
 // Authentication and authorization are split so analytic events can record
-// callers that hold a valid token but not the role.
+// callers that hold a valid token but not the role. At debug level, the
+// stages from the in-flight bound to the gateway rejections log what they
+// decided (see decisions).
 func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Server, error) {
 	if opts.Authenticate == nil {
 		return nil, nil, errors.New("service: no authentication configured")
 	}
 	log := opts.Logger
 	onPanic := recovery.WithRecoveryHandlerContext(panicHandler(log))
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			return logging.Fields{"request_id", requestid.FromContext(ctx)}
-		}),
-	}
-	callLog := newLogQuota(slogAdapter(log)) // UNAUTHENTICATED calls at a bounded rate
-	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-		return c.Service != healthpb.Health_ServiceDesc.ServiceName
-	})
 	guarded := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return !publicServices[c.Service]
 	})
+	authenticate := noteSubject(opts.Authenticate)
+	d := newDecisions(log)
 
 	// Optional stages (nil when off) are skipped.
 	unary := compact(
 		recovery.UnaryServerInterceptor(onPanic),
 		opts.Deadline, // bounds every wait below, for clients that set no deadline
 		requestid.UnaryServerInterceptor(),
-		opts.Metrics.UnaryServerInterceptor(),
-		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(callLog, logOpts...), notHealth),
+		opts.Access.UnaryMetrics(),
+		opts.Access.UnaryServerInterceptor(),
 		// Before authentication: shedding must cost less than the work.
-		guard(opts.InFlight.UnaryServerInterceptor(), guarded),
-		selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(opts.Authenticate), guarded),
+		guard(d.stage(stageInFlight, opts.InFlight.UnaryServerInterceptor()), guarded),
+		selector.UnaryServerInterceptor(d.stage(stageAuthentication, grpcauth.UnaryServerInterceptor(authenticate)), guarded),
 		// After authentication (the caller is known), before events: a
 		// refused call records nothing, so a flood cannot grow the trail.
-		guard(opts.CallerRate.UnaryServerInterceptor(), guarded),
-		opts.Events.UnaryServerInterceptor(),
+		guard(d.stage(stageRateLimit, opts.CallerRate.UnaryServerInterceptor()), guarded),
+		d.stage(stageEvents, opts.Events.UnaryServerInterceptor()),
 	)
 	unary = append(unary,
-		selector.UnaryServerInterceptor(auth.UnaryAuthorize(MethodRoles), guarded),
-		GatewayRejections(opts.GatewayKey),
+		selector.UnaryServerInterceptor(d.stage(stageAuthorization, auth.UnaryAuthorize(MethodRoles)), guarded),
+		d.stage(stageRejections, GatewayRejections(opts.GatewayKey)),
 		ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
@@ -127,9 +122,9 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
 			requestid.StreamServerInterceptor(),
-			opts.Metrics.StreamServerInterceptor(),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(callLog, logOpts...), notHealth),
-			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(opts.Authenticate), guarded),
+			opts.Access.StreamMetrics(),
+			opts.Access.StreamServerInterceptor(),
+			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate), guarded),
 			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
 		),
 	)...)
@@ -138,7 +133,6 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	healthSrv.SetServingStatus(usersv1.UserService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
-	opts.Metrics.InitializeMetrics(srv)
 	return srv, healthSrv, nil
 }
 
@@ -181,11 +175,4 @@ func guard(i grpc.UnaryServerInterceptor, m selector.Matcher) grpc.UnaryServerIn
 		return nil
 	}
 	return selector.UnaryServerInterceptor(i, m)
-}
-
-// slogAdapter lets the logging interceptor write through slog.
-func slogAdapter(log *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,11 +20,13 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/usersd/usersd/gateway"
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
+	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
 	"github.com/usersd/usersd/service"
@@ -114,8 +115,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st = metrics.InstrumentStore(st, reg)
-	rpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-	reg.MustRegister(rpcMetrics)
+	access := accesslog.New(accesslog.Options{Logger: log, Registerer: reg, TrustedProxies: cfg.TrustedProxies})
 
 	// Closed after the servers stopped (deferred after them, so it runs
 	// first): every event of every finished call is written, unless the
@@ -153,7 +153,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
-		Logger: log, Metrics: rpcMetrics, MaxRecvMsgSize: cfg.GRPCMaxRecv,
+		Logger: log, Access: access, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
 		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 		CallerRate: callerRate,
@@ -191,7 +191,10 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := newHTTPServer(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes), log)
+	// Outermost the request id (every response and log line carries it),
+	// then the access log, which must see every answer: the 431 of
+	// fitGRPCMetadata too.
+	httpSrv := newHTTPServer(requestid.Middleware(access.Middleware(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes))), log)
 	serveHTTP := httpSrv.Serve
 	if certs != nil {
 		// ServeTLS offers h2 and http/1.1 by ALPN: HTTP/1.1 clients keep working.
@@ -201,7 +204,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 
 	errc := make(chan error, 3)
 	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
-	go func() { errc <- serveGRPC(grpcSrv, memLis, "in-memory gRPC") }()
+	go func() { errc <- serveGRPC(grpcSrv, accesslog.GatewayListener(memLis), "in-memory gRPC") }()
 	go func() {
 		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("HTTP server: %w", err)

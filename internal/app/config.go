@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/service"
 )
 
@@ -25,6 +26,7 @@ type Config struct {
 	HTTPAddr        string
 	DB              string
 	LogLevel        slog.Level
+	TrustedProxies  accesslog.TrustedProxies
 	MaxBodyBytes    int64
 	MaxClaimsBytes  int
 	MaxClaimsDepth  int
@@ -84,6 +86,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST/HTTP listen address")
 	dbFlag(fs, &c.DB)
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client in logs (default: none)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest REST request body; larger is 413")
 	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", service.DefaultLimits.MaxClaimsBytes, "largest claims object, as compact JSON")
 	fs.IntVar(&c.MaxClaimsDepth, "max-claims-depth", service.DefaultLimits.MaxClaimsDepth, "deepest claims nesting (the claims object is depth 1)")

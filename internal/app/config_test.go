@@ -123,3 +123,18 @@ func TestPostgresURLIsRefusedClearly(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestParseConfigTrustedProxies(t *testing.T) {
+	c, err := ParseConfig(nil, env(nil), io.Discard)
+	if err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("default trusted proxies %v (%v), want none", c.TrustedProxies, err)
+	}
+	c, err = ParseConfig(nil, env(map[string]string{"USERS_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"}), io.Discard)
+	if err != nil || c.TrustedProxies.String() != "10.0.0.0/8,192.0.2.1/32" {
+		t.Fatalf("trusted proxies %v (%v)", c.TrustedProxies, err)
+	}
+	_, err = ParseConfig([]string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, env(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "proxy.example") {
+		t.Fatalf("err %v, want one naming the bad entry", err)
+	}
+}
