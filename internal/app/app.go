@@ -71,7 +71,11 @@ type seams struct {
 // run is Run with its seams exposed to benchmarks.
 func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	log := env.Log
-	verifier, key, err := newVerifier(ctx, cfg, log)
+	key, err := serveKey(cfg)
+	if err != nil {
+		return fmt.Errorf("authentication: %w", err)
+	}
+	verifier, key, err := newVerifier(ctx, cfg, key, log)
 	if err != nil {
 		return fmt.Errorf("authentication: %w", err)
 	}
@@ -238,7 +242,7 @@ func closeReserve(timeout time.Duration) time.Duration {
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
-	if cfg.isPostgres() {
+	if isPostgres(cfg.DB) {
 		return nil, errors.New("--db: PostgreSQL is not supported yet; give a SQLite file path")
 	}
 	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck})

@@ -98,7 +98,6 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Float64Var(&c.Load.RatePerCaller, "rate-limit", 0, "API calls a second per caller (token subject); beyond, 429 with Retry-After (0: off)")
 	fs.IntVar(&c.Load.RateBurst, "rate-limit-burst", 50, "calls a caller may make at once before --rate-limit applies")
 	authFlags(fs, &c.Auth)
-	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -127,6 +126,7 @@ func authFlags(fs *flag.FlagSet, a *AuthConfig) {
 	fs.StringVar(&a.Issuer, "jwt-issuer", "", "required iss claim, when set")
 	fs.StringVar(&a.Audience, "jwt-audience", "", "required aud claim, when set")
 	fs.StringVar(&a.RolesClaim, "roles-claim", "roles", "token claim holding the caller's roles (an array of strings)")
+	fs.StringVar(&a.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 }
 
 // parse reads args, then fills every flag not given from its USERS_*
@@ -202,9 +202,9 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// isPostgres reports whether the --db value selects PostgreSQL.
-func (c Config) isPostgres() bool {
-	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+// isPostgres reports whether a --db value selects PostgreSQL.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
 // days is a duration flag that also takes whole days ("90d").
