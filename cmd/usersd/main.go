@@ -2,6 +2,7 @@
 //
 //	usersd serve [flags]   run the service (see `usersd serve -h`)
 //	usersd token [flags]   print a bearer token signed with the configured secret
+//	usersd version         print the version of this build
 package main
 
 import (
@@ -24,6 +25,7 @@ const usage = `usage: usersd <command> [flags]
 commands:
   serve   run the gRPC and REST servers (usersd serve -h for flags)
   token   print a bearer token, e.g. usersd token --role admin --ttl 1h
+  version print the version of this build (also --version)
 `
 
 func main() {
@@ -40,6 +42,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(args[1:], getenv, stdout, stderr)
 	case "token":
 		return token(args[1:], getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "usersd version: unexpected argument %q\n", args[1])
+			return 2
+		}
+		fmt.Fprintln(stdout, app.Version())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return 0
