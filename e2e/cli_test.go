@@ -60,3 +60,46 @@ func grepLines(text, s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Help asked for goes to stdout with exit 0; serve's lists the USERS_*
+// variables.
+func TestHelpOnStdout(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"serve", "-h"}, {"serve", "--help"}, {"help", "serve"}, {"token", "-h"}, {"token", "--help"}} {
+		out, errOut, code := usersd(t, "", nil, args...)
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: usersd") {
+			t.Errorf("usersd %q: exit %d, stdout %.80q, stderr %q; want usage on stdout, exit 0", args, code, out, errOut)
+		}
+		if args[len(args)-1] == "serve" || args[0] == "serve" {
+			for _, env := range []string{"USERS_GRPC_ADDR", "USERS_DB", "USERS_JWT_SECRET"} {
+				if !strings.Contains(out, env) {
+					t.Errorf("usersd %q does not mention %s", args, env)
+				}
+			}
+		}
+	}
+}
+
+// A usage error is printed once, on stderr, with exit 2; a bad value is
+// one line naming it and what is expected.
+func TestUsageErrorsOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"serve", "--nope"}, "usersd serve: flag provided but not defined: -nope (usersd serve -h lists the flags)\n"},
+		{[]string{"USERS_MAX_BODY_BYTES=abc"}, []string{"serve"}, "usersd serve: USERS_MAX_BODY_BYTES=\"abc\": not a whole number of bytes\n"},
+		{nil, []string{"serve", "--grpc-keepalive-min-time", "10"}, "usersd serve: --grpc-keepalive-min-time=\"10\": not a duration such as 30s, 5m or 1h30m\n"},
+		{nil, []string{"token", "--role", "root"}, "usersd token: --role=\"root\": not a role: want one of admin, issuer, auditor\n"},
+	} {
+		out, errOut, code := usersd(t, "", tc.env, tc.args...)
+		if code != 2 || out != "" || errOut != tc.want {
+			t.Errorf("usersd %q with %q: exit %d, stdout %q, stderr %q; want exit 2 and stderr %q", tc.args, tc.env, code, out, errOut, tc.want)
+		}
+	}
+	if out, errOut, code := usersd(t, "", nil); code != 2 || out != "" || !strings.HasPrefix(errOut, "usage: usersd") {
+		t.Errorf("usersd alone: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

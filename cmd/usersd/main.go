@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,15 +24,18 @@ import (
 const usage = `usage: usersd <command> [flags]
 
 commands:
-  serve   run the gRPC and REST servers (usersd serve -h for flags)
-  token   print a bearer token, e.g. usersd token --role admin --ttl 1h
-  version print the version of this build (also --version)
+  serve    run the gRPC and REST servers (usersd serve -h for flags)
+  token    print a bearer token, e.g. usersd token --role admin --ttl 1h
+  version  print the version of this build (also --version)
+  help     print this, or a command's help: usersd help serve
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
+// run is the whole command: help asked for goes to stdout (exit 0), usage
+// errors once to stderr (exit 2), failures exit 1.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -49,8 +53,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		fmt.Fprintln(stdout, app.Version())
 		return 0
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, usage)
+	case "help":
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, getenv, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "usersd: unknown command %q\n\n%s", args[0], usage)
@@ -58,14 +68,26 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 }
 
-func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := app.ParseConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// parsed handles the outcome of parsing a command's flags: stop with 0
+// after the help, with 2 after printing a usage error (each of its lines
+// once, prefixed with the command), else go on.
+func parsed(stderr io.Writer, command string, err error) (code int, stop bool) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", command, line)
+		}
+		return 2, true
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "usersd serve: %v\n", err)
-		return 2
+	return 0, false
+}
+
+func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := app.ParseConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd serve", err); stop {
+		return code
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -79,13 +101,9 @@ func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 }
 
 func token(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := app.ParseTokenConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "usersd token: %v\n", err)
-		return 2
+	cfg, err := app.ParseTokenConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd token", err); stop {
+		return code
 	}
 	tok, err := app.IssueToken(cfg, time.Now())
 	if err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -39,30 +38,50 @@ func (r *rolesFlag) Set(v string) error {
 	return nil
 }
 
+const tokenUsage = `usage: usersd token --role admin [flags]
+
+Prints a bearer token signed with exactly the secret usersd serve uses: give it
+the same --db (or key flags) and the same environment. It never creates a
+secret: the first start of usersd serve does.
+
+flags:`
+
+// tokenOnlyFlags are the flags of `usersd token` that `serve` has not:
+// they have no environment variable.
+var tokenOnlyFlags = []string{"role", "ttl", "sub"}
+
 // ParseTokenConfig reads the flags of `usersd token` and the USERS_*
-// environment (the same key settings as `usersd serve`).
-func ParseTokenConfig(args []string, getenv func(string) string, stderr io.Writer) (TokenConfig, error) {
+// environment (the same key settings as `usersd serve`). On -h or --help
+// it writes the help to help and returns flag.ErrHelp.
+func ParseTokenConfig(args []string, getenv func(string) string, help io.Writer) (TokenConfig, error) {
 	var c TokenConfig
-	fs := flag.NewFlagSet("usersd token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var((*rolesFlag)(&c.Roles), "role", "role to grant: "+strings.Join(knownRoles, ", ")+" (repeatable)")
+	cmd := newCLI("usersd token", tokenUsage, func(name string) string {
+		if slices.Contains(tokenOnlyFlags, name) {
+			return ""
+		}
+		return EnvName(name)
+	})
+	cmd.envOnly = secretEnvHelp
+	fs := cmd.fs
+	fs.Var((*rolesFlag)(&c.Roles), "role", "`role` to grant: "+strings.Join(knownRoles, ", ")+" (repeatable)")
 	fs.DurationVar(&c.TTL, "ttl", time.Hour, "lifetime of the token")
 	fs.StringVar(&c.Subject, "sub", "usersd-cli", "subject (sub claim) of the token")
 	dbFlag(fs, &c.DB)
 	authFlags(fs, &c.Auth)
-	if err := parse(fs, args, getenv); err != nil {
+	setting, err := cmd.parse(args, getenv, help)
+	if err != nil {
 		return c, err
 	}
 	c.Auth.Secret = getenv(SecretEnv)
 	switch {
 	case len(c.Roles) == 0:
-		return c, errors.New("give at least one --role")
+		return c, errors.New("give at least one --role (" + strings.Join(knownRoles, ", ") + ")")
 	case c.TTL <= 0:
-		return c, errors.New("--ttl must be positive")
+		return c, errors.New(setting("ttl") + ": must be positive")
 	case c.Auth.SecretFile != "" && c.Auth.Secret != "":
 		return c, errors.New("give --jwt-secret-file or " + SecretEnv + ", not both")
 	case c.Auth.JWKSURL != "":
-		return c, errors.New("the server verifies tokens from a JWKS (--jwks-url): get tokens from the identity provider")
+		return c, errors.New(setting("jwks-url") + ": the server verifies tokens from the identity provider's JWKS; get tokens from the identity provider")
 	}
 	return c, nil
 }

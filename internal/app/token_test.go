@@ -93,6 +93,19 @@ func TestTokenConfigErrors(t *testing.T) {
 	}
 }
 
+// Only the settings token shares with serve come from the environment:
+// USERS_TTL or USERS_ROLE meant for something else change no token.
+func TestTokenOnlyFlagsHaveNoEnv(t *testing.T) {
+	c, err := ParseTokenConfig([]string{"--role", "auditor"},
+		env(map[string]string{"USERS_TTL": "-1h", "USERS_ROLE": "root", "USERS_SUB": "x", "USERS_DB": "/srv/usersd/users.db"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TTL != time.Hour || len(c.Roles) != 1 || c.Subject != "usersd-cli" || c.DB != "/srv/usersd/users.db" {
+		t.Fatalf("%+v", c)
+	}
+}
+
 func TestTokenOnPostgresNeedsAConfiguredKey(t *testing.T) {
 	c, err := ParseTokenConfig([]string{"--role", "admin", "--db", "postgres://db.example/users"}, env(nil), nil)
 	if err != nil {
