@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // usersd runs the binary with args in dir (the test's own temp dir when
@@ -101,5 +106,115 @@ func TestUsageErrorsOnce(t *testing.T) {
 	}
 	if out, errOut, code := usersd(t, "", nil); code != 2 || out != "" || !strings.HasPrefix(errOut, "usage: usersd") {
 		t.Errorf("usersd alone: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// serveFails runs `usersd serve` with args in dir, expects it to exit 1
+// by itself before listening, and returns its stderr.
+func serveFails(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"serve"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil || cmd.ProcessState.ExitCode() != 1 || strings.Contains(stderr.String(), `"msg":"listening"`) {
+		t.Fatalf("usersd serve %q with %q: %v, want exit 1 before listening\nstdout %s\nstderr %s", args, env, err, stdout.String(), stderr.String())
+	}
+	return stderr.String()
+}
+
+// listDir lists the paths under dir, relative to it.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if path != dir {
+			rel, _ := filepath.Rel(dir, path)
+			paths = append(paths, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+// A port in use is reported with the setting to change, and the failed
+// start leaves nothing on disk: no key is configured, so a start that went
+// further would create ./data, the database and a secret.
+func TestStartPortInUse(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		env, args []string
+		want      []string
+	}{
+		{nil, []string{"--grpc-addr", busy.Addr().String(), "--http-addr", "127.0.0.1:0"}, []string{"--grpc-addr", "USERS_GRPC_ADDR"}},
+		{[]string{"USERS_GRPC_ADDR=127.0.0.1:0", "USERS_HTTP_ADDR=" + busy.Addr().String()}, nil, []string{"--http-addr", "USERS_HTTP_ADDR"}},
+	} {
+		dir := t.TempDir()
+		stderr := serveFails(t, dir, tc.env, tc.args...)
+		for _, w := range append(tc.want, busy.Addr().String(), "address already in use") {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("port in use: %q does not mention %s", stderr, w)
+			}
+		}
+		if left := listDir(t, dir); len(left) != 0 {
+			t.Errorf("a start that failed on a port in use left %v", left)
+		}
+	}
+}
+
+// unwritableDir returns an empty directory nobody can write to: a
+// read-only tmpfs when running as root (root ignores file modes), else a
+// directory of mode 0500.
+func unwritableDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		return dir
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_RDONLY, "size=64k"); err != nil {
+		t.Fatalf("mount a read-only tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// An unwritable --db directory is reported as a --db problem (it was
+// reported as a JWT secret error when the secret was created first), and
+// nothing is left behind.
+func TestStartUnwritableDB(t *testing.T) {
+	t.Parallel()
+	ro := unwritableDir(t)
+	for _, db := range []string{filepath.Join(ro, "users.db"), filepath.Join(ro, "data", "users.db")} {
+		stderr := serveFails(t, t.TempDir(), nil, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", db)
+		if !strings.Contains(stderr, "--db") || !strings.Contains(stderr, "USERS_DB") || !strings.Contains(stderr, db) ||
+			strings.Contains(stderr, "secret") {
+			t.Errorf("--db %s: %q, want an error about --db", db, stderr)
+		}
+		if strings.Count(stderr, "\n") != 1 {
+			t.Errorf("--db %s: want one line:\n%s", db, stderr)
+		}
+	}
+	if left := listDir(t, ro); len(left) != 0 {
+		t.Errorf("left %v", left)
 	}
 }

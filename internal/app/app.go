@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -71,18 +73,25 @@ type seams struct {
 // run is Run with its seams exposed to benchmarks.
 func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	log := env.Log
+	// Nothing is created on disk until the key is known to be usable and
+	// both ports are bound, the likeliest failures; files created by a
+	// start that fails later are removed (after the database is closed).
 	key, err := serveKey(cfg)
 	if err != nil {
 		return fmt.Errorf("authentication: %w", err)
 	}
-	verifier, key, err := newVerifier(ctx, cfg, key, log)
+	grpcLis, httpLis, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("authentication: %w", err)
+		return err
 	}
-	authenticate := sm.authenticate
-	if authenticate == nil {
-		authenticate = auth.AuthFunc(verifier)
-	}
+	defer closeListeners(grpcLis, httpLis) // if never served; the servers close them too
+	started := false
+	created := filesToCreate(cfg.DB, key)
+	defer func() {
+		if !started {
+			created.remove(log)
+		}
+	}()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -105,6 +114,16 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 			log.Error("closing the database", "error", err)
 		}
 	}()
+	// The generated secret is created once the database opened: an
+	// unwritable --db is reported as such, not as a secret error.
+	verifier, key, err := newVerifier(ctx, cfg, key, log)
+	if err != nil {
+		return fmt.Errorf("authentication: %w", err)
+	}
+	authenticate := sm.authenticate
+	if authenticate == nil {
+		authenticate = auth.AuthFunc(verifier)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -153,17 +172,6 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		return err
 	}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
-	}
-	grpcLis = limitConns(grpcLis, cfg.GRPC.MaxConns)
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-
 	// The gateway reaches the same *grpc.Server over an in-memory listener:
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
@@ -193,6 +201,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 			errc <- fmt.Errorf("HTTP server: %w", err)
 		}
 	}()
+	started = true
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
 	announceKey(log, env.Stdout, cfg, key, addrs)
@@ -250,6 +259,8 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	switch {
 	case errors.Is(err, sqlite.ErrCorrupt):
 		return nil, fmt.Errorf("database %s is damaged, refusing to serve from it (restore it from a backup; --db-quick-check=false skips the check): %w", cfg.DB, err)
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+		return nil, fmt.Errorf("open database %s: %w; --db (USERS_DB) must name a file in a directory usersd can write: SQLite keeps its -wal and -shm files beside the database", cfg.DB, err)
 	case err != nil:
 		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}
