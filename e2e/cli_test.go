@@ -70,7 +70,7 @@ func grepLines(text, s string) string {
 // variables.
 func TestHelpOnStdout(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"serve", "-h"}, {"serve", "--help"}, {"help", "serve"}, {"token", "-h"}, {"token", "--help"}} {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"serve", "-h"}, {"serve", "--help"}, {"help", "serve"}, {"token", "-h"}, {"token", "--help"}, {"backup", "-h"}} {
 		out, errOut, code := usersd(t, "", nil, args...)
 		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: usersd") {
 			t.Errorf("usersd %q: exit %d, stdout %.80q, stderr %q; want usage on stdout, exit 0", args, code, out, errOut)

@@ -2,6 +2,7 @@
 //
 //	usersd serve [flags]   run the service (see `usersd serve -h`)
 //	usersd token [flags]   print a bearer token signed with the configured secret
+//	usersd backup [flags]  copy the SQLite database while it is in use
 //	usersd version         print the version of this build
 package main
 
@@ -26,6 +27,7 @@ const usage = `usage: usersd <command> [flags]
 commands:
   serve    run the gRPC and REST servers (usersd serve -h for flags)
   token    print a bearer token, e.g. usersd token --role admin --ttl 1h
+  backup   copy the database while it is in use: usersd backup --to FILE
   version  print the version of this build (also --version)
   help     print this, or a command's help: usersd help serve
 `
@@ -46,6 +48,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(args[1:], getenv, stdout, stderr)
 	case "token":
 		return token(args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backup(args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "usersd version: unexpected argument %q\n", args[1])
@@ -111,5 +115,19 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		return 1
 	}
 	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+func backup(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := app.ParseBackupConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd backup", err); stop {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := app.Backup(ctx, cfg); err != nil {
+		fmt.Fprintf(stderr, "usersd backup: %v\n", err)
+		return 1
+	}
 	return 0
 }

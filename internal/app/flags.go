@@ -173,7 +173,8 @@ func (c *cli) printHelp(w io.Writer) {
 		width = max(width, len(name))
 	})
 	for _, e := range entries {
-		fmt.Fprintf(w, "  %-*s  %s\n        %s\n", width, e.name, e.env, e.usage)
+		line := strings.TrimRight(fmt.Sprintf("  %-*s  %s", width, e.name, e.env), " ")
+		fmt.Fprintf(w, "%s\n        %s\n", line, e.usage)
 	}
 	if len(c.envOnly) > 0 {
 		fmt.Fprintf(w, "\nenvironment only:\n")
