@@ -24,10 +24,10 @@ const generatedSecretName = "jwt-secret"
 
 // secret is an HS256 key and where it came from.
 type secret struct {
-	key       []byte
+	key       []byte // nil: the generated secret does not exist yet
 	path      string // the file it was read from or written to, if any
 	generated bool   // no key was configured: it is the data directory's own
-	created   bool   // created by this call
+	created   bool   // created by ensure, in this start
 }
 
 // findSecret finds the HS256 secret that `serve` and `token` both use: the
