@@ -1038,6 +1038,30 @@ func TestAuthTokenCommand(t *testing.T) {
 	if _, _, err := run(nil, "--role", "admin", "--ttl", "-1h", "--db", filepath.Join(dir, "users.db")); err == nil {
 		t.Fatal("usersd token accepted a negative ttl")
 	}
+	if _, errOut, err := run([]string{"USERS_JWT_SECRET=" + string(testSecret)}, "--role", "root"); err == nil || !strings.Contains(errOut, "admin, issuer, auditor") {
+		t.Fatalf("an unknown role: %v %q, want a refusal naming the known roles", err, errOut)
+	}
+
+	// Run where no server ever ran, with no key configured: refused, naming
+	// where it looked and how to fix it; nothing is created.
+	elsewhere := t.TempDir()
+	cmd := exec.Command(binary, "token", "--role", "admin")
+	cmd.Dir = elsewhere
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 || stdout.Len() != 0 {
+		t.Fatalf("usersd token without a secret: %v, stdout %q", err, stdout.String())
+	}
+	looked := filepath.Join(elsewhere, "data", "jwt-secret")
+	if msg := stderr.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, looked) ||
+		!strings.Contains(msg, "usersd serve") || !strings.Contains(msg, "--db") {
+		t.Fatalf("usersd token without a secret said %q, want one line naming %s and the fix", msg, looked)
+	}
+	if entries, err := os.ReadDir(elsewhere); err != nil || len(entries) != 0 {
+		t.Fatalf("usersd token without a secret created %v (%v)", entries, err)
+	}
 }
 
 // ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //
 //	usersd serve [flags]   run the service (see `usersd serve -h`)
 //	usersd token [flags]   print a bearer token signed with the configured secret
+//	usersd backup [flags]  copy the SQLite database while it is in use
+//	usersd version         print the version of this build
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,14 +25,19 @@ import (
 const usage = `usage: usersd <command> [flags]
 
 commands:
-  serve   run the gRPC and REST servers (usersd serve -h for flags)
-  token   print a bearer token, e.g. usersd token --role admin --ttl 1h
+  serve    run the gRPC and REST servers (usersd serve -h for flags)
+  token    print a bearer token, e.g. usersd token --role admin --ttl 1h
+  backup   copy the database while it is in use: usersd backup --to FILE
+  version  print the version of this build (also --version)
+  help     print this, or a command's help: usersd help serve
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
+// run is the whole command: help asked for goes to stdout (exit 0), usage
+// errors once to stderr (exit 2), failures exit 1.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -40,8 +48,23 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(args[1:], getenv, stdout, stderr)
 	case "token":
 		return token(args[1:], getenv, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, usage)
+	case "backup":
+		return backup(args[1:], getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "usersd version: unexpected argument %q\n", args[1])
+			return 2
+		}
+		fmt.Fprintln(stdout, app.Version())
+		return 0
+	case "help":
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, getenv, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "usersd: unknown command %q\n\n%s", args[0], usage)
@@ -49,14 +72,26 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 }
 
-func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := app.ParseConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// parsed handles the outcome of parsing a command's flags: stop with 0
+// after the help, with 2 after printing a usage error (each of its lines
+// once, prefixed with the command), else go on.
+func parsed(stderr io.Writer, command string, err error) (code int, stop bool) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", command, line)
+		}
+		return 2, true
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "usersd serve: %v\n", err)
-		return 2
+	return 0, false
+}
+
+func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := app.ParseConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd serve", err); stop {
+		return code
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -70,13 +105,9 @@ func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 }
 
 func token(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := app.ParseTokenConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "usersd token: %v\n", err)
-		return 2
+	cfg, err := app.ParseTokenConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd token", err); stop {
+		return code
 	}
 	tok, err := app.IssueToken(cfg, time.Now())
 	if err != nil {
@@ -84,5 +115,19 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		return 1
 	}
 	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+func backup(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := app.ParseBackupConfig(args, getenv, stdout)
+	if code, stop := parsed(stderr, "usersd backup", err); stop {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := app.Backup(ctx, cfg); err != nil {
+		fmt.Fprintf(stderr, "usersd backup: %v\n", err)
+		return 1
+	}
 	return 0
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -81,14 +83,25 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		}
 		defer reloadOnSIGHUP(certs)()
 	}
-	verifier, key, err := newVerifier(ctx, cfg, log)
+	// Nothing is created on disk until the key is known to be usable and
+	// both ports are bound, the likeliest failures; files created by a
+	// start that fails later are removed (after the database is closed).
+	key, err := serveKey(cfg)
 	if err != nil {
 		return fmt.Errorf("authentication: %w", err)
 	}
-	authenticate := sm.authenticate
-	if authenticate == nil {
-		authenticate = auth.AuthFunc(verifier)
+	grpcLis, httpLis, err := listen(cfg)
+	if err != nil {
+		return err
 	}
+	defer closeListeners(grpcLis, httpLis) // if never served; the servers close them too
+	started := false
+	created := filesToCreate(cfg.DB, key)
+	defer func() {
+		if !started {
+			created.remove(log)
+		}
+	}()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -111,9 +124,20 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 			log.Error("closing the database", "error", err)
 		}
 	}()
+	// The generated secret is created once the database opened: an
+	// unwritable --db is reported as such, not as a secret error.
+	verifier, key, err := newVerifier(ctx, cfg, key, log)
+	if err != nil {
+		return fmt.Errorf("authentication: %w", err)
+	}
+	authenticate := sm.authenticate
+	if authenticate == nil {
+		authenticate = auth.AuthFunc(verifier)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
 	st = metrics.InstrumentStore(st, reg)
 	access := accesslog.New(accesslog.Options{Logger: log, Registerer: reg, TrustedProxies: cfg.TrustedProxies})
 
@@ -164,17 +188,6 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		return err
 	}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
-	}
-	grpcLis = limitConns(grpcLis, cfg.GRPC.MaxConns)
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-
 	conn, err := sm.dialGateway(grpcLis.Addr().String(), memLis)
 	if err != nil {
 		return err
@@ -210,6 +223,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 			errc <- fmt.Errorf("HTTP server: %w", err)
 		}
 	}()
+	started = true
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
 	announceKey(log, env.Stdout, cfg, key, addrs)
@@ -260,13 +274,15 @@ func closeReserve(timeout time.Duration) time.Duration {
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
-	if cfg.isPostgres() {
+	if isPostgres(cfg.DB) {
 		return nil, errors.New("--db: PostgreSQL is not supported yet; give a SQLite file path")
 	}
 	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck})
 	switch {
 	case errors.Is(err, sqlite.ErrCorrupt):
 		return nil, fmt.Errorf("database %s is damaged, refusing to serve from it (restore it from a backup; --db-quick-check=false skips the check): %w", cfg.DB, err)
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+		return nil, fmt.Errorf("open database %s: %w; --db (USERS_DB) must name a file in a directory usersd can write: SQLite keeps its -wal and -shm files beside the database", cfg.DB, err)
 	case err != nil:
 		return nil, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}

@@ -80,7 +80,7 @@ func startServer(tb testing.TB, sm seams) *benchServer {
 			tb.Error(err)
 		}
 	})
-	key, err := loadSecret(cfg.Auth, cfg.DB)
+	key, err := findSecret(cfg.Auth, cfg.DB)
 	if err != nil {
 		tb.Fatal(err)
 	}

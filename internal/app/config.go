@@ -76,16 +76,30 @@ type GRPCBounds struct {
 // secret never shows in a process listing.
 const SecretEnv = "USERS_JWT_SECRET"
 
+const serveUsage = `usage: usersd serve [flags]
+
+Serves the users API over gRPC and REST/JSON until SIGTERM or SIGINT. Each flag
+can also be set by the environment variable shown beside it; a flag given on
+the command line wins.
+
+flags:`
+
+// secretEnvHelp documents USERS_JWT_SECRET in the help of the commands
+// that read it.
+var secretEnvHelp = [][2]string{{SecretEnv, "the HS256 secret itself, instead of --jwt-secret-file (only in the environment, so it never shows in a process listing)"}}
+
 // ParseConfig reads flags (args without the program and subcommand) and
-// the USERS_* environment.
-func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// the USERS_* environment. On -h or --help it writes the help to help and
+// returns flag.ErrHelp.
+func ParseConfig(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("usersd serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := newCLI("usersd serve", serveUsage, EnvName)
+	cmd.envOnly = secretEnvHelp
+	fs := cmd.fs
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST/HTTP listen address")
 	dbFlag(fs, &c.DB)
-	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client in logs (default: none)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest REST request body; larger is 413")
 	fs.IntVar(&c.MaxClaimsBytes, "max-claims-bytes", service.DefaultLimits.MaxClaimsBytes, "largest claims object, as compact JSON")
@@ -96,20 +110,20 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
 	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
 	c.EventsRetention = 90 * 24 * time.Hour
-	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept, e.g. 90d or 36h")
+	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept: a `duration` such as 36h, or days such as 90d")
 	fs.IntVar(&c.Load.MaxInFlight, "max-in-flight", 256, "API calls served at once; beyond, 503 with Retry-After (0: no bound)")
 	fs.IntVar(&c.Load.MaxInFlightWrites, "max-in-flight-writes", 64, "writes served at once; beyond, 503 with Retry-After (0: no bound)")
 	fs.Float64Var(&c.Load.RatePerCaller, "rate-limit", 0, "API calls a second per caller (token subject); beyond, 429 with Retry-After (0: off)")
 	fs.IntVar(&c.Load.RateBurst, "rate-limit-burst", 50, "calls a caller may make at once before --rate-limit applies")
 	authFlags(fs, &c.Auth)
-	fs.StringVar(&c.Auth.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 	fs.StringVar(&c.TLS.CertFile, "tls-cert-file", "", "PEM certificate (chain) for both listeners; with --tls-key-file, gRPC and HTTP serve TLS only. Re-read when it changes and on SIGHUP")
 	fs.StringVar(&c.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
-	if err := parse(fs, args, getenv); err != nil {
+	setting, err := cmd.parse(args, getenv, help)
+	if err != nil {
 		return c, err
 	}
 	c.Auth.Secret = getenv(SecretEnv)
-	return c, c.validate()
+	return c, c.validate(setting)
 }
 
 func grpcBoundFlags(fs *flag.FlagSet, b *GRPCBounds) {
@@ -133,29 +147,7 @@ func authFlags(fs *flag.FlagSet, a *AuthConfig) {
 	fs.StringVar(&a.Issuer, "jwt-issuer", "", "required iss claim, when set")
 	fs.StringVar(&a.Audience, "jwt-audience", "", "required aud claim, when set")
 	fs.StringVar(&a.RolesClaim, "roles-claim", "roles", "token claim holding the caller's roles (an array of strings)")
-}
-
-// parse reads args, then fills every flag not given from its USERS_*
-// environment variable.
-func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := EnvName(f.Name)
-		if v := getenv(env); v != "" && !set[f.Name] {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+	fs.StringVar(&a.JWKSURL, "jwks-url", "", "JWKS URL of the identity provider (RS256, ES256, EdDSA); replaces the HS256 secret")
 }
 
 // EnvName is the environment variable of a flag: grpc-addr → USERS_GRPC_ADDR.
@@ -163,39 +155,45 @@ func EnvName(flagName string) string {
 	return "USERS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func (c Config) validate() error {
+// validate checks the values together; setting names a flag's value as
+// the operator gave it (see cli.parse).
+func (c Config) validate(setting func(flag string) string) error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	check(c.GRPCAddr != "", "--grpc-addr must not be empty")
-	check(c.HTTPAddr != "", "--http-addr must not be empty")
-	check(c.DB != "", "--db must not be empty")
-	check(c.MaxBodyBytes >= 1024, "--max-body-bytes must be at least 1024")
-	check(c.MaxClaimsBytes >= 2, "--max-claims-bytes must be at least 2")
-	check(c.MaxClaimsDepth >= 1, "--max-claims-depth must be at least 1")
-	check(c.GRPCMaxRecv >= 1024, "--grpc-max-recv-bytes must be at least 1024")
-	check(c.GRPC.MaxStreams >= 1 && uint64(c.GRPC.MaxStreams) <= math.MaxUint32, "--grpc-max-concurrent-streams must be between 1 and 2^32-1")
-	check(c.GRPC.MaxHeaderBytes >= 8<<10 && uint64(c.GRPC.MaxHeaderBytes) <= math.MaxUint32, "--grpc-max-header-bytes must be between 8192 and 2^32-1")
-	check(c.GRPC.MinPingEvery > 0, "--grpc-keepalive-min-time must be positive")
-	check(c.GRPC.MaxIdle >= 0, "--grpc-max-connection-idle must not be negative")
-	check(c.GRPC.MaxAge >= 0, "--grpc-max-connection-age must not be negative")
-	check(c.GRPC.MaxAgeGrace > 0, "--grpc-max-connection-age-grace must be positive")
-	check(c.GRPC.MaxConns >= 0, "--grpc-max-connections must not be negative")
-	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
-	check(c.RequestTimeout > 0, "--request-timeout must be positive")
-	check(c.EventsRetention >= time.Hour, "--events-retention must be at least 1h")
-	check(c.Auth.RolesClaim != "", "--roles-claim must not be empty")
-	check(c.Load.MaxInFlight >= 0, "--max-in-flight must not be negative")
-	check(c.Load.MaxInFlightWrites >= 0, "--max-in-flight-writes must not be negative")
+	// need is check for one flag: the error names its value and source.
+	need := func(ok bool, flag, want string) {
+		check(ok, "%s: %s", setting(flag), want)
+	}
+	need(c.GRPCAddr != "", "grpc-addr", "must not be empty")
+	need(c.HTTPAddr != "", "http-addr", "must not be empty")
+	need(c.DB != "", "db", "must not be empty")
+	need(c.MaxBodyBytes >= 1024, "max-body-bytes", "must be at least 1024")
+	need(c.MaxClaimsBytes >= 2, "max-claims-bytes", "must be at least 2")
+	need(c.MaxClaimsDepth >= 1, "max-claims-depth", "must be at least 1")
+	need(c.GRPCMaxRecv >= 1024, "grpc-max-recv-bytes", "must be at least 1024")
+	need(c.GRPC.MaxStreams >= 1 && uint64(c.GRPC.MaxStreams) <= math.MaxUint32, "grpc-max-concurrent-streams", "must be between 1 and 2^32-1")
+	need(c.GRPC.MaxHeaderBytes >= 8<<10 && uint64(c.GRPC.MaxHeaderBytes) <= math.MaxUint32, "grpc-max-header-bytes", "must be between 8192 and 2^32-1")
+	need(c.GRPC.MinPingEvery > 0, "grpc-keepalive-min-time", "must be positive")
+	need(c.GRPC.MaxIdle >= 0, "grpc-max-connection-idle", "must not be negative")
+	need(c.GRPC.MaxAge >= 0, "grpc-max-connection-age", "must not be negative")
+	need(c.GRPC.MaxAgeGrace > 0, "grpc-max-connection-age-grace", "must be positive")
+	need(c.GRPC.MaxConns >= 0, "grpc-max-connections", "must not be negative")
+	need(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
+	need(c.RequestTimeout > 0, "request-timeout", "must be positive")
+	need(c.EventsRetention >= time.Hour, "events-retention", "must be at least 1h")
+	need(c.Auth.RolesClaim != "", "roles-claim", "must not be empty")
+	need(c.Load.MaxInFlight >= 0, "max-in-flight", "must not be negative")
+	need(c.Load.MaxInFlightWrites >= 0, "max-in-flight-writes", "must not be negative")
 	// The contract promises no shedding below 8 concurrent writers.
-	check(c.Load.MaxInFlightWrites == 0 || c.Load.MaxInFlightWrites >= 8, "--max-in-flight-writes must be at least 8 (or 0 for no bound)")
-	check(c.Load.MaxInFlight == 0 || c.Load.MaxInFlight >= 8, "--max-in-flight must be at least 8 (or 0 for no bound)")
-	check(c.Load.RatePerCaller >= 0, "--rate-limit must not be negative")
-	check(c.Load.RateBurst >= 1, "--rate-limit-burst must be at least 1")
 	check((c.TLS.CertFile == "") == (c.TLS.KeyFile == ""), "--tls-cert-file and --tls-key-file go together: give both or neither")
+	need(c.Load.MaxInFlightWrites == 0 || c.Load.MaxInFlightWrites >= 8, "max-in-flight-writes", "must be at least 8 (or 0 for no bound)")
+	need(c.Load.MaxInFlight == 0 || c.Load.MaxInFlight >= 8, "max-in-flight", "must be at least 8 (or 0 for no bound)")
+	need(c.Load.RatePerCaller >= 0, "rate-limit", "must not be negative")
+	need(c.Load.RateBurst >= 1, "rate-limit-burst", "must be at least 1")
 	keys := 0
 	for _, set := range []bool{c.Auth.SecretFile != "", c.Auth.Secret != "", c.Auth.JWKSURL != ""} {
 		if set {
@@ -204,14 +202,14 @@ func (c Config) validate() error {
 	}
 	check(keys <= 1, "give one of --jwt-secret-file, %s and --jwks-url, not several", SecretEnv)
 	if c.Auth.JWKSURL != "" {
-		check(strings.HasPrefix(c.Auth.JWKSURL, "https://") || strings.HasPrefix(c.Auth.JWKSURL, "http://"), "--jwks-url must be an http(s) URL")
+		need(strings.HasPrefix(c.Auth.JWKSURL, "https://") || strings.HasPrefix(c.Auth.JWKSURL, "http://"), "jwks-url", "not an http:// or https:// URL")
 	}
 	return errors.Join(errs...)
 }
 
-// isPostgres reports whether the --db value selects PostgreSQL.
-func (c Config) isPostgres() bool {
-	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+// isPostgres reports whether a --db value selects PostgreSQL.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
 // days is a duration flag that also takes whole days ("90d").
@@ -224,18 +222,20 @@ func (d *days) String() string {
 	return time.Duration(*d).String()
 }
 
+var errNotDays = errors.New("not a number of days such as 90d, or a duration such as 36h")
+
 func (d *days) Set(v string) error {
 	if n, ok := strings.CutSuffix(v, "d"); ok {
 		count, err := strconv.ParseUint(n, 10, 16)
 		if err != nil {
-			return fmt.Errorf("%q is not a number of days", v)
+			return errNotDays
 		}
 		*d = days(time.Duration(count) * 24 * time.Hour)
 		return nil
 	}
 	dur, err := time.ParseDuration(v)
 	if err != nil {
-		return err
+		return errNotDays
 	}
 	*d = days(dur)
 	return nil

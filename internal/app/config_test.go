@@ -1,8 +1,11 @@
 package app
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +83,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"case=zero request":      {[]string{"--request-timeout", "0s"}, nil, "--request-timeout"},
 		"case=no streams":        {[]string{"--grpc-max-concurrent-streams", "0"}, nil, "--grpc-max-concurrent-streams"},
 		"case=streams overflow":  {[]string{"--grpc-max-concurrent-streams", "4294967296"}, nil, "--grpc-max-concurrent-streams"},
-		"case=tiny metadata":     {nil, map[string]string{"USERS_GRPC_MAX_HEADER_BYTES": "1024"}, "--grpc-max-header-bytes"},
+		"case=tiny metadata":     {nil, map[string]string{"USERS_GRPC_MAX_HEADER_BYTES": "1024"}, "USERS_GRPC_MAX_HEADER_BYTES"},
 		"case=zero ping time":    {[]string{"--grpc-keepalive-min-time", "0s"}, nil, "--grpc-keepalive-min-time"},
 		"case=negative idle":     {[]string{"--grpc-max-connection-idle", "-1s"}, nil, "--grpc-max-connection-idle"},
 		"case=negative age":      {[]string{"--grpc-max-connection-age", "-1m"}, nil, "--grpc-max-connection-age"},
@@ -105,6 +108,78 @@ func TestParseConfigTLS(t *testing.T) {
 	}
 	if c.TLS != (TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}) {
 		t.Fatalf("TLS %+v", c.TLS)
+	}
+}
+
+// Each configuration error is one line naming the offending value where
+// it was given (flag or environment) and what is expected.
+func TestParseConfigErrorMessages(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"case=env not a number":      {nil, map[string]string{"USERS_MAX_BODY_BYTES": "abc"}, `USERS_MAX_BODY_BYTES="abc": not a whole number of bytes`},
+		"case=flag not a number":     {[]string{"--max-claims-depth", "ten"}, nil, `--max-claims-depth="ten": not a whole number`},
+		"case=out of range":          {[]string{"--max-body-bytes=99999999999999999999"}, nil, `--max-body-bytes="99999999999999999999": out of range`},
+		"case=not a duration":        {nil, map[string]string{"USERS_SHUTDOWN_TIMEOUT": "15"}, `USERS_SHUTDOWN_TIMEOUT="15": not a duration such as 30s, 5m or 1h30m`},
+		"case=not a bool":            {[]string{"--db-quick-check=maybe"}, nil, `--db-quick-check="maybe": not true or false`},
+		"case=not a level":           {nil, map[string]string{"USERS_LOG_LEVEL": "loud"}, `USERS_LOG_LEVEL="loud": not a log level: debug, info, warn or error`},
+		"case=not a number":          {[]string{"--rate-limit", "fast"}, nil, `--rate-limit="fast": not a number`},
+		"case=not days":              {nil, map[string]string{"USERS_EVENTS_RETENTION": "3x"}, `USERS_EVENTS_RETENTION="3x": not a number of days such as 90d, or a duration such as 36h`},
+		"case=below minimum by env":  {nil, map[string]string{"USERS_MAX_CLAIMS_DEPTH": "0"}, `USERS_MAX_CLAIMS_DEPTH="0": must be at least 1`},
+		"case=below minimum by flag": {[]string{"--max-body-bytes", "12"}, map[string]string{"USERS_MAX_BODY_BYTES": "99"}, `--max-body-bytes="12": must be at least 1024`},
+		"case=not a URL":             {nil, map[string]string{"USERS_JWKS_URL": "idp.example"}, `USERS_JWKS_URL="idp.example": not an http:// or https:// URL`},
+		"case=unknown flag":          {[]string{"--nope"}, nil, "flag provided but not defined: -nope (usersd serve -h lists the flags)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var help strings.Builder
+			_, err := ParseConfig(tc.args, env(tc.env), &help)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("err %q, want %q", err, tc.want)
+			}
+			if help.Len() != 0 {
+				t.Fatalf("an error printed help:\n%s", help.String())
+			}
+		})
+	}
+	// Every bad value is reported, one line each.
+	_, err := ParseConfig(nil, env(map[string]string{"USERS_MAX_BODY_BYTES": "abc", "USERS_MAX_CLAIMS_BYTES": "def"}), io.Discard)
+	if err == nil || strings.Count(err.Error(), "\n") != 1 {
+		t.Fatalf("err %q, want two lines", err)
+	}
+}
+
+// The help lists every flag with its environment variable, and the
+// variables only the environment gives.
+func TestServeHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		var help strings.Builder
+		_, err := ParseConfig([]string{arg}, env(nil), &help)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s: err %v, want flag.ErrHelp", arg, err)
+		}
+		out := help.String()
+		for _, name := range []string{"grpc-addr", "db", "max-body-bytes", "jwks-url", "jwt-secret-file", "events-retention", "log-level"} {
+			if !regexp.MustCompile(`(?m)^  --` + name + `\b.*\s` + EnvName(name) + `$`).MatchString(out) {
+				t.Errorf("%s: no line for --%s with %s:\n%s", arg, name, EnvName(name), out)
+			}
+		}
+		if !strings.Contains(out, SecretEnv) || !strings.Contains(out, `(default "127.0.0.1:9090")`) {
+			t.Errorf("%s: help lacks %s or a default:\n%s", arg, SecretEnv, out)
+		}
+	}
+}
+
+func TestTokenHelp(t *testing.T) {
+	var help strings.Builder
+	if _, err := ParseTokenConfig([]string{"-h"}, env(nil), &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	out := help.String()
+	if !regexp.MustCompile(`(?m)^  --db string\s+USERS_DB$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^  --role role\s*$`).MatchString(out) || !strings.Contains(out, "admin, issuer, auditor") {
+		t.Fatalf("token help:\n%s", out)
 	}
 }
 

@@ -24,32 +24,52 @@ const generatedSecretName = "jwt-secret"
 
 // secret is an HS256 key and where it came from.
 type secret struct {
-	key       []byte
+	key       []byte // nil: the generated secret does not exist yet
 	path      string // the file it was read from or written to, if any
 	generated bool   // no key was configured: it is the data directory's own
-	created   bool   // created by this call
+	created   bool   // created by ensure, in this start
 }
 
-// loadSecret finds the HS256 secret: the configured file, USERS_JWT_SECRET,
-// or else the data directory's generated one (created on first use).
-func loadSecret(a AuthConfig, db string) (secret, error) {
+// findSecret finds the HS256 secret that `serve` and `token` both use: the
+// configured file, USERS_JWT_SECRET, or else the generated one beside the
+// database. It creates nothing: a generated secret that does not exist yet
+// comes back with its path and no key (see ensure).
+func findSecret(a AuthConfig, db string) (secret, error) {
 	switch {
 	case a.SecretFile != "":
 		key, err := readSecretFile(a.SecretFile)
 		return secret{key: key, path: a.SecretFile}, err
 	case a.Secret != "":
 		return secret{key: []byte(a.Secret)}, nil
+	case isPostgres(db):
+		// Several instances share a PostgreSQL database: a secret generated
+		// by one would not be known to the others.
+		return secret{}, fmt.Errorf("--db is a PostgreSQL URL: configure a key with --jwt-secret-file, %s or --jwks-url", SecretEnv)
 	}
 	path := filepath.Join(filepath.Dir(db), generatedSecretName)
 	key, err := readSecretFile(path)
-	if err == nil {
-		return secret{key: key, path: path, generated: true}, nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return secret{path: path, generated: true}, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		return secret{}, err
 	}
-	key, err = createSecretFile(path)
-	return secret{key: key, path: path, generated: true, created: true}, err
+	return secret{key: key, path: path, generated: true}, nil
+}
+
+// ensure creates the generated secret when findSecret found none. Only
+// `serve` calls it, after the database opened: a start that fails earlier
+// (a port in use, an unwritable --db) leaves no secret behind.
+func (s secret) ensure() (secret, error) {
+	if s.key != nil {
+		return s, nil
+	}
+	key, err := createSecretFile(s.path)
+	if err != nil {
+		return secret{}, err
+	}
+	s.key, s.created = key, true
+	return s, nil
 }
 
 // exposed reports whether the secret's file can be read by its group or by
@@ -81,12 +101,10 @@ func readSecretFile(path string) ([]byte, error) {
 }
 
 // createSecretFile writes 32 random bytes, hex-encoded, readable by the
-// owner only. O_EXCL: two processes starting at once never overwrite each
-// other's secret; the loser reads the winner's.
+// owner only, in a directory that exists (the database's). O_EXCL: two
+// processes starting at once never overwrite each other's secret; the
+// loser reads the winner's.
 func createSecretFile(path string) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create JWT secret: %w", err)
-	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	key := []byte(hex.EncodeToString(raw))
@@ -108,9 +126,20 @@ func createSecretFile(path string) ([]byte, error) {
 	return key, f.Close()
 }
 
-// newVerifier builds the token verifier the configuration asks for. The
-// returned secret is set when tokens are HS256 (so startup can print one).
-func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verifier, secret, error) {
+// serveKey is the HS256 secret `serve` will verify with, found before
+// anything is created; none with --jwks-url.
+func serveKey(cfg Config) (secret, error) {
+	if cfg.Auth.JWKSURL != "" {
+		return secret{}, nil
+	}
+	return findSecret(cfg.Auth, cfg.DB)
+}
+
+// newVerifier builds the token verifier the configuration asks for, HS256
+// ones with key (creating the generated secret if it does not exist yet).
+// The returned secret is set when tokens are HS256 (so startup can print
+// one).
+func newVerifier(ctx context.Context, cfg Config, key secret, log *slog.Logger) (*auth.Verifier, secret, error) {
 	opts := auth.Options{Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, RolesClaim: cfg.Auth.RolesClaim}
 	if cfg.Auth.JWKSURL != "" {
 		v, err := auth.NewJWKS(ctx, cfg.Auth.JWKSURL, opts, auth.JWKSOptions{
@@ -122,10 +151,10 @@ func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verif
 		})
 		return v, secret{}, err
 	}
-	s, err := loadSecret(cfg.Auth, cfg.DB)
+	key, err := key.ensure()
 	if err != nil {
 		return nil, secret{}, err
 	}
-	v, err := auth.NewHMAC(s.key, opts)
-	return v, s, err
+	v, err := auth.NewHMAC(key.key, opts)
+	return v, key, err
 }
