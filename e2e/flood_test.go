@@ -36,7 +36,7 @@ import (
 const (
 	floodFor       = 5 * time.Second // bound on sending one flood
 	maxFloodRSS    = 400 << 20       // peak resident memory (VmHWM)
-	maxHealthzWait = time.Second // the contract's bound, for the production build
+	maxHealthzWait = time.Second     // the contract's bound, for the production build
 	// The database may grow by the authenticated prober's own events,
 	// about 30 KiB of WAL frames a round; recording the flood's calls would
 	// take tens of MiB.
