@@ -6,10 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -19,6 +22,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // failingUsers fails GetUser with an INTERNAL status that carries no
@@ -31,13 +35,14 @@ func (failingUsers) GetUser(context.Context, *usersv1.GetUserRequest) (*usersv1.
 	return nil, status.Error(codes.Internal, "boom")
 }
 
-// An INTERNAL status is a 500 when the call reached the server, and a 400
-// when grpc-go could not even marshal the request: the errors here are the
-// real ones grpc-go returns.
-func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
+// inMemoryConn serves users on an in-memory listener, behind the request
+// id interceptor as the real server is, and returns a connection to it;
+// both are closed when t ends.
+func inMemoryConn(t *testing.T, users usersv1.UserServiceServer) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 16)
 	srv := grpc.NewServer(grpc.UnaryInterceptor(requestid.UnaryServerInterceptor()))
-	usersv1.RegisterUserServiceServer(srv, failingUsers{})
+	usersv1.RegisterUserServiceServer(srv, users)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("passthrough:///test",
@@ -47,7 +52,14 @@ func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	client := usersv1.NewUserServiceClient(conn)
+	return conn
+}
+
+// An INTERNAL status is a 500 when the call reached the server, and a 400
+// when grpc-go could not even marshal the request: the errors here are the
+// real ones grpc-go returns.
+func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
+	client := usersv1.NewUserServiceClient(inMemoryConn(t, failingUsers{}))
 	g := &Gateway{log: slog.New(slog.NewTextHandler(io.Discard, nil)), routes: testRoutes}
 
 	for _, tc := range []struct {
@@ -86,4 +98,76 @@ func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
 			t.Fatalf("status %d", rec.Code)
 		}
 	})
+}
+
+// The error handler renders a refusal the guard decided only when the call
+// failed for it (REQUEST_REJECTED) and the request carries it, so the mark
+// alone cannot make one up and a rejected request without a token is
+// still a 401; our service's statuses keep their messages, others get
+// generic ones; a 401 challenges for a token, naming an invalid one.
+func TestErrorHandlerRendering(t *testing.T) {
+	g := &Gateway{log: slog.New(slog.DiscardHandler), routes: testRoutes, rejectionKey: "key"}
+	plain := func() *http.Request { return httptest.NewRequest("PUT", "/v1/users/x", nil) }
+	tooLarge := func() *http.Request {
+		return g.markRejected(plain(), &rejection{status: 413, message: "The request body must be at most 10 bytes"})
+	}
+	unknownKey := func() *http.Request {
+		return g.markRejected(plain(), &rejection{status: 400, message: "Validation failed",
+			details: []detail{{Value: "1", Msg: "unknown field", Param: "nope", Location: locBody}}})
+	}
+	bodyKept := func() *http.Request {
+		r := plain()
+		return r.WithContext(withBody(r.Context(), []byte(`{"claims":{"a":"bad value"}}`)))
+	}
+	const (
+		challenge        = `Bearer realm="usersd"`
+		invalidChallenge = `Bearer realm="usersd", error="invalid_token", error_description="Token 'x' has expired"`
+	)
+	for _, tc := range []struct {
+		name      string
+		req       func() *http.Request
+		err       error
+		status    int
+		word      string
+		message   string
+		details   []string // param@location=value: msg
+		challenge string   // WWW-Authenticate
+	}{
+		{"case=refusal rendered", tooLarge, rpcerr.Rejected("413"), 413, "PayloadTooLarge", "The request body must be at most 10 bytes", nil, ""},
+		{"case=refusal details rendered", unknownKey, rpcerr.Rejected("400"), 400, "BadRequest", "Validation failed", []string{"nope@body=1: unknown field"}, ""},
+		{"case=rejected status without the request's refusal is generic", plain, rpcerr.Rejected("413"), 400, "BadRequest", "Request rejected", nil, ""},
+		{"case=refused request failing authentication first is a 401", tooLarge,
+			rpcerr.New(codes.Unauthenticated, "Missing bearer token", rpcerr.ReasonMissingToken), 401, "Unauthorized", "Missing bearer token", nil, challenge},
+		{"case=refused request failing authorization first is a 403", tooLarge,
+			rpcerr.New(codes.PermissionDenied, "Role required", rpcerr.ReasonRoleRequired), 403, "Forbidden", "Role required", nil, ""},
+		{"case=invalid token", plain,
+			rpcerr.New(codes.Unauthenticated, `Token "x" has expired`, rpcerr.ReasonInvalidToken), 401, "Unauthorized", `Token "x" has expired`, nil, invalidChallenge},
+		{"case=401 from elsewhere", plain, status.Error(codes.Unauthenticated, "transport: secrets"), 401, "Unauthorized", "Unauthorized", nil, challenge},
+		{"case=service status keeps its message", plain,
+			rpcerr.New(codes.NotFound, "User not found", "USER_NOT_FOUND"), 404, "NotFound", "User not found", nil, ""},
+		{"case=status from elsewhere gets a generic message", plain, status.Error(codes.NotFound, "grpc: internals"), 404, "NotFound", "Not found", nil, ""},
+		{"case=service violations become details with the value sent", bodyKept,
+			rpcerr.New(codes.InvalidArgument, "Validation failed", "INVALID_ARGUMENT", &errdetails.BadRequest{
+				FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "user.claims.a", Description: "must be short"}},
+			}), 400, "BadRequest", "Validation failed", []string{"claims.a@body=bad value: must be short"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			g.errorHandler(t.Context(), nil, nil, rec, tc.req(), tc.err)
+			var body errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			var details []string
+			for _, d := range body.Details {
+				details = append(details, d.Param+"@"+d.Location+"="+d.Value+": "+d.Msg)
+			}
+			if rec.Code != tc.status || body.Code != tc.word || body.Message != tc.message || !slices.Equal(details, tc.details) {
+				t.Fatalf("got %d %s %q %q\nwant %d %s %q %q", rec.Code, body.Code, body.Message, details, tc.status, tc.word, tc.message, tc.details)
+			}
+			if got := rec.Header().Get("WWW-Authenticate"); got != tc.challenge {
+				t.Fatalf("WWW-Authenticate %q, want %q", got, tc.challenge)
+			}
+		})
+	}
 }

@@ -1,8 +1,15 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
 func TestCheckQuery(t *testing.T) {
@@ -75,5 +82,97 @@ func TestDropGatewayHeaders(t *testing.T) {
 	dropGatewayHeaders(h)
 	if len(h) != 3 || h["Authorization"] == nil || h["X-Request-Id"] == nil || h["Grpc-Other"] == nil {
 		t.Fatalf("left %v", h)
+	}
+}
+
+// The update mask of a PUT is exactly the top-level keys of its body, a
+// null included (it clears); whatever the query says is replaced.
+func TestSetUpdateMask(t *testing.T) {
+	put, _ := testRoutes.find("PUT", "/v1/users/x")
+	mask := updateMaskField(put)
+	for _, tc := range []struct {
+		name, query, body, want string
+	}{
+		{"case=claims", "", `{"claims":{"a":1}}`, "claims"},
+		{"case=null claims", "", `{"claims":null}`, "claims"},
+		{"case=null provider, by JSON name", "", `{"authenticationProvider":null}`, "authentication_provider"},
+		{"case=provider by proto name", "", `{"authentication_provider":{}}`, "authentication_provider"},
+		{"case=both, sorted", "", `{"claims":{},"authenticationProvider":null}`, "authentication_provider,claims"},
+		{"case=id is a key like the others", "", `{"id":"x","claims":{}}`, "claims,id"},
+		{"case=no keys", "", `{}`, ""},
+		{"case=no body", "", ``, ""},
+		{"case=unknown keys ignored", "", `{"nope":1,"user":{},"claims":{}}`, "claims"},
+		{"case=update_mask in the query replaced", "update_mask=authentication_provider", `{"claims":{}}`, "claims"},
+		{"case=update_mask in the query replaced by none", "update_mask=claims", `{}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("PUT", "/v1/users/x?"+tc.query, nil)
+			setUpdateMask(r, mask, []byte(tc.body), put.bodyMessage())
+			if got := r.URL.Query()["update_mask"]; len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("update_mask %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// updatesSeen answers UpdateUser and keeps the requests it got.
+type updatesSeen struct {
+	usersv1.UnimplementedUserServiceServer
+	reqs chan *usersv1.UpdateUserRequest
+}
+
+func (u updatesSeen) UpdateUser(_ context.Context, req *usersv1.UpdateUserRequest) (*usersv1.UpdateUserResponse, error) {
+	u.reqs <- req
+	return &usersv1.UpdateUserResponse{User: &usersv1.User{Id: req.GetId()}}, nil
+}
+
+// Through the gateway, a PUT reaches the service with the mask its body
+// keys make, whatever the client put in the query under either name: the
+// gRPC request always has a mask, so "no mask" semantics never apply to
+// REST.
+func TestPUTReachesServiceWithMaskFromBodyKeys(t *testing.T) {
+	seen := updatesSeen{reqs: make(chan *usersv1.UpdateUserRequest, 1)}
+	h, err := New(t.Context(), inMemoryConn(t, seen), Options{
+		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1 << 16, MaxJSONDepth: 32,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70"
+	for _, tc := range []struct {
+		name, query, body string
+		paths             []string
+		claimsSet         bool
+	}{
+		{"case=claims", "", `{"claims":{"a":1}}`, []string{"claims"}, true},
+		{"case=null claims clear", "", `{"claims":null}`, []string{"claims"}, false},
+		{"case=null provider unlinks", "", `{"authenticationProvider":null}`, []string{"authentication_provider"}, false},
+		{"case=both", "", `{"authenticationProvider":null,"claims":{}}`, []string{"authentication_provider", "claims"}, true},
+		{"case=id", "", `{"id":"` + id + `"}`, []string{"id"}, false},
+		{"case=empty object", "", `{}`, nil, false},
+		{"case=updateMask in the query ignored", "?updateMask=authenticationProvider", `{"claims":{}}`, []string{"claims"}, true},
+		{"case=update_mask in the query ignored", "?update_mask=claims&updateMask=claims", `{}`, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("PUT", "/v1/users/"+id+tc.query, strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var req *usersv1.UpdateUserRequest
+			select {
+			case req = <-seen.reqs:
+			default:
+				t.Fatal("the service got no UpdateUser")
+			}
+			if req.GetUpdateMask() == nil || !slices.Equal(req.GetUpdateMask().GetPaths(), tc.paths) {
+				t.Fatalf("update mask %v, want paths %q", req.GetUpdateMask(), tc.paths)
+			}
+			if (req.GetUser().GetClaims() != nil) != tc.claimsSet {
+				t.Fatalf("claims %v, want set: %v", req.GetUser().GetClaims(), tc.claimsSet)
+			}
+		})
 	}
 }

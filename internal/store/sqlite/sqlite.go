@@ -47,6 +47,8 @@ type Store struct {
 
 	file dbFile // the file opened, checked before every commit
 
+	clock func() time.Time // Options.Now
+
 	keyMu sync.Mutex
 	key   []byte // cursor key, nil until first read
 
@@ -60,6 +62,10 @@ type Options struct {
 	// file and refuses a damaged database (ErrCorrupt). It reads the
 	// whole file: skip it for very large ones.
 	QuickCheck bool
+	// Now is the clock the store reads for the times it writes (created
+	// and updated times); nil means time.Now. Tests set it to control
+	// time instead of waiting for it to pass.
+	Now func() time.Time
 }
 
 // ErrCorrupt: the database file is damaged (it fails its integrity check,
@@ -108,7 +114,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(opError("open readers", err), r.Close(), w.Close())
 	}
-	return &Store{w: w, r: r, file: file}, nil
+	clock := opts.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Store{w: w, r: r, file: file, clock: clock}, nil
 }
 
 // quickCheck runs PRAGMA quick_check on db and reports its first findings
@@ -276,7 +286,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.write(ctx, "ping", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO settings (name, value) VALUES ('ready_probe', ?)
-			 ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			 ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(s.now().Format(time.RFC3339Nano)))
 		return err
 	})
 }

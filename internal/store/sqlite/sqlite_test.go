@@ -25,7 +25,23 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+		return openWith(t, filepath.Join(t.TempDir(), "users.db"), Options{QuickCheck: true, Now: now})
+	})
+}
+
+// Without Options.Now the store keeps wall-clock times (the contract
+// suite runs on a clock of its own).
+func TestDefaultClockIsWallTime(t *testing.T) {
+	s := openTemp(t)
+	before := time.Now().Truncate(time.Millisecond)
+	u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if after := time.Now(); u.CreatedAt.Before(before) || u.CreatedAt.After(after) {
+		t.Errorf("CreatedAt = %v, want between %v and %v", u.CreatedAt, before, after)
+	}
 }
 
 func TestPragmasOnPooledConnections(t *testing.T) {
@@ -392,7 +408,13 @@ func openTemp(tb testing.TB) *Store {
 // is fine.
 func openAt(tb testing.TB, path string) *Store {
 	tb.Helper()
-	s, err := Open(tb.Context(), path, Options{QuickCheck: true})
+	return openWith(tb, path, Options{QuickCheck: true})
+}
+
+// openWith is openAt with options.
+func openWith(tb testing.TB, path string, opts Options) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), path, opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

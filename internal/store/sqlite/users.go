@@ -22,7 +22,7 @@ const (
 // CreateUser inserts u and returns it with Seq and timestamps filled in;
 // the trail is inserted in the same transaction.
 func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Event) (store.User, error) {
-	u.CreatedAt = now()
+	u.CreatedAt = s.now()
 	u.UpdatedAt = u.CreatedAt
 	err := s.write(ctx, "create user", func(tx *sql.Tx) error {
 		pid, purl, sub := providerArgs(u.Provider)
@@ -68,7 +68,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 			return err
 		}
 		if changes {
-			if err := updateUser(ctx, tx, &u, c); err != nil {
+			if err := updateUser(ctx, tx, &u, c, s.now()); err != nil {
 				return err
 			}
 		}
@@ -80,10 +80,11 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 	return u, nil
 }
 
-// updateUser applies c to u, the user as read in tx, and writes it back.
-func updateUser(ctx context.Context, tx *sql.Tx, u *store.User, c store.UserChange) error {
+// updateUser applies c to u, the user as read in tx, and writes it back
+// updated at the given time.
+func updateUser(ctx context.Context, tx *sql.Tx, u *store.User, c store.UserChange, at time.Time) error {
 	applyChange(u, c)
-	u.UpdatedAt = now()
+	u.UpdatedAt = at
 	pid, purl, sub := providerArgs(u.Provider)
 	_, err := tx.ExecContext(ctx,
 		`UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
@@ -178,9 +179,10 @@ func providerArgs(p *store.ProviderLink) (id, url, subject any) {
 	return p.ProviderID, p.URL, p.SubjectID
 }
 
-// now is the timestamp of a write, at the millisecond resolution stored.
-func now() time.Time {
-	return time.Now().UTC().Truncate(time.Millisecond)
+// now is the time of a write by the store's clock, in UTC at the
+// millisecond resolution stored.
+func (s *Store) now() time.Time {
+	return s.clock().UTC().Truncate(time.Millisecond)
 }
 
 // opError wraps an error of op for callers: a missing row becomes

@@ -51,7 +51,7 @@ func trailOf(op, requestID string) []store.Event {
 	}
 }
 
-func testEventWithCreate(t *testing.T, s store.Store) {
+func testEventWithCreate(t *testing.T, s store.Store, _ *Clock) {
 	trail := trailOf("USER_CREATE", "req-create")
 	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`)}, trail)
 	if err != nil {
@@ -61,7 +61,7 @@ func testEventWithCreate(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
-func testEventWithUpdate(t *testing.T, s store.Store) {
+func testEventWithUpdate(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, nil)
 	trail := trailOf("USER_UPDATE", "req-update")
 	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, trail)
@@ -77,9 +77,9 @@ func testEventWithUpdate(t *testing.T, s store.Store) {
 
 // An update that changes nothing still succeeds, so it still has its
 // trail, and it leaves the user as it was, UpdatedAt included.
-func testEventWithEmptyUpdate(t *testing.T, s store.Store) {
+func testEventWithEmptyUpdate(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
-	waitNextMilli(u.UpdatedAt)
+	clock.Advance(time.Second)
 	trail := trailOf("USER_UPDATE", "req-update")
 	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{}, trail)
 	if err != nil {
@@ -90,7 +90,7 @@ func testEventWithEmptyUpdate(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
-func testEventWithDelete(t *testing.T, s store.Store) {
+func testEventWithDelete(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
 	trail := trailOf("USER_DELETE", "req-delete")
 	if err := s.DeleteUser(t.Context(), u.ID, trail); err != nil {
@@ -102,7 +102,7 @@ func testEventWithDelete(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
-func testNoEventWhenNoneGiven(t *testing.T, s store.Store) {
+func testNoEventWhenNoneGiven(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
 	mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
 	mustUpdate(t, s, u.ID, store.UserChange{})
@@ -113,7 +113,7 @@ func testNoEventWhenNoneGiven(t *testing.T, s store.Store) {
 }
 
 // No event without its change: a mutation that fails writes no event.
-func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store) {
+func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	link := newLink()
 	mustCreate(t, s, `{}`, link)
@@ -138,7 +138,7 @@ func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store) {
 // A mutation's START is written twice, with the mutation and by the
 // asynchronous writer, in either order: it is stored once, and neither
 // write fails.
-func testTrailWrittenOnce(t *testing.T, s store.Store) {
+func testTrailWrittenOnce(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	early := trailOf("USER_CREATE", "req-early") // START written before the mutation
 	appendEvents(t, s, early[0])
@@ -155,7 +155,7 @@ func testTrailWrittenOnce(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), late[1], late[0], early[1], early[0])
 }
 
-func testAppendEvents(t *testing.T, s store.Store) {
+func testAppendEvents(t *testing.T, s store.Store, _ *Clock) {
 	if err := s.AppendEvents(t.Context(), nil); err != nil {
 		t.Fatalf("AppendEvents of no events: %v", err)
 	}
@@ -174,7 +174,7 @@ func testAppendEvents(t *testing.T, s store.Store) {
 
 // An event whose id is stored already is skipped: the stored one stays as
 // it is, and the rest of the batch is written.
-func testAppendEventsSkipsStoredIDs(t *testing.T, s store.Store) {
+func testAppendEventsSkipsStoredIDs(t *testing.T, s store.Store, _ *Clock) {
 	first := newEvent(ms(0), "USER_CREATE_START", "user", "req-1")
 	appendEvents(t, s, first)
 	dup := newEvent(ms(2), "USER_CREATE_START", "user", "req-2")
@@ -186,7 +186,7 @@ func testAppendEventsSkipsStoredIDs(t *testing.T, s store.Store) {
 
 // Newest first, and among events of the same millisecond by id,
 // descending, whatever the order they were written in.
-func testListEventsOrder(t *testing.T, s store.Store) {
+func testListEventsOrder(t *testing.T, s store.Store, _ *Clock) {
 	var events []store.Event
 	for i, at := range []int{0, 5, 5, 5, -3, 5, 0, 7} {
 		events = append(events, newEvent(ms(at), fmt.Sprintf("T%d", i), "user", "req"))
@@ -195,7 +195,7 @@ func testListEventsOrder(t *testing.T, s store.Store) {
 	assertEvents(t, allEvents(t, s), sortedNewestFirst(events)...)
 }
 
-func testListEventsFilters(t *testing.T, s store.Store) {
+func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 	all := filterFixture()
 	appendEvents(t, s, all...)
 	// Half a millisecond into an instant that has events: the inclusive
@@ -274,7 +274,7 @@ func filterFixture() []store.Event {
 
 // An event matching both a listed category and a listed type is listed
 // once.
-func testListEventsCategoriesOrTypes(t *testing.T, s store.Store) {
+func testListEventsCategoriesOrTypes(t *testing.T, s store.Store, _ *Clock) {
 	catOnly := newEvent(ms(0), "OTHER", "audit", "r")
 	typeOnly := newEvent(ms(1), "USER_DELETE_SUCCESS", "user", "r")
 	both := newEvent(ms(2), "USER_DELETE_SUCCESS", "audit", "r")
@@ -288,7 +288,7 @@ func testListEventsCategoriesOrTypes(t *testing.T, s store.Store) {
 
 // Filters may name many values (a backend may plan such a query
 // differently).
-func testListEventsManyValues(t *testing.T, s store.Store) {
+func testListEventsManyValues(t *testing.T, s store.Store, _ *Clock) {
 	all := filterFixture()
 	appendEvents(t, s, all...)
 	f := store.EventFilter{Categories: []string{"admin"}, Types: []string{"T2"}, RequestIDs: []string{"req-a", "req-b"}}
@@ -309,7 +309,7 @@ func testListEventsManyValues(t *testing.T, s store.Store) {
 // Keyset paging goes through runs of events in the same millisecond
 // without skipping or repeating any, and reports more exactly: no page
 // is empty.
-func testListEventsPaging(t *testing.T, s store.Store) {
+func testListEventsPaging(t *testing.T, s store.Store, _ *Clock) {
 	var events []store.Event
 	for _, at := range []int{0, 0, 0, 1, 2, 2, 2, 2, 3} {
 		events = append(events, newEvent(ms(at), "T", "user", "req"))
@@ -323,7 +323,7 @@ func testListEventsPaging(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeleteEventsBefore(t *testing.T, s store.Store) {
+func testDeleteEventsBefore(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	cut := ms(10)
 	oldest := []store.Event{newEvent(ms(5), "T", "user", "r"), newEvent(ms(5), "T", "user", "r"), newEvent(ms(5), "T", "user", "r")}

@@ -2,6 +2,9 @@
 // as a test suite each backend runs against itself:
 //
 //	func TestContract(t *testing.T) { storetest.Run(t, openFresh) }
+//
+// The suite drives the store's clock: open hands the backend the clock
+// to read, and the tests move it, so no test waits for time to pass.
 package storetest
 
 import (
@@ -9,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -20,9 +22,11 @@ import (
 )
 
 // Run runs the contract suite. open must return an empty store that no
-// other caller shares, and close it when t ends (t.Cleanup); the subtests
-// run in parallel, each on its own store.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// other caller shares, that reads the time of its writes (created and
+// updated times) from now and from no other clock, and close it when t
+// ends (t.Cleanup); the subtests run in parallel, each on its own store
+// and clock.
+func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store) {
 	userCases := []testCase{
 		{"create_get_roundtrip", testCreateGet},
 		{"unlinked_user", testUnlinkedUser},
@@ -49,29 +53,54 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, tc := range append(userCases, eventCases...) {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, open(t))
+			clock := &Clock{now: clockStart}
+			tc.fn(t, open(t, clock.Now), clock)
 		})
 	}
 }
 
-// testCase is one contract test, run on a store of its own.
+// testCase is one contract test, run on a store and clock of its own.
 type testCase struct {
 	name string
-	fn   func(t *testing.T, s store.Store)
+	fn   func(t *testing.T, s store.Store, clock *Clock)
 }
 
-func testCreateGet(t *testing.T, s store.Store) {
+// clockStart is where every test's clock starts: an arbitrary instant
+// with a fraction of a millisecond, outside UTC, so a store that rounds
+// coarser than a millisecond, or keeps the clock's zone, is caught.
+var clockStart = time.Date(2026, 11, 28, 14, 2, 5, 123_456_789, time.FixedZone("UTC+1", 3600))
+
+// Clock is a store's clock in a contract test: it stands still until the
+// test advances it. Safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time; it is what the store reads.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func testCreateGet(t *testing.T, s store.Store, clock *Clock) {
 	link := newLink()
-	before := time.Now()
 	created, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{"a":1}`), Provider: link}, nil)
-	after := time.Now()
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	if created.Seq <= 0 {
 		t.Errorf("Seq = %d, want > 0", created.Seq)
 	}
-	assertTimeIn(t, "CreatedAt", created.CreatedAt, before, after)
+	assertTime(t, "CreatedAt", created.CreatedAt, clock.Now())
 	if !created.UpdatedAt.Equal(created.CreatedAt) {
 		t.Errorf("UpdatedAt = %v, want CreatedAt %v", created.UpdatedAt, created.CreatedAt)
 	}
@@ -82,14 +111,14 @@ func testCreateGet(t *testing.T, s store.Store) {
 	}
 }
 
-func testUnlinkedUser(t *testing.T, s store.Store) {
+func testUnlinkedUser(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
 	if got := mustGet(t, s, u.ID); got.Provider != nil || string(got.Claims) != `{}` {
 		t.Errorf("got provider %+v, claims %s; want nil, {}", got.Provider, got.Claims)
 	}
 }
 
-func testMissingUser(t *testing.T, s store.Store) {
+func testMissingUser(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	id := newID(t)
 	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
@@ -106,7 +135,7 @@ func testMissingUser(t *testing.T, s store.Store) {
 	}
 }
 
-func testDelete(t *testing.T, s store.Store) {
+func testDelete(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	gone := mustCreate(t, s, `{}`, nil)
 	kept := mustCreate(t, s, `{}`, nil)
@@ -122,36 +151,35 @@ func testDelete(t *testing.T, s store.Store) {
 	assertUser(t, mustGet(t, s, kept.ID), kept)
 }
 
-func testUpdateClaimsOnly(t *testing.T, s store.Store) {
+func testUpdateClaimsOnly(t *testing.T, s store.Store, clock *Clock) {
 	link := newLink()
 	u := mustCreate(t, s, `{"v":1}`, link)
-	waitNextMilli(u.UpdatedAt)
-	before := time.Now()
+	clock.Advance(time.Millisecond)
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
 	want := u
 	want.Claims = []byte(`{"v":2}`)
 	want.UpdatedAt = got.UpdatedAt
 	assertUser(t, got, want)
-	assertTimeIn(t, "UpdatedAt", got.UpdatedAt, before, time.Now())
+	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
 	assertUser(t, mustGet(t, s, u.ID), got)
 }
 
-func testUpdateProviderOnly(t *testing.T, s store.Store) {
+func testUpdateProviderOnly(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, nil)
 	link := newLink()
-	waitNextMilli(u.UpdatedAt)
-	before := time.Now()
+	clock.Advance(time.Millisecond)
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetProvider: true, Provider: link})
 	want := u
 	want.Provider = link
 	want.UpdatedAt = got.UpdatedAt
 	assertUser(t, got, want)
-	assertTimeIn(t, "UpdatedAt", got.UpdatedAt, before, time.Now())
+	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
 	assertUser(t, mustGet(t, s, u.ID), got)
 }
 
-func testUpdateUnlink(t *testing.T, s store.Store) {
+func testUpdateUnlink(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
+	clock.Advance(time.Hour)
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetProvider: true, Provider: nil})
 	if got.Provider != nil {
 		t.Errorf("Provider after unlink = %+v, want nil", got.Provider)
@@ -159,18 +187,19 @@ func testUpdateUnlink(t *testing.T, s store.Store) {
 	if string(got.Claims) != `{"v":1}` {
 		t.Errorf("Claims after unlink = %s, want unchanged", got.Claims)
 	}
+	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
 	assertUser(t, mustGet(t, s, u.ID), got)
 }
 
-func testUpdateNothing(t *testing.T, s store.Store) {
+func testUpdateNothing(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
-	waitNextMilli(u.UpdatedAt)
+	clock.Advance(time.Second)
 	assertUser(t, mustUpdate(t, s, u.ID, store.UserChange{}), u)
 	assertUser(t, mustGet(t, s, u.ID), u)
 }
 
 // Re-setting the link a user already has is not a conflict with itself.
-func testUpdateKeepsOwnLink(t *testing.T, s store.Store) {
+func testUpdateKeepsOwnLink(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	u := mustCreate(t, s, `{}`, link)
 	same := *link
@@ -180,7 +209,7 @@ func testUpdateKeepsOwnLink(t *testing.T, s store.Store) {
 	}
 }
 
-func testConflictOnCreate(t *testing.T, s store.Store) {
+func testConflictOnCreate(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	owner := mustCreate(t, s, `{}`, link)
 	other := *link
@@ -193,7 +222,7 @@ func testConflictOnCreate(t *testing.T, s store.Store) {
 	assertIDs(t, listAll(t, s), owner.ID)
 }
 
-func testConflictOnUpdate(t *testing.T, s store.Store) {
+func testConflictOnUpdate(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	mustCreate(t, s, `{}`, link)
 	u := mustCreate(t, s, `{"v":1}`, nil)
@@ -208,7 +237,7 @@ func testConflictOnUpdate(t *testing.T, s store.Store) {
 	assertUser(t, mustGet(t, s, u.ID), u)
 }
 
-func testSameSubjectOtherProvider(t *testing.T, s store.Store) {
+func testSameSubjectOtherProvider(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	mustCreate(t, s, `{}`, link)
 	other := *link
@@ -223,7 +252,7 @@ func testSameSubjectOtherProvider(t *testing.T, s store.Store) {
 	mustCreate(t, s, `{}`, &third)
 }
 
-func testUnlinkFreesLink(t *testing.T, s store.Store) {
+func testUnlinkFreesLink(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	first := mustCreate(t, s, `{}`, link)
 	mustUpdate(t, s, first.ID, store.UserChange{SetProvider: true})
@@ -235,7 +264,7 @@ func testUnlinkFreesLink(t *testing.T, s store.Store) {
 	mustCreate(t, s, `{}`, nil) // unlinked users never conflict with each other
 }
 
-func testDeleteFreesLink(t *testing.T, s store.Store) {
+func testDeleteFreesLink(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	first := mustCreate(t, s, `{}`, link)
 	if err := s.DeleteUser(t.Context(), first.ID, nil); err != nil {
@@ -244,7 +273,7 @@ func testDeleteFreesLink(t *testing.T, s store.Store) {
 	mustCreate(t, s, `{}`, link)
 }
 
-func testConcurrentCreateSameLink(t *testing.T, s store.Store) {
+func testConcurrentCreateSameLink(t *testing.T, s store.Store, _ *Clock) {
 	const n = 8
 	link := newLink()
 	ids := make([]string, n)
@@ -279,7 +308,7 @@ func testConcurrentCreateSameLink(t *testing.T, s store.Store) {
 	assertIDs(t, listAll(t, s), winners[0])
 }
 
-func testListPaging(t *testing.T, s store.Store) {
+func testListPaging(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	if users, more, err := s.ListUsers(ctx, store.Page{Limit: 10}); err != nil || len(users) != 0 || more {
 		t.Fatalf("empty store: %d users, more %v, err %v", len(users), more, err)
@@ -325,7 +354,7 @@ func testListPaging(t *testing.T, s store.Store) {
 // Users created and deleted between pages: those present throughout are
 // listed once each, deleted ones not yet reached are gone, new ones come
 // last in creation order.
-func testListUnderChurn(t *testing.T, s store.Store) {
+func testListUnderChurn(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	u := make([]store.User, 7)
 	for i := range 6 {
@@ -349,7 +378,7 @@ func testListUnderChurn(t *testing.T, s store.Store) {
 	}
 }
 
-func testSeqNotReused(t *testing.T, s store.Store) {
+func testSeqNotReused(t *testing.T, s store.Store, _ *Clock) {
 	mustCreate(t, s, `{}`, nil)
 	last := mustCreate(t, s, `{}`, nil)
 	if err := s.DeleteUser(t.Context(), last.ID, nil); err != nil {
@@ -361,7 +390,7 @@ func testSeqNotReused(t *testing.T, s store.Store) {
 	}
 }
 
-func testCursorKey(t *testing.T, s store.Store) {
+func testCursorKey(t *testing.T, s store.Store, _ *Clock) {
 	k1, err := s.CursorKey(t.Context())
 	if err != nil {
 		t.Fatalf("CursorKey: %v", err)
@@ -378,7 +407,7 @@ func testCursorKey(t *testing.T, s store.Store) {
 	}
 }
 
-func testCursorKeyConcurrent(t *testing.T, s store.Store) {
+func testCursorKeyConcurrent(t *testing.T, s store.Store, _ *Clock) {
 	keys := make([][]byte, 8)
 	errs := make([]error, len(keys))
 	start := make(chan struct{})
@@ -401,7 +430,7 @@ func testCursorKeyConcurrent(t *testing.T, s store.Store) {
 	}
 }
 
-func testPing(t *testing.T, s store.Store) {
+func testPing(t *testing.T, s store.Store, _ *Clock) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
@@ -496,23 +525,14 @@ func format(u store.User) string {
 		u.ID, u.Claims, u.Provider, u.Seq, u.CreatedAt, u.UpdatedAt)
 }
 
-// assertTimeIn checks that ts is a UTC time taken between from and to. A
-// store may round down, to no coarser than a millisecond.
-func assertTimeIn(t *testing.T, name string, ts, from, to time.Time) {
+// assertTime checks that ts is the UTC time at, as the store's clock gave
+// it. A store may round down, to no coarser than a millisecond.
+func assertTime(t *testing.T, name string, ts, at time.Time) {
 	t.Helper()
 	if ts.Location() != time.UTC {
 		t.Errorf("%s location %v, want UTC", name, ts.Location())
 	}
-	if ts.Before(from.Truncate(time.Millisecond)) || ts.After(to) {
-		t.Errorf("%s = %v, want between %v and %v", name, ts, from, to)
-	}
-}
-
-// waitNextMilli returns once the clock has passed ts's millisecond, so a
-// write made afterwards gets a strictly later timestamp even at a
-// store's millisecond resolution. It spins for under a millisecond.
-func waitNextMilli(ts time.Time) {
-	for !time.Now().Truncate(time.Millisecond).After(ts) {
-		runtime.Gosched()
+	if ts.Before(at.Truncate(time.Millisecond)) || ts.After(at) {
+		t.Errorf("%s = %v, want the clock's %v (to the millisecond)", name, ts, at)
 	}
 }

@@ -1,0 +1,234 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/store"
+)
+
+// fakeStore is a store.Store double for handler tests: it records every
+// call a handler makes, with its arguments, and answers from what the test
+// set up. The methods handlers never call are left to the embedded nil
+// interface, so calling one panics and names itself in the trace.
+type fakeStore struct {
+	store.Store
+	calls []storeCall
+
+	user   store.User    // GetUser's answer; UpdateUser applies the change to it
+	users  []store.User  // ListUsers' page
+	events []store.Event // ListEvents' page
+	more   bool          // a listed page has a successor
+	err    error         // when set, every call fails with it
+}
+
+// storeCall is one recorded call: the method and its arguments.
+type storeCall struct {
+	method string
+	id     string            // GetUser, UpdateUser, DeleteUser
+	user   store.User        // CreateUser
+	change store.UserChange  // UpdateUser
+	trail  []store.Event     // mutations
+	page   store.Page        // ListUsers
+	filter store.EventFilter // ListEvents
+}
+
+// testCursorKey is the fake database's cursor key.
+var testCursorKey = []byte("0123456789abcdef0123456789abcdef")
+
+// storedAt is when the fake says it wrote a user.
+var storedAt = time.Date(2026, 11, 28, 13, 2, 5, 0, time.UTC)
+
+func (f *fakeStore) CursorKey(context.Context) ([]byte, error) { return testCursorKey, nil }
+
+func (f *fakeStore) CreateUser(_ context.Context, u store.User, trail []store.Event) (store.User, error) {
+	f.calls = append(f.calls, storeCall{method: "CreateUser", user: u, trail: trail})
+	if f.err != nil {
+		return store.User{}, f.err
+	}
+	u.Seq, u.CreatedAt, u.UpdatedAt = 1, storedAt, storedAt
+	return u, nil
+}
+
+func (f *fakeStore) GetUser(_ context.Context, id string) (store.User, error) {
+	f.calls = append(f.calls, storeCall{method: "GetUser", id: id})
+	if f.err != nil {
+		return store.User{}, f.err
+	}
+	return f.user, nil
+}
+
+func (f *fakeStore) UpdateUser(_ context.Context, id string, c store.UserChange, trail []store.Event) (store.User, error) {
+	f.calls = append(f.calls, storeCall{method: "UpdateUser", id: id, change: c, trail: trail})
+	if f.err != nil {
+		return store.User{}, f.err
+	}
+	u := f.user
+	if c.SetClaims {
+		u.Claims = c.Claims
+	}
+	if c.SetProvider {
+		u.Provider = c.Provider
+	}
+	return u, nil
+}
+
+func (f *fakeStore) DeleteUser(_ context.Context, id string, trail []store.Event) error {
+	f.calls = append(f.calls, storeCall{method: "DeleteUser", id: id, trail: trail})
+	return f.err
+}
+
+func (f *fakeStore) ListUsers(_ context.Context, p store.Page) ([]store.User, bool, error) {
+	f.calls = append(f.calls, storeCall{method: "ListUsers", page: p})
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	return f.users, f.more, nil
+}
+
+func (f *fakeStore) ListEvents(_ context.Context, ef store.EventFilter) ([]store.Event, bool, error) {
+	f.calls = append(f.calls, storeCall{method: "ListEvents", filter: ef})
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	return f.events, f.more, nil
+}
+
+// only returns the one call the handler made, failing unless it made
+// exactly one, to method.
+func (f *fakeStore) only(t *testing.T, method string) storeCall {
+	t.Helper()
+	if len(f.calls) != 1 || f.calls[0].method != method {
+		t.Fatalf("store calls %v, want one %s", f.methods(), method)
+	}
+	return f.calls[0]
+}
+
+// none fails if the handler reached the store.
+func (f *fakeStore) none(t *testing.T) {
+	t.Helper()
+	if len(f.calls) != 0 {
+		t.Fatalf("store calls %v, want none", f.methods())
+	}
+}
+
+func (f *fakeStore) methods() []string {
+	out := make([]string, len(f.calls))
+	for i, c := range f.calls {
+		out[i] = c.method
+	}
+	return out
+}
+
+// newTestUsers returns the service over a fresh fake store.
+func newTestUsers(t *testing.T, limits Limits) (*Users, *fakeStore) {
+	t.Helper()
+	f := &fakeStore{}
+	s, err := NewUsers(t.Context(), f, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// nopSink takes the asynchronous events of a call and drops them: the
+// handler tests look at what reaches the store.
+type nopSink struct{}
+
+func (nopSink) Start(context.Context, store.Event) error { return nil }
+func (nopSink) End(*store.Event)                         {}
+
+// serve runs a handler behind two stages of the server's chain, in its
+// order: analytic events (so a mutation has a trail to hand the store),
+// then error mapping. It returns the response, or the status the client
+// would get.
+func serve[Req, Resp any](t *testing.T, method string, h func(context.Context, Req) (Resp, error), req Req) (Resp, *status.Status) {
+	t.Helper()
+	info := &grpc.UnaryServerInfo{FullMethod: method}
+	mapping := ErrorMapping(slog.New(slog.DiscardHandler))
+	handler := func(ctx context.Context, req any) (any, error) {
+		return mapping(ctx, req, info, func(ctx context.Context, req any) (any, error) { return h(ctx, req.(Req)) })
+	}
+	resp, err := events.NewRecorder(EventOps, nopSink{}).UnaryServerInterceptor()(t.Context(), req, info, handler)
+	if err != nil {
+		var zero Resp
+		return zero, status.Convert(err)
+	}
+	return resp.(Resp), nil
+}
+
+// wantOK fails the test when the call failed.
+func wantOK(t *testing.T, st *status.Status) {
+	t.Helper()
+	if st != nil {
+		t.Fatalf("status %v %q, want OK", st.Code(), st.Message())
+	}
+}
+
+// wantViolations checks that st is INVALID_ARGUMENT with field violations
+// on exactly these fields, in this order.
+func wantViolations(t *testing.T, st *status.Status, fields ...string) {
+	t.Helper()
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("status %v %q, want INVALID_ARGUMENT", st.Code(), st.Message())
+	}
+	var got []string
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				got = append(got, v.GetField())
+			}
+		}
+	}
+	if !slices.Equal(got, fields) {
+		t.Fatalf("violations on %q, want %q", got, fields)
+	}
+}
+
+// wantTrail checks that a mutation handed the store its START and its
+// SUCCESS naming userID.
+func wantTrail(t *testing.T, trail []store.Event, op, userID string) {
+	t.Helper()
+	if len(trail) != 2 || trail[0].Type != op+events.Start || trail[1].Type != op+events.Success {
+		t.Fatalf("trail %v, want %s START and SUCCESS", types(trail), op)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(trail[1].Metadata, &meta); err != nil || meta[events.KeyUserID] != userID {
+		t.Fatalf("SUCCESS metadata %s, want userId %s", trail[1].Metadata, userID)
+	}
+}
+
+func types(evs []store.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+// describeChange prints a UserChange for comparison: each part is "keep"
+// or its new value ("unlink" for no provider).
+func describeChange(c store.UserChange) string {
+	claims, provider := "keep", "keep"
+	if c.SetClaims {
+		claims = string(c.Claims)
+	}
+	if c.SetProvider {
+		provider = "unlink"
+		if p := c.Provider; p != nil {
+			provider = fmt.Sprintf("%s|%s|%s", p.ProviderID, p.URL, p.SubjectID)
+		}
+	}
+	return "claims=" + claims + " provider=" + provider
+}
