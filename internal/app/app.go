@@ -176,7 +176,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		transport = append(transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs), memLis.Addr())))
 	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
-	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
+	grpcSrv, health, err := newGRPCServer(users, grpcOptions{
 		Logger: log, Access: access, MaxRecvMsgSize: cfg.GRPCMaxRecv,
 		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
 		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
