@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,4 +332,90 @@ func wantError(t *testing.T, r response, status int, code string, details ...str
 		}
 	}
 	return e
+}
+
+// metricSum adds up the samples of the metric whose labels contain every
+// filter (all label sets when none).
+func metricSum(t *testing.T, text, name string, labelFilters ...string) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if !containsAll(line, labelFilters) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// serveMustFail runs `usersd serve` and expects it to exit non-zero by
+// itself, saying why; it returns the output.
+func serveMustFail(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", filepath.Join(dir, "users.db")}, args...)
+	cmd := exec.CommandContext(ctx, binary, argv...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	output := &watchBuffer{want: `"msg":"listening"`, seen: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = output, output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-output.seen:
+		cancel()
+		<-exited
+		t.Fatalf("usersd serve %q with %q started listening:\n%s", args, env, output)
+	case <-ctx.Done():
+		<-exited
+		t.Fatalf("usersd serve %q with %q did not exit by itself:\n%s", args, env, output)
+	}
+	out := output.String()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("usersd serve %q with %q: %v, want a non-zero exit\n%s", args, env, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jwt-secret")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused configuration left a generated jwt-secret: %v", err)
+	}
+	return string(out)
+}
+
+// watchBuffer collects output and closes seen once it contains want.
+type watchBuffer struct {
+	lockedBuffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watchBuffer) Write(p []byte) (int, error) {
+	n, err := w.lockedBuffer.Write(p)
+	if strings.Contains(w.lockedBuffer.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
 }
