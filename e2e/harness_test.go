@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,6 +63,11 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 func (bearer) RequireTransportSecurity() bool { return false }
 
 func TestMain(m *testing.M) {
+	flag.Parse() // testing.Short reads the flags, which m.Run would parse later
+	if testing.Short() {
+		fmt.Println("e2e: skipped under -short (these tests build and start the real server)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "usersd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
