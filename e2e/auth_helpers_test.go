@@ -272,7 +272,8 @@ func tamper(t *testing.T, tok string) string {
 // banner is written after the "listening" log line start() waits for.
 func waitForOutput(t *testing.T, s *server, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	limit := wait(30 * time.Second)
+	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -281,7 +282,7 @@ func waitForOutput(t *testing.T, s *server, want string) string {
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stdout lacks %q after 30s:\n%s\nlogs:\n%s", want, out, s.logs)
+			t.Fatalf("stdout lacks %q after %v:\n%s\nlogs:\n%s", want, limit, out, s.logs)
 		}
 		select {
 		case <-tick.C:

@@ -331,7 +331,7 @@ func evByRequest(t *testing.T, s *server, token, rid string) []evEvent {
 // evPoll polls (bounded) until the request has at least n events.
 func evPoll(t *testing.T, s *server, token, rid string, n int) []evEvent {
 	t.Helper()
-	deadline := time.Now().Add(evWait)
+	deadline := time.Now().Add(wait(evWait))
 	for {
 		evs := evByRequest(t, s, token, rid)
 		if len(evs) >= n || time.Now().After(deadline) {
@@ -351,7 +351,7 @@ func evFence(t *testing.T, s *server, token string) {
 		t.Fatalf("fence: %d %s", r.Status, r.Body)
 	}
 	if evs := evPoll(t, s, token, rid, 2); len(evs) != 2 || evs[0].Type != "USER_RETRIEVE_FAIL" {
-		t.Fatalf("fence events not listable within %v: %+v", evWait, evs)
+		t.Fatalf("fence events not listable within %v: %+v", wait(evWait), evs)
 	}
 }
 

@@ -68,6 +68,10 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped under -short (these tests build and start the real server)")
 		os.Exit(0)
 	}
+	if waitScaleErr != nil {
+		fmt.Fprintln(os.Stderr, waitScaleErr)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "usersd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -159,7 +163,7 @@ func startEnv(t *testing.T, dir string, env []string, args ...string) *server {
 		s.GRPCAddr, s.HTTPAddr = a[0], a[1]
 	case <-s.exited:
 		t.Fatalf("usersd exited before listening: %v\n%s", s.exitErr, s.logs)
-	case <-time.After(30 * time.Second):
+	case <-time.After(wait(30 * time.Second)):
 		s.cmd.Process.Kill()
 		t.Fatalf("usersd did not start listening\n%s", s.logs)
 	}
@@ -202,12 +206,13 @@ func (s *server) stop() error {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
+	limit := wait(30 * time.Second)
 	select {
 	case <-s.exited:
 		return s.exitErr
-	case <-time.After(30 * time.Second):
+	case <-time.After(limit):
 		s.cmd.Process.Kill()
-		return fmt.Errorf("no exit 30s after SIGTERM")
+		return fmt.Errorf("no exit %v after SIGTERM", limit)
 	}
 }
 
@@ -375,7 +380,7 @@ func containsAll(s string, subs []string) bool {
 // itself, saying why; it returns the output.
 func serveMustFail(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), wait(30*time.Second))
 	defer cancel()
 	dir := t.TempDir()
 	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", filepath.Join(dir, "users.db")}, args...)
