@@ -58,9 +58,10 @@ func logFence(t *testing.T, s *server) {
 	if r := s.do(t, "GET", "/openapi.json", "", "X-Request-Id", rid); r.Status != http.StatusOK {
 		t.Fatalf("fence: %d", r.Status)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(requestLines(t, s, rid)) == 0; {
+	limit := wait(10 * time.Second)
+	for deadline := time.Now().Add(limit); len(requestLines(t, s, rid)) == 0; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the fence request was not logged within 10 s:\n%s", s.logs)
+			t.Fatalf("the fence request was not logged within %v:\n%s", limit, s.logs)
 		}
 		time.Sleep(5 * time.Millisecond) // polling the pipe reader, not waiting out a race
 	}
@@ -371,7 +372,7 @@ func TestOversizedBodyAnsweredWhileClientStalls(t *testing.T) {
 	fmt.Fprintf(conn, "POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
 		"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", adminToken, len(chunk), chunk)
 	// No last chunk: the client stalls. The read timeout is 30 s.
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(wait(10 * time.Second)))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("no response while the client stalls: %v", err)

@@ -113,7 +113,7 @@ func TestUsageErrorsOnce(t *testing.T) {
 // by itself before listening, and returns its stderr.
 func serveFails(t *testing.T, dir string, env []string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), wait(30*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir

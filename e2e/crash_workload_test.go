@@ -116,8 +116,8 @@ func runCrashWorkload(t *testing.T, s *server, c usersv1.UserServiceClient) []cr
 			errs = append(errs, w.err)
 		}
 		t.Fatalf("writers stopped after %d acknowledged updates, before the kill: %v", acked.Load(), errors.Join(errs...))
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("only %d acknowledged updates after 2 minutes", acked.Load())
+	case <-time.After(wait(2 * time.Minute)):
+		t.Fatalf("only %d acknowledged updates after %v", acked.Load(), wait(2*time.Minute))
 	}
 	killing.Store(true)
 	s.kill()

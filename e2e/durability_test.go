@@ -31,7 +31,7 @@ import (
 
 // callTimeout bounds every single request the tests below make off the
 // test goroutine, so a stuck server fails the test instead of hanging it.
-const callTimeout = 30 * time.Second
+var callTimeout = wait(30 * time.Second)
 
 // restResult is the outcome of a REST call made where t.Fatal is not
 // allowed (other goroutines) or where a transport error is an outcome.
@@ -840,8 +840,8 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	case <-trigger:
 	case <-allDone:
 		t.Fatalf("all requests ended with only %d acknowledged: %+v", acked.Load(), out)
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("only %d creates acknowledged after 2 minutes", acked.Load())
+	case <-time.After(wait(2 * time.Minute)):
+		t.Fatalf("only %d creates acknowledged after %v", acked.Load(), wait(2*time.Minute))
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -853,8 +853,8 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	}
 	select {
 	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit 30 s after SIGTERM\n%s", s.logs)
+	case <-time.After(wait(30 * time.Second)):
+		t.Fatalf("no exit %v after SIGTERM\n%s", wait(30*time.Second), s.logs)
 	}
 	if s.exitErr != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", s.exitErr, s.logs)

@@ -194,13 +194,13 @@ func TestRESTStalledClientDoesNotBlockOthers(t *testing.T) {
 		if r.Status != 201 {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(wait(10 * time.Second)):
 		t.Fatal("a stalled client blocked another request")
 	}
 	// The server cuts the stalled request off (its read timeout is 30 s):
-	// it answers 400/408 or closes the connection. Our own deadline
-	// expiring first means it never did.
-	conn.SetReadDeadline(time.Now().Add(45 * time.Second))
+	// it answers 400/408 or closes the connection. Our own deadline (that
+	// timeout and some slack) expiring first means it never did.
+	conn.SetReadDeadline(time.Now().Add(30*time.Second + wait(15*time.Second)))
 	status, err := bufio.NewReader(conn).ReadString('\n')
 	var ne net.Error
 	switch {

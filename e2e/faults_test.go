@@ -293,7 +293,7 @@ func garbleTable(t *testing.T, path, table string) {
 // until it answers status.
 func wantReady(t *testing.T, s *server, status int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(wait(5 * time.Second))
 	for {
 		r := s.send(t, "GET", "/readyz", "", nil)
 		if r.Status == status {

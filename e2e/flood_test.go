@@ -120,7 +120,7 @@ func TestFloodRapidReset(t *testing.T) {
 	for poll := time.Now(); ; {
 		logged, suppressed = unauthenticatedLogs(t, s)
 		handled = metricSum(t, string(s.do(t, "GET", "/metrics", "").Body), "grpc_server_handled_total", `grpc_code="Unauthenticated"`)
-		if float64(logged+suppressed) == handled || time.Since(poll) > 5*time.Second {
+		if float64(logged+suppressed) == handled || time.Since(poll) > wait(5*time.Second) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // the report is on a timer
@@ -327,7 +327,7 @@ func startProber(t *testing.T, s *server, id string) *prober {
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 	get := func(path string, auth bool) (int, error) {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.HTTPAddr+path, nil)
 		if err != nil {
@@ -348,7 +348,7 @@ func startProber(t *testing.T, s *server, id string) *prober {
 		code, err := get("/healthz", false)
 		took := time.Since(began)
 		_, grpcErr := func() (*usersv1.GetUserResponse, error) {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
 			defer cancel()
 			return users.GetUser(ctx, &usersv1.GetUserRequest{Id: id})
 		}()
@@ -406,12 +406,13 @@ func (p *prober) waitRounds(t *testing.T, n int) {
 	for len(p.roundDone) > 0 {
 		<-p.roundDone
 	}
-	timeout := time.After(30 * time.Second)
+	limit := wait(30 * time.Second)
+	timeout := time.After(limit)
 	for range n {
 		select {
 		case <-p.roundDone:
 		case <-timeout:
-			t.Fatalf("the prober finished fewer than %d rounds in 30s", n)
+			t.Fatalf("the prober finished fewer than %d rounds in %v", n, limit)
 		}
 	}
 }
@@ -451,7 +452,7 @@ type h2conn struct {
 // dialH2 connects, writes the client preface and an empty SETTINGS, and
 // makes every write fail after until.
 func dialH2(addr string, until time.Time) (*h2conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, wait(5*time.Second))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +63,15 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 func (bearer) RequireTransportSecurity() bool { return false }
 
 func TestMain(m *testing.M) {
+	flag.Parse() // testing.Short reads the flags, which m.Run would parse later
+	if testing.Short() {
+		fmt.Println("e2e: skipped under -short (these tests build and start the real server)")
+		os.Exit(0)
+	}
+	if waitScaleErr != nil {
+		fmt.Fprintln(os.Stderr, waitScaleErr)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "usersd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -151,7 +163,7 @@ func startEnv(t *testing.T, dir string, env []string, args ...string) *server {
 		s.GRPCAddr, s.HTTPAddr = a[0], a[1]
 	case <-s.exited:
 		t.Fatalf("usersd exited before listening: %v\n%s", s.exitErr, s.logs)
-	case <-time.After(30 * time.Second):
+	case <-time.After(wait(30 * time.Second)):
 		s.cmd.Process.Kill()
 		t.Fatalf("usersd did not start listening\n%s", s.logs)
 	}
@@ -194,12 +206,13 @@ func (s *server) stop() error {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
+	limit := wait(30 * time.Second)
 	select {
 	case <-s.exited:
 		return s.exitErr
-	case <-time.After(30 * time.Second):
+	case <-time.After(limit):
 		s.cmd.Process.Kill()
-		return fmt.Errorf("no exit 30s after SIGTERM")
+		return fmt.Errorf("no exit %v after SIGTERM", limit)
 	}
 }
 
@@ -330,4 +343,90 @@ func wantError(t *testing.T, r response, status int, code string, details ...str
 		}
 	}
 	return e
+}
+
+// metricSum adds up the samples of the metric whose labels contain every
+// filter (all label sets when none).
+func metricSum(t *testing.T, text, name string, labelFilters ...string) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if !containsAll(line, labelFilters) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// serveMustFail runs `usersd serve` and expects it to exit non-zero by
+// itself, saying why; it returns the output.
+func serveMustFail(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait(30*time.Second))
+	defer cancel()
+	dir := t.TempDir()
+	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", filepath.Join(dir, "users.db")}, args...)
+	cmd := exec.CommandContext(ctx, binary, argv...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	output := &watchBuffer{want: `"msg":"listening"`, seen: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = output, output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-output.seen:
+		cancel()
+		<-exited
+		t.Fatalf("usersd serve %q with %q started listening:\n%s", args, env, output)
+	case <-ctx.Done():
+		<-exited
+		t.Fatalf("usersd serve %q with %q did not exit by itself:\n%s", args, env, output)
+	}
+	out := output.String()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("usersd serve %q with %q: %v, want a non-zero exit\n%s", args, env, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jwt-secret")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused configuration left a generated jwt-secret: %v", err)
+	}
+	return string(out)
+}
+
+// watchBuffer collects output and closes seen once it contains want.
+type watchBuffer struct {
+	lockedBuffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watchBuffer) Write(p []byte) (int, error) {
+	n, err := w.lockedBuffer.Write(p)
+	if strings.Contains(w.lockedBuffer.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
 }

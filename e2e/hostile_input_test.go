@@ -31,7 +31,7 @@ func (s *server) sendRaw(t *testing.T, raw string) response {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	conn.SetDeadline(time.Now().Add(wait(30 * time.Second)))
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}

@@ -35,14 +35,15 @@ func TestReadinessWaitsForJWKS(t *testing.T) {
 
 	js.Recover()
 	// Readiness fetches at most every 5 s while it has no keys.
-	deadline := time.Now().Add(15 * time.Second)
+	limit := wait(15 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		r := s.do(t, "GET", "/readyz", "", "Authorization", "")
 		if r.Status == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d 15 s after the JWKS recovered: %s\n%s", r.Status, r.Body, s.logs)
+			t.Fatalf("/readyz still %d %v after the JWKS recovered: %s\n%s", r.Status, limit, r.Body, s.logs)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -91,7 +91,7 @@ func (ts *tlsServer) https(t *testing.T, h2 bool, method, path, body string) res
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Transport: tr, Timeout: wait(30 * time.Second)}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s over HTTPS: %v", method, path, err)
 	}
@@ -170,7 +170,7 @@ func TestTLSBothTransports(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), wait(10*time.Second))
 		defer cancel()
 		_, err = usersv1.NewUserServiceClient(conn).GetUser(ctx, &usersv1.GetUserRequest{Id: missingID})
 		if status.Code(err) != codes.Unavailable {
@@ -254,11 +254,11 @@ func (ts *tlsServer) hup(t *testing.T) {
 	}
 }
 
-// waitPresented waits (at most 10 s) for both listeners to present the
+// waitPresented waits (bounded) for both listeners to present the
 // certificate: SIGHUP is handled asynchronously.
 func (ts *tlsServer) waitPresented(t *testing.T, serial int64, when string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wait(10 * time.Second))
 	for ts.presented(t, ts.GRPCAddr) != serial && time.Now().Before(deadline) {
 		select {
 		case <-ts.exited:
@@ -269,13 +269,14 @@ func (ts *tlsServer) waitPresented(t *testing.T, serial int64, when string) {
 	ts.wantPresented(t, serial, when)
 }
 
-// waitLog waits (at most 10 s) until the logs hold n lines with msg.
+// waitLog waits (bounded) until the logs hold n lines with msg.
 func (ts *tlsServer) waitLog(t *testing.T, n int, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	limit := wait(10 * time.Second)
+	deadline := time.Now().Add(limit)
 	for strings.Count(ts.logs.String(), `"msg":"`+msg) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d %q lines in 10s:\n%s", n, msg, ts.logs)
+			t.Fatalf("fewer than %d %q lines in %v:\n%s", n, msg, limit, ts.logs)
 		}
 		select {
 		case <-ts.exited:

@@ -20,14 +20,15 @@ import (
 // and REST, whose in-memory connection to the gRPC server has the same
 // bounds, working through them.
 
-// waitGoAway waits (at most 10 s) for the server to send the client away.
+// waitGoAway waits (bounded) for the server to send the client away.
 func (h *h2conn) waitGoAway(t *testing.T) *http2.GoAwayFrame {
 	t.Helper()
+	limit := wait(10 * time.Second)
 	select {
 	case <-h.away:
 	case <-h.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no GOAWAY in 10s")
+	case <-time.After(limit):
+		t.Fatalf("no GOAWAY in %v", limit)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -64,7 +65,7 @@ func (h *h2conn) serverSettings(timeout time.Duration) (map[http2.SettingID]uint
 
 func dialRaw(t *testing.T, s *server) *h2conn {
 	t.Helper()
-	h, err := dialH2(s.GRPCAddr, time.Now().Add(time.Minute))
+	h, err := dialH2(s.GRPCAddr, time.Now().Add(wait(time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func dialRaw(t *testing.T, s *server) *h2conn {
 func TestGRPCTransportSettings(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
-	got, err := dialRaw(t, s).serverSettings(10 * time.Second)
+	got, err := dialRaw(t, s).serverSettings(wait(10 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestGRPCConnectionLimit(t *testing.T) {
 	s := start(t, "", "--grpc-max-connections", "2")
 	first, second := dialRaw(t, s), dialRaw(t, s)
 	for _, h := range []*h2conn{first, second} {
-		if _, err := h.serverSettings(10 * time.Second); err != nil {
+		if _, err := h.serverSettings(wait(10 * time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +135,7 @@ func TestGRPCConnectionLimit(t *testing.T) {
 		t.Fatal("a third connection was served with --grpc-max-connections 2")
 	}
 	first.close()
-	if _, err := third.serverSettings(10 * time.Second); err != nil {
+	if _, err := third.serverSettings(wait(10 * time.Second)); err != nil {
 		t.Fatalf("after one of two connections closed: %v", err)
 	}
 	if r := s.do(t, "GET", "/v1/users/"+missingID, ""); r.Status != http.StatusNotFound {
@@ -196,7 +197,7 @@ func TestRESTAcrossConnectionAge(t *testing.T) {
 // for their n-th call, and returns the failures.
 func restLoad(t *testing.T, s *server, id string, callers int, more func(n int) bool) []string {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: callers}, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: callers}, Timeout: wait(30 * time.Second)}
 	defer client.CloseIdleConnections()
 	var mu sync.Mutex
 	var failures []string

@@ -23,10 +23,9 @@ import (
 
 // Detail locations, as the contract names them.
 const (
-	locParams  = "params"
-	locQuery   = "query"
-	locBody    = "body"
-	locHeaders = "headers"
+	locParams = "params"
+	locQuery  = "query"
+	locBody   = "body"
 )
 
 const maxDetailValueBytes = 256

@@ -37,7 +37,7 @@ type Options struct {
 	Ready        func(context.Context) error // readiness probe (database reachable)
 	Metrics      http.Handler                // Prometheus exposition
 	// RejectionKey authenticates the mark on requests the gateway refuses
-	// (shared with the gRPC server's GatewayRejections).
+	// (shared with the gRPC server's gateway-rejections stage).
 	RejectionKey string
 }
 

@@ -1,5 +1,7 @@
 // Package service implements the users.v1 gRPC API: thin handlers that
-// validate, call the store and convert, plus the server's interceptor chain.
+// validate, call the store and convert, the mapping of their errors to
+// statuses, and the tables (roles, events, writes) that describe each RPC.
+// The server and its interceptor chain are wired in internal/app.
 package service
 
 import (

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/usersd/usersd/gateway"
@@ -71,7 +72,9 @@ type seams struct {
 	noEvents     bool              // record no analytic events
 }
 
-// run is Run with its seams exposed to benchmarks.
+// run is Run with its seams exposed to benchmarks. It builds the parts in
+// order (listeners, store, verifier, telemetry, events, gRPC, REST),
+// serves, and undoes them in reverse through its defers.
 func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	log := env.Log
 	// First: a bad certificate fails the start before anything is created.
@@ -135,68 +138,38 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		authenticate = auth.AuthFunc(verifier)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerBuildInfo(reg)
+	reg, access := newTelemetry(cfg, log)
 	st = metrics.InstrumentStore(st, reg)
-	access := accesslog.New(accesslog.Options{Logger: log, Registerer: reg, TrustedProxies: cfg.TrustedProxies})
 
+	writer, recorder, stopRetention := startEvents(cfg, st, log, reg, !sm.noEvents)
 	// Closed after the servers stopped (deferred after them, so it runs
 	// first): every event of every finished call is written, unless the
 	// database fails until the close deadline.
-	writerOpts := events.DefaultWriterOptions
-	writerOpts.Logger, writerOpts.Registerer = log, reg
-	writer := events.NewWriter(st, writerOpts)
 	defer func() {
 		ctx, cancel := closeCtx(reserve)
 		defer cancel()
 		writer.Close(ctx)
 	}()
-	var recorder *events.Recorder
-	if !sm.noEvents {
-		recorder = events.NewRecorder(service.EventOps, writer)
-	}
-	retentionCtx, stopRetention := context.WithCancel(context.Background())
 	defer stopRetention()
-	go events.Retention{Store: st, Keep: cfg.EventsRetention, Every: time.Hour, Batch: 500, Logger: log}.Run(retentionCtx)
 
-	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
-	if err != nil {
-		return err
-	}
-	callerRate, err := newCallerRate(cfg.Load)
-	if err != nil {
-		return err
-	}
 	// The gateway reaches the same *grpc.Server over an in-memory listener:
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
-	transport := grpcTransport(cfg.GRPC)
-	if certs != nil {
-		transport = append(transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs), memLis.Addr())))
-	}
 	gatewayKey := rand.Text() // per process: only this process's gateway knows it
-	grpcSrv, health, err := service.NewGRPCServer(users, service.ServerOptions{
-		Logger: log, Access: access, MaxRecvMsgSize: cfg.GRPCMaxRecv,
-		Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
-		InFlight:   limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
-		CallerRate: callerRate,
-		Transport:  transport,
-		Deadline:   deadline.UnaryServerInterceptor(cfg.RequestTimeout),
+	grpcSrv, healthSrv, err := buildGRPC(ctx, cfg, st, certs, memLis, grpcOptions{
+		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
+		InFlight: limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 	})
 	if err != nil {
 		return err
 	}
-
 	conn, err := sm.dialGateway(grpcLis.Addr().String(), memLis)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	api, err := gateway.New(ctx, conn, gateway.Options{
+	httpSrv, serveHTTP, err := buildHTTP(ctx, cfg, conn, certs, access, gateway.Options{
 		Logger:       log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxJSONDepth: cfg.MaxClaimsDepth + 3,
 		Ready:        cachedProbe(readiness(verifier, st), time.Second, time.Now),
 		RejectionKey: gatewayKey,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
@@ -204,25 +177,8 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	// Outermost the request id (every response and log line carries it),
-	// then the access log, which must see every answer: the 431 of
-	// fitGRPCMetadata too.
-	httpSrv := newHTTPServer(requestid.Middleware(access.Middleware(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes))), log)
-	serveHTTP := httpSrv.Serve
-	if certs != nil {
-		// ServeTLS offers h2 and http/1.1 by ALPN: HTTP/1.1 clients keep working.
-		httpSrv.TLSConfig = serverTLS(certs)
-		serveHTTP = func(l net.Listener) error { return httpSrv.ServeTLS(l, "", "") }
-	}
 
-	errc := make(chan error, 3)
-	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
-	go func() { errc <- serveGRPC(grpcSrv, accesslog.GatewayListener(memLis), "in-memory gRPC") }()
-	go func() {
-		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("HTTP server: %w", err)
-		}
-	}()
+	errc := startServing(grpcSrv, grpcLis, memLis, serveHTTP, httpLis)
 	started = true
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
@@ -238,10 +194,91 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	case runErr = <-errc:
 		log.Error("server failed, shutting down", "error", runErr)
 	}
-	health.Shutdown() // report NOT_SERVING to health checks while draining
+	healthSrv.Shutdown() // report NOT_SERVING to health checks while draining
 	stopBy = time.Now().Add(cfg.ShutdownTimeout)
 	shutdown(httpSrv, grpcSrv, stopBy.Add(-2*reserve), log)
 	return runErr
+}
+
+// newTelemetry is the metrics registry (Go runtime, process, build) and
+// the access log that records every request into it.
+func newTelemetry(cfg Config, log *slog.Logger) (*prometheus.Registry, *accesslog.Recorder) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
+	return reg, accesslog.New(accesslog.Options{Logger: log, Registerer: reg, TrustedProxies: cfg.TrustedProxies})
+}
+
+// startEvents starts the writer of analytic events and their retention;
+// the recorder is nil when record is false.
+func startEvents(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Registerer, record bool) (*events.Writer, *events.Recorder, context.CancelFunc) {
+	writerOpts := events.DefaultWriterOptions
+	writerOpts.Logger, writerOpts.Registerer = log, reg
+	writer := events.NewWriter(st, writerOpts)
+	var recorder *events.Recorder
+	if record {
+		recorder = events.NewRecorder(service.EventOps, writer)
+	}
+	retentionCtx, stopRetention := context.WithCancel(context.Background())
+	go events.Retention{Store: st, Keep: cfg.EventsRetention, Every: time.Hour, Batch: 500, Logger: log}.Run(retentionCtx)
+	return writer, recorder, stopRetention
+}
+
+// buildGRPC is the gRPC server over the users service: opts completed
+// with the configured limits and transport bounds, TLS on every listener
+// but the in-memory one.
+func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloader, memLis *bufconn.Listener, opts grpcOptions) (*grpc.Server, *health.Server, error) {
+	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.CallerRate, err = newCallerRate(cfg.Load); err != nil {
+		return nil, nil, err
+	}
+	opts.Transport = grpcTransport(cfg.GRPC)
+	if certs != nil {
+		opts.Transport = append(opts.Transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs), memLis.Addr())))
+	}
+	opts.MaxRecvMsgSize = cfg.GRPCMaxRecv
+	opts.Deadline = deadline.UnaryServerInterceptor(cfg.RequestTimeout)
+	return newGRPCServer(users, opts)
+}
+
+// buildHTTP is the HTTP server of the REST gateway (reaching gRPC through
+// conn) and the ops endpoints, and how to serve it on a listener (TLS when
+// configured).
+func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *certReloader, access *accesslog.Recorder, opts gateway.Options) (*http.Server, func(net.Listener) error, error) {
+	opts.MaxBodyBytes = cfg.MaxBodyBytes
+	opts.MaxJSONDepth = cfg.MaxClaimsDepth + 3
+	api, err := gateway.New(ctx, conn, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Outermost the request id (every response and log line carries it),
+	// then the access log, which must see every answer: the 431 of
+	// fitGRPCMetadata too.
+	httpSrv := newHTTPServer(requestid.Middleware(access.Middleware(fitGRPCMetadata(api, cfg.GRPC.MaxHeaderBytes))), opts.Logger)
+	serveHTTP := httpSrv.Serve
+	if certs != nil {
+		// ServeTLS offers h2 and http/1.1 by ALPN: HTTP/1.1 clients keep working.
+		httpSrv.TLSConfig = serverTLS(certs)
+		serveHTTP = func(l net.Listener) error { return httpSrv.ServeTLS(l, "", "") }
+	}
+	return httpSrv, serveHTTP, nil
+}
+
+// startServing serves gRPC on its port and on the in-memory listener, and
+// HTTP on its port; the channel reports the first server that fails.
+func startServing(grpcSrv *grpc.Server, grpcLis net.Listener, memLis *bufconn.Listener, serveHTTP func(net.Listener) error, httpLis net.Listener) <-chan error {
+	errc := make(chan error, 3)
+	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
+	go func() { errc <- serveGRPC(grpcSrv, accesslog.GatewayListener(memLis), "in-memory gRPC") }()
+	go func() {
+		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("HTTP server: %w", err)
+		}
+	}()
+	return errc
 }
 
 // readiness is ready when tokens can be verified (a JWKS has been fetched)

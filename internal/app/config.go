@@ -1,6 +1,6 @@
 // Package app wires usersd together: configuration, the store, the gRPC
-// server, the in-memory channel the REST gateway uses, the HTTP server, and
-// an orderly shutdown.
+// server with its interceptor chain, health and reflection, the in-memory
+// channel the REST gateway uses, the HTTP server, and an orderly shutdown.
 package app
 
 import (

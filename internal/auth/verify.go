@@ -31,27 +31,27 @@ type Options struct {
 	RolesClaim string // claim holding the roles array; "roles" when empty
 }
 
-// Failure classifies why a token was refused, so callers can say so.
-type Failure int
+// failure classifies why a token was refused. Only the message reaches
+// callers; tests check the kind.
+type failure int
 
-// Failure kinds.
 const (
-	Malformed Failure = iota
-	BadSignature
-	Expired
-	NotYetValid
-	WrongIssuer
-	WrongAudience
-	UnknownKey
-	NoCaller
-	CriticalHeader
+	malformed failure = iota
+	badSignature
+	expired
+	notYetValid
+	wrongIssuer
+	wrongAudience
+	unknownKey
+	noCaller
+	criticalHeader
 )
 
 // Error is a refused token. Its message helps the caller without
 // revealing anything about the keys.
 type Error struct {
-	Failure Failure
-	msg     string
+	kind failure
+	msg  string
 }
 
 func (e *Error) Error() string { return e.msg }
@@ -213,7 +213,7 @@ func keyMatchingAlg(next jwt.Keyfunc) jwt.Keyfunc {
 		if err != nil {
 			// The key set cannot say which: the kid is unknown (even after
 			// a refresh), or its key declares another algorithm.
-			return nil, &Error{Failure: UnknownKey, msg: "token key unknown or not usable with its algorithm"}
+			return nil, &Error{kind: unknownKey, msg: "token key unknown or not usable with its algorithm"}
 		}
 		if set, ok := key.(jwt.VerificationKeySet); ok {
 			var fitting jwt.VerificationKeySet
@@ -223,12 +223,12 @@ func keyMatchingAlg(next jwt.Keyfunc) jwt.Keyfunc {
 				}
 			}
 			if len(fitting.Keys) == 0 {
-				return nil, &Error{Failure: UnknownKey, msg: "no key for the token's algorithm"}
+				return nil, &Error{kind: unknownKey, msg: "no key for the token's algorithm"}
 			}
 			return fitting, nil
 		}
 		if algForKey(key) != t.Method.Alg() {
-			return nil, &Error{Failure: BadSignature, msg: "token algorithm does not match its key"}
+			return nil, &Error{kind: badSignature, msg: "token algorithm does not match its key"}
 		}
 		return key, nil
 	}
@@ -267,13 +267,13 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	// RFC 7515 §4.1.11: a recipient must refuse a token whose "crit"
 	// names extensions it does not understand; usersd understands none.
 	if _, ok := parsed.Header["crit"]; ok {
-		return Principal{}, &Error{Failure: CriticalHeader, msg: "token has critical header parameters this server does not understand"}
+		return Principal{}, &Error{kind: criticalHeader, msg: "token has critical header parameters this server does not understand"}
 	}
 	p := Principal{Subject: subject(claims), Roles: rolesFrom(claims[v.rolesClaim])}
 	// Every event and rate limit is keyed by the caller: a token that
 	// names nobody cannot be accounted for.
 	if p.Subject == "" {
-		return Principal{}, &Error{Failure: NoCaller, msg: "token names no caller (client_id, azp or sub)"}
+		return Principal{}, &Error{kind: noCaller, msg: "token names no caller (client_id, azp or sub)"}
 	}
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		v.cache.put(token, p, exp.Add(Leeway), now)
@@ -283,34 +283,34 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 
 // missingClaim names the required claim a token lacks.
 func (v *Verifier) missingClaim(claims jwt.MapClaims) *Error {
-	failure := map[string]Failure{"exp": Malformed, "iss": WrongIssuer, "aud": WrongAudience}
+	kinds := map[string]failure{"exp": malformed, "iss": wrongIssuer, "aud": wrongAudience}
 	for _, name := range v.required {
 		if _, ok := claims[name]; !ok {
-			return &Error{Failure: failure[name], msg: "token lacks the required " + name + " claim"}
+			return &Error{kind: kinds[name], msg: "token lacks the required " + name + " claim"}
 		}
 	}
-	return &Error{Failure: Malformed, msg: "token lacks a required claim"}
+	return &Error{kind: malformed, msg: "token lacks a required claim"}
 }
 
-// classify turns the JWT library's errors into a Failure and a message fit
-// for the caller.
+// classify turns the JWT library's errors into a failure kind and a
+// message fit for the caller.
 func classify(err error) *Error {
 	var own *Error
 	switch {
 	case errors.As(err, &own):
 		return own
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return &Error{Failure: Expired, msg: "token expired"}
+		return &Error{kind: expired, msg: "token expired"}
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return &Error{Failure: NotYetValid, msg: "token not valid yet"}
+		return &Error{kind: notYetValid, msg: "token not valid yet"}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return &Error{Failure: WrongIssuer, msg: "token issuer not accepted"}
+		return &Error{kind: wrongIssuer, msg: "token issuer not accepted"}
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return &Error{Failure: WrongAudience, msg: "token audience not accepted"}
+		return &Error{kind: wrongAudience, msg: "token audience not accepted"}
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return &Error{Failure: BadSignature, msg: "token signature invalid or algorithm not accepted"}
+		return &Error{kind: badSignature, msg: "token signature invalid or algorithm not accepted"}
 	default:
-		return &Error{Failure: Malformed, msg: "token malformed"}
+		return &Error{kind: malformed, msg: "token malformed"}
 	}
 }
 

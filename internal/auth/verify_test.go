@@ -88,7 +88,7 @@ func hmacVerifier(t *testing.T, opts Options) *Verifier {
 
 // wantRefused asserts that Verify refused the token with an *Error of the
 // given failure.
-func wantRefused(t *testing.T, v *Verifier, token string, want Failure) {
+func wantRefused(t *testing.T, v *Verifier, token string, want failure) {
 	t.Helper()
 	p, err := v.Verify(token)
 	if err == nil {
@@ -98,8 +98,8 @@ func wantRefused(t *testing.T, v *Verifier, token string, want Failure) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("error %T %v is not an *auth.Error", err, err)
 	}
-	if ae.Failure != want {
-		t.Fatalf("failure %d (%v), want %d", ae.Failure, err, want)
+	if ae.kind != want {
+		t.Fatalf("failure %d (%v), want %d", ae.kind, err, want)
 	}
 	if ae.Error() == "" {
 		t.Fatal("refusal without a message")
@@ -145,24 +145,24 @@ func TestVerifyHMAC(t *testing.T) {
 	refused := []struct {
 		name  string
 		token string
-		want  Failure
+		want  failure
 	}{
-		{"HS384 with the secret", authtest.Sign(t, jwt.SigningMethodHS384, testSecret, "", testClaims(nil)), BadSignature},
-		{"HS512 with the secret", authtest.Sign(t, jwt.SigningMethodHS512, testSecret, "", testClaims(nil)), BadSignature},
-		{"alg none", authtest.Unsigned(t, "none", "", testClaims(nil)), BadSignature},
-		{"alg None", authtest.Unsigned(t, "None", "", testClaims(nil)), BadSignature},
-		{"HS256 without signature", authtest.Unsigned(t, "HS256", "", testClaims(nil)), BadSignature},
-		{"other secret", authtest.Sign(t, jwt.SigningMethodHS256, other, "", testClaims(nil)), BadSignature},
-		{"RS256", authtest.Sign(t, jwt.SigningMethodRS256, mustKeys(t).rsa, "", testClaims(nil)), BadSignature},
-		{"expired", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": at(-2 * time.Minute), "iat": at(-time.Hour)})), Expired},
-		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"nbf": at(2 * time.Minute)})), NotYetValid},
-		{"iat in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iat": at(2 * time.Minute)})), NotYetValid},
-		{"missing exp", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": nil})), Malformed},
-		{"exp not a number", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": "tomorrow"})), Malformed},
-		{"garbage", "not-a-jwt", Malformed},
-		{"empty", "", Malformed},
-		{"two segments", "eyJhbGciOiJIUzI1NiJ9.e30", Malformed},
-		{"bad base64", "!!!.???.###", Malformed},
+		{"HS384 with the secret", authtest.Sign(t, jwt.SigningMethodHS384, testSecret, "", testClaims(nil)), badSignature},
+		{"HS512 with the secret", authtest.Sign(t, jwt.SigningMethodHS512, testSecret, "", testClaims(nil)), badSignature},
+		{"alg none", authtest.Unsigned(t, "none", "", testClaims(nil)), badSignature},
+		{"alg None", authtest.Unsigned(t, "None", "", testClaims(nil)), badSignature},
+		{"HS256 without signature", authtest.Unsigned(t, "HS256", "", testClaims(nil)), badSignature},
+		{"other secret", authtest.Sign(t, jwt.SigningMethodHS256, other, "", testClaims(nil)), badSignature},
+		{"RS256", authtest.Sign(t, jwt.SigningMethodRS256, mustKeys(t).rsa, "", testClaims(nil)), badSignature},
+		{"expired", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": at(-2 * time.Minute), "iat": at(-time.Hour)})), expired},
+		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"nbf": at(2 * time.Minute)})), notYetValid},
+		{"iat in 2 min", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"iat": at(2 * time.Minute)})), notYetValid},
+		{"missing exp", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": nil})), malformed},
+		{"exp not a number", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(map[string]any{"exp": "tomorrow"})), malformed},
+		{"garbage", "not-a-jwt", malformed},
+		{"empty", "", malformed},
+		{"two segments", "eyJhbGciOiJIUzI1NiJ9.e30", malformed},
+		{"bad base64", "!!!.???.###", malformed},
 	}
 	for _, tc := range refused {
 		t.Run("refuse/"+tc.name, func(t *testing.T) {
@@ -181,13 +181,13 @@ func TestVerifyIssuerAudience(t *testing.T) {
 
 	wantAccepted(t, v, tok(map[string]any{"iss": iss, "aud": aud}))
 	wantAccepted(t, v, tok(map[string]any{"iss": iss, "aud": []string{"other", aud}}))
-	wantRefused(t, v, tok(map[string]any{"iss": "https://evil.example/", "aud": aud}), WrongIssuer)
-	wantRefused(t, v, tok(map[string]any{"iss": iss, "aud": "other"}), WrongAudience)
-	wantRefused(t, v, tok(map[string]any{"iss": iss, "aud": []string{"a", "b"}}), WrongAudience)
+	wantRefused(t, v, tok(map[string]any{"iss": "https://evil.example/", "aud": aud}), wrongIssuer)
+	wantRefused(t, v, tok(map[string]any{"iss": iss, "aud": "other"}), wrongAudience)
+	wantRefused(t, v, tok(map[string]any{"iss": iss, "aud": []string{"a", "b"}}), wrongAudience)
 
 	// A token lacking iss or aud altogether is refused for that claim.
-	wantRefused(t, v, tok(map[string]any{"aud": aud}), WrongIssuer)
-	wantRefused(t, v, tok(map[string]any{"iss": iss}), WrongAudience)
+	wantRefused(t, v, tok(map[string]any{"aud": aud}), wrongIssuer)
+	wantRefused(t, v, tok(map[string]any{"iss": iss}), wrongAudience)
 	if _, err := v.Verify(tok(map[string]any{"aud": aud})); err == nil || !strings.Contains(err.Error(), "iss") {
 		t.Errorf("missing iss refused with %v", err)
 	}
@@ -195,10 +195,10 @@ func TestVerifyIssuerAudience(t *testing.T) {
 	// Issuer only: any audience passes; audience only: any issuer passes.
 	vi := hmacVerifier(t, Options{Issuer: iss})
 	wantAccepted(t, vi, tok(map[string]any{"iss": iss, "aud": "whatever"}))
-	wantRefused(t, vi, tok(map[string]any{"iss": "x"}), WrongIssuer)
+	wantRefused(t, vi, tok(map[string]any{"iss": "x"}), wrongIssuer)
 	va := hmacVerifier(t, Options{Audience: aud})
 	wantAccepted(t, va, tok(map[string]any{"iss": "whoever", "aud": aud}))
-	wantRefused(t, va, tok(map[string]any{"aud": "x"}), WrongAudience)
+	wantRefused(t, va, tok(map[string]any{"aud": "x"}), wrongAudience)
 }
 
 func TestVerifyRolesClaim(t *testing.T) {
@@ -283,7 +283,7 @@ func TestVerifyRefusesAnonymousAndCritical(t *testing.T) {
 		{"sub": 7, "client_id": ""},
 		{"sub": nil, "azp": false},
 	} {
-		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(over)), NoCaller)
+		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(over)), noCaller)
 	}
 	for _, crit := range []any{[]string{"exp"}, []string{"b64"}, []string{}, "b64"} {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, testClaims(nil))
@@ -293,9 +293,9 @@ func TestVerifyRefusesAnonymousAndCritical(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantRefused(t, v, signed, CriticalHeader)
+		wantRefused(t, v, signed, criticalHeader)
 		// Refused every time: a refusal is never remembered as a pass.
-		wantRefused(t, v, signed, CriticalHeader)
+		wantRefused(t, v, signed, criticalHeader)
 	}
 }
 
@@ -361,7 +361,7 @@ func TestIssueHS256RoundTrip(t *testing.T) {
 	if !slices.Equal(p.Roles, []string{RoleIssuer}) {
 		t.Fatalf("roles %q", p.Roles)
 	}
-	wantRefused(t, hmacVerifier(t, Options{Issuer: "https://other.example/"}), tok, WrongIssuer)
+	wantRefused(t, hmacVerifier(t, Options{Issuer: "https://other.example/"}), tok, wrongIssuer)
 
 	// No roles: an empty array, which grants nothing.
 	tok, err = IssueHS256(testSecret, TokenSpec{Subject: "nobody", TTL: time.Minute}, now)
@@ -377,7 +377,7 @@ func TestIssueHS256RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRefused(t, hmacVerifier(t, Options{}), tok, Expired)
+	wantRefused(t, hmacVerifier(t, Options{}), tok, expired)
 
 	if _, err := IssueHS256(testSecret[:MinSecretBytes-1], TokenSpec{Subject: "a", TTL: time.Minute}, now); err == nil {
 		t.Fatal("IssueHS256 signed with a short secret")
@@ -418,7 +418,7 @@ func TestVerifyJWKS(t *testing.T) {
 			if p.Subject != "alice" || !slices.Equal(p.Roles, []string{"issuer"}) {
 				t.Fatalf("principal %+v", p)
 			}
-			wantRefused(t, v, authtest.Sign(t, tc.method, tc.key, tc.kid, testClaims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), Expired)
+			wantRefused(t, v, authtest.Sign(t, tc.method, tc.key, tc.kid, testClaims(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), expired)
 		})
 	}
 
@@ -436,24 +436,24 @@ func TestVerifyJWKS(t *testing.T) {
 	refused := []struct {
 		name  string
 		token string
-		want  Failure
+		want  failure
 	}{
 		// Algorithm confusion: the public key used as an HMAC secret.
-		{"HS256 with the RSA public key PEM", authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", testClaims(nil)), BadSignature},
-		{"HS256 with the RSA public key PKCS1 PEM", authtest.Sign(t, jwt.SigningMethodHS256, pkcs1PEM, "rsa-1", testClaims(nil)), BadSignature},
-		{"HS256 with the RSA public key DER", authtest.Sign(t, jwt.SigningMethodHS256, pubDER, "rsa-1", testClaims(nil)), BadSignature},
-		{"HS256 with a shared secret", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "rsa-1", testClaims(nil)), BadSignature},
-		{"alg none naming a key", authtest.Unsigned(t, "none", "rsa-1", testClaims(nil)), BadSignature},
-		{"RS256 naming the EC key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", testClaims(nil)), BadSignature},
-		{"RS256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ed-1", testClaims(nil)), BadSignature},
+		{"HS256 with the RSA public key PEM", authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", testClaims(nil)), badSignature},
+		{"HS256 with the RSA public key PKCS1 PEM", authtest.Sign(t, jwt.SigningMethodHS256, pkcs1PEM, "rsa-1", testClaims(nil)), badSignature},
+		{"HS256 with the RSA public key DER", authtest.Sign(t, jwt.SigningMethodHS256, pubDER, "rsa-1", testClaims(nil)), badSignature},
+		{"HS256 with a shared secret", authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "rsa-1", testClaims(nil)), badSignature},
+		{"alg none naming a key", authtest.Unsigned(t, "none", "rsa-1", testClaims(nil)), badSignature},
+		{"RS256 naming the EC key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ec-1", testClaims(nil)), badSignature},
+		{"RS256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "ed-1", testClaims(nil)), badSignature},
 		// (rsa-1 declares alg RS256: see TestVerifyJWKSDeclaredAlg.)
-		{"ES256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ed-1", testClaims(nil)), BadSignature},
-		{"EdDSA naming the EC key", authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", testClaims(nil)), BadSignature},
-		{"PS256 with the RSA key", authtest.Sign(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", testClaims(nil)), BadSignature},
-		{"RS384 with the RSA key", authtest.Sign(t, jwt.SigningMethodRS384, k.rsa, "rsa-1", testClaims(nil)), BadSignature},
-		{"RS256 by another key under a known kid", authtest.Sign(t, jwt.SigningMethodRS256, other, "rsa-1", testClaims(nil)), BadSignature},
-		{"missing exp", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(map[string]any{"exp": nil})), Malformed},
-		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-1", testClaims(map[string]any{"nbf": time.Now().Add(2 * time.Minute).Unix()})), NotYetValid},
+		{"ES256 naming the Ed25519 key", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ed-1", testClaims(nil)), badSignature},
+		{"EdDSA naming the EC key", authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ec-1", testClaims(nil)), badSignature},
+		{"PS256 with the RSA key", authtest.Sign(t, jwt.SigningMethodPS256, k.rsa, "rsa-1", testClaims(nil)), badSignature},
+		{"RS384 with the RSA key", authtest.Sign(t, jwt.SigningMethodRS384, k.rsa, "rsa-1", testClaims(nil)), badSignature},
+		{"RS256 by another key under a known kid", authtest.Sign(t, jwt.SigningMethodRS256, other, "rsa-1", testClaims(nil)), badSignature},
+		{"missing exp", authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(map[string]any{"exp": nil})), malformed},
+		{"nbf in 2 min", authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-1", testClaims(map[string]any{"nbf": time.Now().Add(2 * time.Minute).Unix()})), notYetValid},
 	}
 	for _, tc := range refused {
 		t.Run("refuse/"+tc.name, func(t *testing.T) {
@@ -474,17 +474,17 @@ func TestVerifyJWKSWithoutKID(t *testing.T) {
 	v := newJWKSVerifier(t, js, Options{})
 	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "", testClaims(nil)))
 	wantAccepted(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "", testClaims(nil)))
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "", testClaims(nil)), UnknownKey)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "", testClaims(nil)), unknownKey)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, other, "", testClaims(nil)), BadSignature)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, other, "", testClaims(nil)), badSignature)
 }
 
 // A JWK that declares its alg refuses tokens of another alg too. The
 // failure kind is not pinned: the verifier currently reports such a
-// token as signed with an unknown key (UnknownKey), although the key is
+// token as signed with an unknown key (unknownKey), although the key is
 // known and the algorithm is what is wrong (see the report).
 func TestVerifyJWKSDeclaredAlg(t *testing.T) {
 	t.Parallel()
@@ -502,8 +502,8 @@ func TestVerifyJWKSDeclaredAlg(t *testing.T) {
 		if err == nil || !errors.As(err, &ae) {
 			t.Fatalf("got %+v %v, want an *auth.Error", p, err)
 		}
-		if ae.Failure != BadSignature && ae.Failure != UnknownKey {
-			t.Fatalf("failure %d (%v)", ae.Failure, err)
+		if ae.kind != badSignature && ae.kind != unknownKey {
+			t.Fatalf("failure %d (%v)", ae.kind, err)
 		}
 	}
 }
@@ -519,8 +519,8 @@ func TestVerifyJWKSIssuerAudience(t *testing.T) {
 	if p.Subject != "machine" || !slices.Equal(p.Roles, []string{"auditor"}) {
 		t.Fatalf("principal %+v", p)
 	}
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://evil.example/", "aud": "usersd"})), WrongIssuer)
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://idp.example/", "aud": "other"})), WrongAudience)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://evil.example/", "aud": "usersd"})), wrongIssuer)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodEdDSA, k.ed, "ed-1", testClaims(map[string]any{"iss": "https://idp.example/", "aud": "other"})), wrongAudience)
 }
 
 // A key added to the set after start is found by refreshing on its
@@ -567,8 +567,8 @@ func TestVerifyJWKSUnknownKIDFlood(t *testing.T) {
 	wg.Wait()
 	for i, err := range errs {
 		var ae *Error
-		if !errors.As(err, &ae) || ae.Failure != UnknownKey {
-			t.Fatalf("token %d: %v, want an UnknownKey refusal", i, err)
+		if !errors.As(err, &ae) || ae.kind != unknownKey {
+			t.Fatalf("token %d: %v, want an unknownKey refusal", i, err)
 		}
 	}
 	if got := js.Hits() - before; got > 2 {
@@ -629,7 +629,7 @@ func TestVerifyJWKSEndpointDown(t *testing.T) {
 	js.Fail()
 	// An unknown kid triggers a refresh, which fails: refused, and the
 	// key cache survives the failed refresh.
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-new", testClaims(nil)), UnknownKey)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-new", testClaims(nil)), unknownKey)
 	if js.Hits() != 2 {
 		t.Errorf("%d JWKS fetches, want 2 (start, unknown kid)", js.Hits())
 	}
@@ -645,7 +645,7 @@ func TestVerifyJWKSEndpointDown(t *testing.T) {
 	for _, tok := range freshTokens() {
 		wantAccepted(t, v, tok)
 	}
-	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-new", testClaims(nil)), UnknownKey)
+	wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodES256, k.ec, "ec-new", testClaims(nil)), unknownKey)
 }
 
 // A JWKS endpoint that is down at startup does not stop the verifier
@@ -697,7 +697,7 @@ func TestVerifyJWKSReadiness(t *testing.T) {
 	}
 	hits = js.Hits()
 	for range 3 {
-		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-bogus", testClaims(nil)), UnknownKey)
+		wantRefused(t, v, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-bogus", testClaims(nil)), unknownKey)
 	}
 	if js.Hits() > hits+1 {
 		t.Fatalf("%d fetches for unknown kids after keys loaded, want at most 1", js.Hits()-hits)
@@ -715,6 +715,6 @@ func TestVerifyNoCrossOver(t *testing.T) {
 	js := authtest.NewJWKSServer(t, authtest.RSAJWK("rsa-1", "RS256", &k.rsa.PublicKey))
 	jv := newJWKSVerifier(t, js, Options{})
 	hv := hmacVerifier(t, Options{})
-	wantRefused(t, jv, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(nil)), BadSignature)
-	wantRefused(t, hv, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)), BadSignature)
+	wantRefused(t, jv, authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(nil)), badSignature)
+	wantRefused(t, hv, authtest.Sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", testClaims(nil)), badSignature)
 }

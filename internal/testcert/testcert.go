@@ -54,11 +54,6 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// PEM is the CA certificate in PEM, for clients such as curl --cacert.
-func (ca *CA) PEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
-}
-
 // Server issues a server certificate for 127.0.0.1 and localhost with the
 // given serial number, and returns it and its private key in PEM.
 func (ca *CA) Server(t testing.TB, serial int64) (certPEM, keyPEM []byte) {

@@ -1,4 +1,4 @@
-package service
+package app
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/service"
 )
 
 // noteSubject gives the access log the caller authenticate verified, so
@@ -89,13 +90,13 @@ func (d decisions) passed(ctx context.Context, stage, method string) {
 		p, _ := auth.FromContext(ctx)
 		a = append(a, slog.String("decision", "authenticated"), slog.String("subject", p.Subject))
 	case stageEvents:
-		if op := EventOps[method]; op != "" {
+		if op := service.EventOps[method]; op != "" {
 			a = append(a, slog.String("decision", "recorded"), slog.String("event", op+"_START"))
 		} else {
 			a = append(a, slog.String("decision", "not recorded"))
 		}
 	case stageAuthorization:
-		a = append(a, slog.String("decision", "allowed"), slog.String("roles", strings.Join(MethodRoles[method], ",")))
+		a = append(a, slog.String("decision", "allowed"), slog.String("roles", strings.Join(service.MethodRoles[method], ",")))
 	default:
 		a = append(a, slog.String("decision", "admitted"))
 	}

@@ -1,4 +1,4 @@
-package service
+package app
 
 import (
 	"context"
@@ -30,10 +30,11 @@ import (
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/service"
 )
 
-// ServerOptions configure the gRPC server around the Users service.
-type ServerOptions struct {
+// grpcOptions configure the gRPC server around the Users service.
+type grpcOptions struct {
 	Logger *slog.Logger
 	// Access logs each native call and counts every call (per-RPC
 	// counts and latency, by transport).
@@ -69,7 +70,7 @@ var publicServices = map[string]bool{
 	reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: true,
 }
 
-// NewGRPCServer returns the one gRPC server of the process, with the users
+// newGRPCServer returns the one gRPC server of the process, with the users
 // service, health and reflection registered. REST reaches it through a
 // client connection, so every call, native or REST, passes this chain:
 //
@@ -83,9 +84,9 @@ var publicServices = map[string]bool{
 // callers that hold a valid token but not the role. At debug level, the
 // stages from the in-flight bound to the gateway rejections log what they
 // decided (see decisions).
-func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Server, error) {
+func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *health.Server, error) {
 	if opts.Authenticate == nil {
-		return nil, nil, errors.New("service: no authentication configured")
+		return nil, nil, errors.New("gRPC server: no authentication configured")
 	}
 	log := opts.Logger
 	onPanic := recovery.WithRecoveryHandlerContext(panicHandler(log))
@@ -111,9 +112,9 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 		d.stage(stageEvents, opts.Events.UnaryServerInterceptor()),
 	)
 	unary = append(unary,
-		selector.UnaryServerInterceptor(d.stage(stageAuthorization, auth.UnaryAuthorize(MethodRoles)), guarded),
-		d.stage(stageRejections, GatewayRejections(opts.GatewayKey)),
-		ErrorMapping(log),
+		selector.UnaryServerInterceptor(d.stage(stageAuthorization, auth.UnaryAuthorize(service.MethodRoles)), guarded),
+		d.stage(stageRejections, gatewayRejections(opts.GatewayKey)),
+		service.ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
 	srv := grpc.NewServer(append(slices.Clip(opts.Transport),
@@ -125,7 +126,7 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 			opts.Access.StreamMetrics(),
 			opts.Access.StreamServerInterceptor(),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authenticate), guarded),
-			selector.StreamServerInterceptor(auth.StreamAuthorize(MethodRoles), guarded),
+			selector.StreamServerInterceptor(auth.StreamAuthorize(service.MethodRoles), guarded),
 		),
 	)...)
 	usersv1.RegisterUserServiceServer(srv, users)
@@ -136,13 +137,13 @@ func NewGRPCServer(users *Users, opts ServerOptions) (*grpc.Server, *health.Serv
 	return srv, healthSrv, nil
 }
 
-// GatewayRejections fails the calls the REST gateway refused on HTTP
+// gatewayRejections fails the calls the REST gateway refused on HTTP
 // grounds (bad media type, size, JSON). The gateway still sends them, with
 // an empty body, so that such a request is authenticated, recorded and
 // authorized like any other before it fails: without a token it is 401,
 // with a token it leaves START and FAIL events. The mark is
 // "<status> <key>"; one without the gateway's key is ignored.
-func GatewayRejections(key string) grpc.UnaryServerInterceptor {
+func gatewayRejections(key string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		for _, mark := range metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata) {
 			httpStatus, markKey, _ := strings.Cut(mark, " ")
