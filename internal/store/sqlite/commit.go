@@ -43,9 +43,9 @@ type committer struct {
 
 // hooks let tests pause and observe the committer; nil in production.
 type hooks struct {
-	queued    func(n int) // a write joined the queue, which now holds n
-	taking    func()      // the committer is about to take a group
-	committed func(n int) // a transaction of n writes committed
+	queued     func(n int) // a write joined the queue, which now holds n (called with the queue locked)
+	committing func()      // the writes of a group ran; their commit comes next
+	committed  func(n int) // a transaction of n writes committed
 }
 
 func newCommitter(limit int, h *hooks) *committer {
@@ -100,11 +100,10 @@ func (c *committer) enqueue(r *writeReq) bool {
 		return false
 	}
 	c.queue = append(c.queue, r)
-	n := len(c.queue)
-	c.mu.Unlock()
 	if c.hooks != nil && c.hooks.queued != nil {
-		c.hooks.queued(n)
+		c.hooks.queued(len(c.queue))
 	}
+	c.mu.Unlock()
 	c.signal()
 	return true
 }
@@ -132,27 +131,20 @@ func (c *committer) signal() {
 // first, into group. It returns false once the store is closed and
 // nothing is left to write.
 func (c *committer) take(group []*writeReq) ([]*writeReq, bool) {
-	for {
-		c.mu.Lock()
-		n, closed := len(c.queue), c.closed
-		c.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if closed {
-			return nil, false
-		}
-		<-c.wake
-	}
-	if c.hooks != nil && c.hooks.taking != nil {
-		c.hooks.taking()
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for len(c.queue) == 0 {
+		if c.closed {
+			return nil, false
+		}
+		c.mu.Unlock()
+		<-c.wake
+		c.mu.Lock()
+	}
 	n := min(len(c.queue), c.limit)
 	group = append(group[:0], c.queue[:n]...)
 	rest := copy(c.queue, c.queue[n:])
-	clear(c.queue[rest:]) // let the taken requests go once answered
+	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
 	return group, true
 }
@@ -189,6 +181,7 @@ func (s *Store) commitLoop() {
 			}
 			close(r.done)
 		}
+		clear(group) // let the answered requests go
 	}
 }
 
@@ -217,6 +210,9 @@ func (s *Store) commitGroup(group []*writeReq) error {
 	}
 	if applied == 0 {
 		return nil
+	}
+	if s.c.hooks != nil && s.c.hooks.committing != nil {
+		s.c.hooks.committing()
 	}
 	// SQLite keeps writing through its open file descriptors after the
 	// file is removed or made read-only, and would acknowledge writes
