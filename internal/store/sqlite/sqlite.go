@@ -197,6 +197,11 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// The savepoint of each write of a group journals the pages it
+		// changes, for a rollback to it: in memory, that is a copy, not
+		// a write to a temporary file (the WAL is what makes commits
+		// durable). Readers keep temporary files: their sorts can be big.
+		q.Add("_pragma", "temp_store(MEMORY)")
 	}
 	// A file: URI with an escaped path, so a '?' or '%' in the path is
 	// part of the file name rather than the start of the parameters.
