@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -38,24 +37,16 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return s.write(ctx, "append events", func(tx *sql.Tx) error {
-		return insertEvents(ctx, tx, events)
+	return s.write(ctx, "append events", func(g *groupTx) error {
+		return insertEvents(g, events)
 	})
 }
 
-// insertEvents inserts events within tx. Mutations and AppendEvents share
+// insertEvents inserts events within g. Mutations and AppendEvents share
 // it, so every event is stored the same way whichever path wrote it.
-func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, insertEvent)
-	if err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
-	defer stmt.Close()
+func insertEvents(g *groupTx, events []store.Event) error {
 	for _, e := range events {
-		if _, err := stmt.ExecContext(ctx, e.ID, e.Time.UnixMilli(), e.Type, e.Category,
+		if _, err := g.exec(stmtInsertEvent, e.ID, e.Time.UnixMilli(), e.Type, e.Category,
 			e.RequestID, e.ClientID, string(e.Metadata)); err != nil {
 			return fmt.Errorf("insert event %s: %w", e.ID, err)
 		}
@@ -199,8 +190,8 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) 
 		return 0, fmt.Errorf("sqlite: delete events: limit %d, want at least 1", limit)
 	}
 	var n int64
-	err := s.write(ctx, "delete events", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, deleteOldEvents, ceilMilli(t), limit)
+	err := s.write(ctx, "delete events", func(g *groupTx) error {
+		res, err := g.execSQL(deleteOldEvents, ceilMilli(t), limit)
 		if err != nil {
 			return err
 		}

@@ -1,12 +1,13 @@
 // Package sqlite is the SQLite backend of store.Store, built on the pure-Go
 // driver modernc.org/sqlite.
 //
-// sqlite.go opens the database; users.go and events.go hold the queries.
-// Writes go through a pool of a single connection whose transactions begin
-// IMMEDIATE, so they queue in the process instead of failing with
-// SQLITE_BUSY on lock upgrades; reads go through a separate pool of one
-// read-only connection (readerConns), which WAL lets run alongside the
-// writer.
+// sqlite.go opens the database; commit.go is the write path; users.go and
+// events.go hold the queries. Writes go through a pool of a single
+// connection whose transactions begin IMMEDIATE, so they never fail with
+// SQLITE_BUSY on lock upgrades; one goroutine, the committer, runs them,
+// committing the writes of concurrent callers together (group commit).
+// Reads go through a separate pool of one read-only connection
+// (readerConns), which WAL lets run alongside the writer.
 package sqlite
 
 import (
@@ -49,7 +50,9 @@ type Store struct {
 	w *sql.DB // one connection, BEGIN IMMEDIATE
 	r *sql.DB // read-only, readerConns connections
 
-	file dbFile // the file opened, checked before every commit
+	file  dbFile // the file opened, checked before every commit
+	stmts statements
+	c     *committer
 
 	clock func() time.Time // Options.Now
 
@@ -70,6 +73,9 @@ type Options struct {
 	// and updated times); nil means time.Now. Tests set it to control
 	// time instead of waiting for it to pass.
 	Now func() time.Time
+
+	groupLimit int    // writes per transaction, at most; 0 means maxGroup
+	hooks      *hooks // tests only
 }
 
 // ErrCorrupt: the database file is damaged (it fails its integrity check,
@@ -118,11 +124,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(opError("open readers", err), r.Close(), w.Close())
 	}
+	stmts, err := prepareStatements(ctx, w, r)
+	if err != nil {
+		return nil, errors.Join(err, r.Close(), w.Close())
+	}
 	clock := opts.Now
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{w: w, r: r, file: file, clock: clock}, nil
+	s := &Store{w: w, r: r, file: file, stmts: stmts, c: newCommitter(opts.groupLimit, opts.hooks), clock: clock}
+	go s.commitLoop()
+	return s, nil
 }
 
 // quickCheck runs PRAGMA quick_check on db and reports its first findings
@@ -188,6 +200,11 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// The savepoint of each write of a group journals the pages it
+		// changes, for a rollback to it: in memory, that is a copy, not
+		// a write to a temporary file (the WAL is what makes commits
+		// durable). Readers keep temporary files: their sorts can be big.
+		q.Add("_pragma", "temp_store(MEMORY)")
 	}
 	// A file: URI with an escaped path, so a '?' or '%' in the path is
 	// part of the file name rather than the start of the parameters.
@@ -206,31 +223,6 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
-}
-
-// write runs fn in a write transaction and commits it when fn succeeds
-// and the database file is still the one opened, writable. Any error rolls
-// everything fn did back, which is what keeps a mutation and its trail
-// together: both are committed or neither.
-func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return opError(op, err)
-	}
-	defer tx.Rollback() // after Commit it is a harmless no-op
-	if err := fn(tx); err != nil {
-		return opError(op, err)
-	}
-	// SQLite keeps writing through its open file descriptors after the
-	// file is removed or made read-only, and would acknowledge writes
-	// that are gone or that the next start cannot make: refuse them here.
-	if err := s.file.check(); err != nil {
-		return opError(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return opError(op, err)
 	}
 	return nil
 }
@@ -261,10 +253,9 @@ func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		fresh := make([]byte, cursorKeyLen)
 		rand.Read(fresh) // never fails; it crashes the program instead
-		if err := s.write(ctx, "store cursor key", func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx,
-				`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
-				 ON CONFLICT (name) DO NOTHING`, fresh)
+		if err := s.write(ctx, "store cursor key", func(g *groupTx) error {
+			_, err := g.execSQL(`INSERT INTO settings (name, value) VALUES ('cursor_key', ?)
+				ON CONFLICT (name) DO NOTHING`, fresh)
 			return err
 		}); err != nil {
 			return nil, err
@@ -287,20 +278,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
 		return opError("ping", err)
 	}
-	return s.write(ctx, "ping", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO settings (name, value) VALUES ('ready_probe', ?)
-			 ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(s.now().Format(time.RFC3339Nano)))
+	return s.write(ctx, "ping", func(g *groupTx) error {
+		_, err := g.execSQL(`INSERT INTO settings (name, value) VALUES ('ready_probe', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(s.now().Format(time.RFC3339Nano)))
 		return err
 	})
 }
 
-// Close checkpoints the WAL into the main file and truncates it, so old
-// page versions holding deleted claims are gone, then closes both pools.
-// The checkpoint gives up when ctx ends (the pools are closed anyway).
-// Later calls return the first call's result.
+// Close stops the committer once it has written what is queued (nothing,
+// when called after the last request), checkpoints the WAL into the main
+// file and truncates it, so old page versions holding deleted claims are
+// gone, then closes both pools. The checkpoint gives up when ctx ends
+// (the pools are closed anyway). Later calls return the first call's
+// result.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		s.c.stop()
 		err := s.checkpoint(ctx)
 		// Readers first: the connection that closes last deletes the -wal
 		// and -shm files, and that should be the one that just emptied them.

@@ -58,11 +58,12 @@ func TestPragmasOnPooledConnections(t *testing.T) {
 		db        *sql.DB
 		conns     int
 		queryOnly string
+		tempStore string // 2: MEMORY, 0: the default (files)
 	}{
-		{"writer", s.w, 1, "0"},
-		{"reader", s.r, readerConns, "1"},
+		{"writer", s.w, 1, "0", "2"},
+		{"reader", s.r, readerConns, "1", "0"},
 	} {
-		want := map[string]string{"query_only": pool.queryOnly}
+		want := map[string]string{"query_only": pool.queryOnly, "temp_store": pool.tempStore}
 		maps.Copy(want, common)
 		// Hold every connection of the pool at once, so each one the pool
 		// can open is checked, not the same idle one over and over.

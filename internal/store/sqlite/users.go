@@ -17,6 +17,7 @@ import (
 const (
 	userColumns = `seq, id, claims, provider_id, provider_url, subject_id, created_at, updated_at`
 	selectUser  = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+	listUsers   = `SELECT ` + userColumns + ` FROM users WHERE seq > ? ORDER BY seq LIMIT ?`
 )
 
 // CreateUser inserts u and returns it with Seq and timestamps filled in;
@@ -24,11 +25,9 @@ const (
 func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Event) (store.User, error) {
 	u.CreatedAt = s.now()
 	u.UpdatedAt = u.CreatedAt
-	err := s.write(ctx, "create user", func(tx *sql.Tx) error {
+	err := s.write(ctx, "create user", func(g *groupTx) error {
 		pid, purl, sub := providerArgs(u.Provider)
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		res, err := g.exec(stmtInsertUser,
 			u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
 		if err != nil {
 			return err
@@ -36,7 +35,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Even
 		if u.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return insertEvents(ctx, tx, trail)
+		return insertEvents(g, trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -46,7 +45,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Even
 
 // GetUser returns the user with the given id or store.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, selectUser, id))
+	u, err := scanUser(s.stmts.getUser.QueryRowContext(ctx, id))
 	if err != nil {
 		return store.User{}, opError("get user", err)
 	}
@@ -62,17 +61,17 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 		return s.GetUser(ctx, id)
 	}
 	var u store.User
-	err := s.write(ctx, "update user", func(tx *sql.Tx) error {
+	err := s.write(ctx, "update user", func(g *groupTx) error {
 		var err error
-		if u, err = scanUser(tx.QueryRowContext(ctx, selectUser, id)); err != nil {
+		if u, err = scanUser(g.queryRow(stmtSelectUser, id)); err != nil {
 			return err
 		}
 		if changes {
-			if err := updateUser(ctx, tx, &u, c, s.now()); err != nil {
+			if err := updateUser(g, &u, c, s.now()); err != nil {
 				return err
 			}
 		}
-		return insertEvents(ctx, tx, trail)
+		return insertEvents(g, trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -80,16 +79,13 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 	return u, nil
 }
 
-// updateUser applies c to u, the user as read in tx, and writes it back
+// updateUser applies c to u, the user as read in g, and writes it back
 // updated at the given time.
-func updateUser(ctx context.Context, tx *sql.Tx, u *store.User, c store.UserChange, at time.Time) error {
+func updateUser(g *groupTx, u *store.User, c store.UserChange, at time.Time) error {
 	applyChange(u, c)
 	u.UpdatedAt = at
 	pid, purl, sub := providerArgs(u.Provider)
-	_, err := tx.ExecContext(ctx,
-		`UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
-		 WHERE seq = ?`,
-		string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq)
+	_, err := g.exec(stmtUpdateUser, string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq)
 	return err
 }
 
@@ -105,8 +101,8 @@ func applyChange(u *store.User, c store.UserChange) {
 // DeleteUser removes the user's row and inserts the trail in the same
 // transaction, or returns store.ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string, trail []store.Event) error {
-	return s.write(ctx, "delete user", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	return s.write(ctx, "delete user", func(g *groupTx) error {
+		res, err := g.exec(stmtDeleteUser, id)
 		if err != nil {
 			return err
 		}
@@ -117,7 +113,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, trail []store.Event) 
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		return insertEvents(ctx, tx, trail)
+		return insertEvents(g, trail)
 	})
 }
 
@@ -128,9 +124,7 @@ func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool
 	if p.Limit < 0 {
 		return nil, false, fmt.Errorf("sqlite: list users: negative limit %d", p.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+userColumns+` FROM users WHERE seq > ? ORDER BY seq LIMIT ?`,
-		p.AfterSeq, p.Limit+1)
+	rows, err := s.stmts.listUsers.QueryContext(ctx, p.AfterSeq, p.Limit+1)
 	if err != nil {
 		return nil, false, opError("list users", err)
 	}

@@ -1,0 +1,67 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// writeStmt names a statement of the write path kept prepared.
+type writeStmt int
+
+const (
+	stmtSavepoint writeStmt = iota
+	stmtRelease
+	stmtRollbackTo
+	stmtSelectUser
+	stmtInsertUser
+	stmtUpdateUser
+	stmtDeleteUser
+	stmtInsertEvent
+	numWriteStmts
+)
+
+var writeSQL = [numWriteStmts]string{
+	// One name serves every write of a group: each savepoint is
+	// released before the next is opened.
+	stmtSavepoint:  `SAVEPOINT one_write`,
+	stmtRelease:    `RELEASE one_write`,
+	stmtRollbackTo: `ROLLBACK TO one_write`,
+	stmtSelectUser: selectUser,
+	stmtInsertUser: `INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	stmtUpdateUser: `UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
+		WHERE seq = ?`,
+	stmtDeleteUser:  `DELETE FROM users WHERE id = ?`,
+	stmtInsertEvent: insertEvent,
+}
+
+// statements are the hot statements, prepared once per connection
+// (database/sql prepares a *sql.Stmt again only on a connection that has
+// not seen it), so SQLite parses their SQL once rather than on every call.
+type statements struct {
+	write              [numWriteStmts]*sql.Stmt // on the writer
+	getUser, listUsers *sql.Stmt                // on the readers
+}
+
+func prepareStatements(ctx context.Context, w, r *sql.DB) (statements, error) {
+	var st statements
+	for k, query := range writeSQL {
+		stmt, err := w.PrepareContext(ctx, query)
+		if err != nil {
+			return statements{}, fmt.Errorf("sqlite: prepare %q: %w", query, err)
+		}
+		st.write[k] = stmt
+	}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{{&st.getUser, selectUser}, {&st.listUsers, listUsers}} {
+		stmt, err := r.PrepareContext(ctx, p.query)
+		if err != nil {
+			return statements{}, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
+		}
+		*p.stmt = stmt
+	}
+	return st, nil
+}
