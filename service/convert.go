@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
@@ -33,8 +32,8 @@ func encodeClaims(claims *structpb.Struct) ([]byte, error) {
 
 // decodeClaims turns stored claims back into a Struct.
 func decodeClaims(data []byte) (*structpb.Struct, error) {
-	claims := &structpb.Struct{}
-	if err := protojson.Unmarshal(data, claims); err != nil {
+	claims, err := decodeStruct(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode stored claims: %w", err)
 	}
 	return claims, nil

@@ -11,10 +11,10 @@ import (
 // test. Lower a budget when a change cuts allocations (the test logs the
 // measured count with -v).
 const (
-	budgetGetUserGRPC    = 374 // measured 357
-	budgetGetUserREST    = 592 // measured 565
-	budgetUpdateUserGRPC = 498 // measured 475
-	budgetUpdateUserREST = 793 // measured 756
+	budgetGetUserGRPC    = 346 // measured 329
+	budgetGetUserREST    = 564 // measured 537
+	budgetUpdateUserGRPC = 480 // measured 457
+	budgetUpdateUserREST = 775 // measured 738
 )
 
 // allocRuns is the calls measured per case. The events the writer would
