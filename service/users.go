@@ -83,7 +83,7 @@ func (s *Users) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*user
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	u, err := s.store.GetUser(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
@@ -110,7 +110,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	updated, err := s.store.UpdateUser(ctx, id, change, events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
@@ -182,7 +182,7 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	if err := s.store.DeleteUser(ctx, id, events.TrailInTransaction(ctx, id)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
@@ -197,7 +197,7 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyLimit, limit)
+	events.SetLimit(ctx, limit)
 	page, more, err := s.store.ListUsers(ctx, store.Page{Limit: limit, AfterSeq: after})
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
@@ -206,7 +206,7 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyEntriesCount, len(data))
+	events.SetEntriesCount(ctx, len(data))
 	resp := &usersv1.ListUsersResponse{Data: data}
 	if more {
 		next := s.cursors.encode(cursorListUsers, binary.BigEndian.AppendUint64(nil, uint64(page[len(page)-1].Seq)))

@@ -68,7 +68,7 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		resp, err := handler(withCall(ctx, c), req)
 		switch {
 		case err != nil:
-			c.metadata[KeyCode] = rpcerr.CodeWord(err)
+			c.metadata.code = rpcerr.CodeWord(err)
 			ev := c.event(Fail, c.metadata)
 			outcome = &ev
 		case !c.inTransaction:
@@ -82,15 +82,15 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // startMetadata takes what is known before the handler runs: the user id
 // (only when it is a well-formed UUID: anything else is arbitrary input)
 // and the requested page size.
-func startMetadata(req any) map[string]any {
-	m := map[string]any{}
+func startMetadata(req any) metadata {
+	var m metadata
 	if r, ok := req.(interface{ GetId() string }); ok {
 		if id := r.GetId(); len(id) == 36 && uuid.Validate(id) == nil {
-			m[KeyUserID] = strings.ToLower(id)
+			m.userID = strings.ToLower(id)
 		}
 	}
 	if r, ok := req.(interface{ GetLimit() int32 }); ok && r.GetLimit() != 0 {
-		m[KeyLimit] = r.GetLimit()
+		m.limit, m.hasLimit = int(r.GetLimit()), true
 	}
 	return m
 }
