@@ -65,8 +65,8 @@ func FromContext(ctx context.Context) string {
 // fromIncoming picks the id for a gRPC call and announces it in the
 // response header metadata, so errors carry it too.
 func fromIncoming(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	id := pick(md.Get(MetadataKey))
+	// Only this key: FromIncomingContext would copy all the metadata.
+	id := pick(metadata.ValueFromIncomingContext(ctx, MetadataKey))
 	// SetHeader fails only when headers were already sent, which cannot
 	// have happened before the handler ran.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataKey, id))
