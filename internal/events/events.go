@@ -37,11 +37,12 @@ const (
 // call is the event state of one RPC, shared between the interceptor and
 // the handler through the context.
 type call struct {
-	op        string // e.g. USER_UPDATE
+	types     *eventTypes
 	requestID string
 	clientID  string
 	metadata  metadata
 	start     store.Event // as queued, so a mutation can commit it too
+	outcome   store.Event // the SUCCESS or FAIL queued after the handler
 	// inTransaction: the handler took the trail to commit with its
 	// change, so the interceptor must not record another SUCCESS.
 	inTransaction bool
@@ -108,12 +109,12 @@ func TrailInTransaction(ctx context.Context, userID string) []store.Event {
 	c.inTransaction = true
 	meta := c.metadata
 	meta.userID = userID
-	return []store.Event{c.start, c.event(Success, meta)}
+	return []store.Event{c.start, c.event(c.types.success, meta)}
 }
 
 // event builds one event of the call from its metadata as it is now.
-func (c *call) event(suffix string, meta metadata) store.Event {
-	return newEvent(c.op+suffix, c.requestID, c.clientID, meta, time.Now())
+func (c *call) event(typ string, meta metadata) store.Event {
+	return newEvent(typ, c.requestID, c.clientID, meta, time.Now())
 }
 
 func newEvent(typ, requestID, clientID string, meta metadata, now time.Time) store.Event {
