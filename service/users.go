@@ -10,10 +10,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/google/uuid"
-
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -59,13 +58,10 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, fmt.Errorf("generate user id: %w", err)
-	}
+	id := ids.NewV7()
 	// userId only on SUCCESS: a failed create names no user.
-	created, err := s.store.CreateUser(ctx, store.User{ID: id.String(), Claims: claims, Provider: providerFromPB(provider)},
-		events.TrailInTransaction(ctx, id.String()))
+	created, err := s.store.CreateUser(ctx, store.User{ID: id, Claims: claims, Provider: providerFromPB(provider)},
+		events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}

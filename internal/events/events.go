@@ -11,8 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -119,7 +118,7 @@ func (c *call) event(typ string, meta metadata) store.Event {
 
 func newEvent(typ, requestID, clientID string, meta metadata, now time.Time) store.Event {
 	return store.Event{
-		ID:        uuid.Must(uuid.NewV7()).String(),
+		ID:        ids.NewV7(),
 		Time:      now.UTC().Truncate(time.Millisecond),
 		Type:      typ,
 		Category:  CategoryUser,

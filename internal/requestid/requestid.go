@@ -7,9 +7,10 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/usersd/usersd/internal/ids"
 )
 
 // Header is the HTTP header; MetadataKey is its gRPC metadata form.
@@ -40,7 +41,7 @@ func Valid(id string) bool {
 
 // New returns a fresh id (a UUIDv7: unique and time-ordered).
 func New() string {
-	return uuid.Must(uuid.NewV7()).String()
+	return ids.NewV7()
 }
 
 // pick returns the first candidate if it is valid, else a new id.
