@@ -70,7 +70,7 @@ func fromIncoming(ctx context.Context) context.Context {
 	id := pick(metadata.ValueFromIncomingContext(ctx, MetadataKey))
 	// SetHeader fails only when headers were already sent, which cannot
 	// have happened before the handler ran.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataKey, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{MetadataKey: {id}})
 	return NewContext(ctx, id)
 }
 
