@@ -1,8 +1,6 @@
 package service
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -17,17 +15,11 @@ var emptyClaims = []byte("{}")
 // encodeClaims returns the canonical compact JSON of claims: sorted keys,
 // no HTML escaping, `{}` for nil. It is what the store keeps and what the
 // size limit measures.
-func encodeClaims(claims *structpb.Struct) ([]byte, error) {
+func encodeClaims(claims *structpb.Struct) []byte {
 	if len(claims.GetFields()) == 0 {
-		return emptyClaims, nil
+		return emptyClaims
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(claims.AsMap()); err != nil {
-		return nil, fmt.Errorf("encode claims: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return appendStruct(make([]byte, 0, 256), claims)
 }
 
 // decodeClaims turns stored claims back into a Struct.

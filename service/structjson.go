@@ -1,6 +1,8 @@
 package service
 
 import (
+	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -245,4 +247,139 @@ func (d *structDecoder) digits() int {
 		d.i++
 	}
 	return d.i - start
+}
+
+// appendStruct appends the JSON encoding/json gives s.AsMap() with HTML
+// escaping off: keys sorted, floats as encoding/json formats them, and a
+// number that is not finite as the string AsMap makes of it. encodeClaims
+// stores that form; written directly, it no longer costs the map, the
+// reflection and the sorting encoding/json needs (the claims of every
+// create and update).
+func appendStruct(b []byte, s *structpb.Struct) []byte {
+	fields := s.GetFields()
+	var buf [16]string
+	keys := buf[:0]
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendValue(b, fields[k])
+	}
+	return append(b, '}')
+}
+
+func appendValue(b []byte, v *structpb.Value) []byte {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		if k != nil {
+			return appendNumber(b, k.NumberValue)
+		}
+	case *structpb.Value_StringValue:
+		if k != nil {
+			return appendString(b, k.StringValue)
+		}
+	case *structpb.Value_BoolValue:
+		if k != nil {
+			return strconv.AppendBool(b, k.BoolValue)
+		}
+	case *structpb.Value_StructValue:
+		if k != nil {
+			return appendStruct(b, k.StructValue)
+		}
+	case *structpb.Value_ListValue:
+		if k != nil {
+			b = append(b, '[')
+			for i, e := range k.ListValue.GetValues() {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendValue(b, e)
+			}
+			return append(b, ']')
+		}
+	}
+	return append(b, "null"...) // null, no kind, or a nil one
+}
+
+// appendNumber formats f as encoding/json does (ES6 number to string).
+func appendNumber(b []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return appendString(b, "NaN")
+	case math.IsInf(f, 1):
+		return appendString(b, "Infinity")
+	case math.IsInf(f, -1):
+		return appendString(b, "-Infinity")
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 → e-9
+		b = b[:n-1]
+	}
+	return b
+}
+
+// appendString quotes s as encoding/json does without HTML escaping:
+// control characters, quotes and backslashes escaped, invalid UTF-8 as
+// U+FFFD, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -1,6 +1,9 @@
 package service
 
 import (
+	"bytes"
+	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -81,5 +84,61 @@ func TestDecodeStructTakesStoredClaimsFast(t *testing.T) {
 	})
 	if allocs > 7 {
 		t.Errorf("%v allocations, want at most 7", allocs)
+	}
+}
+
+// encodingJSON is how encodeClaims wrote claims before appendStruct: the
+// reference it must match byte for byte.
+func encodingJSON(t *testing.T, s *structpb.Struct) string {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s.AsMap()); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+func TestAppendStructIsEncodingJSON(t *testing.T) {
+	odd := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"nan": structpb.NewNumberValue(math.NaN()), "inf": structpb.NewNumberValue(math.Inf(1)),
+		"-inf": structpb.NewNumberValue(math.Inf(-1)), "nil": nil, "nokind": {},
+		"nilnum": {Kind: (*structpb.Value_NumberValue)(nil)}, "nilstr": {Kind: (*structpb.Value_StringValue)(nil)},
+		"nilbool": {Kind: (*structpb.Value_BoolValue)(nil)}, "nilstruct": {Kind: (*structpb.Value_StructValue)(nil)},
+		"nillist": {Kind: (*structpb.Value_ListValue)(nil)}, "emptystruct": structpb.NewStructValue(nil),
+		"emptylist": structpb.NewListValue(nil), "null": structpb.NewNullValue(),
+		"floats": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{
+			structpb.NewNumberValue(0), structpb.NewNumberValue(math.Copysign(0, -1)), structpb.NewNumberValue(1e-7),
+			structpb.NewNumberValue(1e-6), structpb.NewNumberValue(1e20), structpb.NewNumberValue(1e21),
+			structpb.NewNumberValue(123456789.125), structpb.NewNumberValue(-5e-324), structpb.NewNumberValue(math.MaxFloat64),
+		}}),
+		"strings \x00\"\\/<>&": structpb.NewStringValue("\b\f\n\r\t\x01\x1f\x7f \u2028\u2029 é😀 \xff\xc3 <&> \"\\"),
+	}}
+	got := string(appendStruct(nil, odd))
+	if want := encodingJSON(t, odd); got != want {
+		t.Errorf("appendStruct:\n got %s\nwant %s", got, want)
+	}
+	for _, doc := range structDocs {
+		checkAppendStruct(t, []byte(doc))
+	}
+}
+
+func FuzzAppendStruct(f *testing.F) {
+	for _, doc := range structDocs {
+		f.Add([]byte(doc))
+	}
+	f.Fuzz(checkAppendStruct)
+}
+
+// checkAppendStruct compares appendStruct with encoding/json on the
+// Struct protojson decodes from doc (when it does).
+func checkAppendStruct(t *testing.T, doc []byte) {
+	s := &structpb.Struct{}
+	if protojson.Unmarshal(doc, s) != nil {
+		return
+	}
+	if got, want := string(appendStruct(nil, s)), encodingJSON(t, s); got != want {
+		t.Fatalf("%q: appendStruct %s, encoding/json %s", doc, got, want)
 	}
 }

@@ -13,8 +13,8 @@ import (
 const (
 	budgetGetUserGRPC    = 311 // measured 296
 	budgetGetUserREST    = 528 // measured 502
-	budgetUpdateUserGRPC = 444 // measured 422
-	budgetUpdateUserREST = 737 // measured 701
+	budgetUpdateUserGRPC = 433 // measured 412
+	budgetUpdateUserREST = 726 // measured 691
 )
 
 // allocRuns is the calls measured per case. The events the writer would
