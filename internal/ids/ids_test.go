@@ -36,9 +36,3 @@ func TestNewV7IncreasesStrictly(t *testing.T) {
 		prev = next
 	}
 }
-
-func TestNewV7AllocatesOnlyItsString(t *testing.T) {
-	if n := testing.AllocsPerRun(100, func() { NewV7() }); n != 1 {
-		t.Fatalf("%v allocations", n)
-	}
-}
