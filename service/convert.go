@@ -1,11 +1,8 @@
 package service
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
@@ -18,23 +15,17 @@ var emptyClaims = []byte("{}")
 // encodeClaims returns the canonical compact JSON of claims: sorted keys,
 // no HTML escaping, `{}` for nil. It is what the store keeps and what the
 // size limit measures.
-func encodeClaims(claims *structpb.Struct) ([]byte, error) {
+func encodeClaims(claims *structpb.Struct) []byte {
 	if len(claims.GetFields()) == 0 {
-		return emptyClaims, nil
+		return emptyClaims
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(claims.AsMap()); err != nil {
-		return nil, fmt.Errorf("encode claims: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return appendStruct(make([]byte, 0, 256), claims)
 }
 
 // decodeClaims turns stored claims back into a Struct.
 func decodeClaims(data []byte) (*structpb.Struct, error) {
-	claims := &structpb.Struct{}
-	if err := protojson.Unmarshal(data, claims); err != nil {
+	claims, err := decodeStruct(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode stored claims: %w", err)
 	}
 	return claims, nil

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
@@ -155,8 +154,8 @@ func (s *Users) eventCursor(vs *violations, cursor string) *store.EventPosition 
 
 // eventToPB converts a stored event; data is always null.
 func eventToPB(ev store.Event) (*usersv1.Event, error) {
-	meta := &structpb.Struct{}
-	if err := protojson.Unmarshal(ev.Metadata, meta); err != nil {
+	meta, err := decodeStruct(ev.Metadata)
+	if err != nil {
 		return nil, fmt.Errorf("event %s: decode metadata: %w", ev.ID, err)
 	}
 	return &usersv1.Event{

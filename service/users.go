@@ -10,10 +10,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/google/uuid"
-
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -59,13 +58,10 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, fmt.Errorf("generate user id: %w", err)
-	}
+	id := ids.NewV7()
 	// userId only on SUCCESS: a failed create names no user.
-	created, err := s.store.CreateUser(ctx, store.User{ID: id.String(), Claims: claims, Provider: providerFromPB(provider)},
-		events.TrailInTransaction(ctx, id.String()))
+	created, err := s.store.CreateUser(ctx, store.User{ID: id, Claims: claims, Provider: providerFromPB(provider)},
+		events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -83,7 +79,7 @@ func (s *Users) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*user
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	u, err := s.store.GetUser(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
@@ -110,7 +106,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	updated, err := s.store.UpdateUser(ctx, id, change, events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
@@ -182,7 +178,7 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyUserID, id)
+	events.SetUserID(ctx, id)
 	if err := s.store.DeleteUser(ctx, id, events.TrailInTransaction(ctx, id)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
@@ -197,7 +193,7 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyLimit, limit)
+	events.SetLimit(ctx, limit)
 	page, more, err := s.store.ListUsers(ctx, store.Page{Limit: limit, AfterSeq: after})
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
@@ -206,7 +202,7 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	events.Set(ctx, events.KeyEntriesCount, len(data))
+	events.SetEntriesCount(ctx, len(data))
 	resp := &usersv1.ListUsersResponse{Data: data}
 	if more {
 		next := s.cursors.encode(cursorListUsers, binary.BigEndian.AppendUint64(nil, uint64(page[len(page)-1].Seq)))

@@ -83,8 +83,9 @@ func canonicalUUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}
-	b := []byte(s)
-	for i, c := range b {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch i {
 		case 8, 13, 18, 23:
 			if c != '-' {
@@ -95,12 +96,15 @@ func canonicalUUID(s string) (string, bool) {
 		switch {
 		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
 		case c >= 'A' && c <= 'F':
-			b[i] = c + ('a' - 'A')
+			upper = true
 		default:
 			return "", false
 		}
 	}
-	return string(b), true
+	if upper {
+		return strings.ToLower(s), true
+	}
+	return s, true // already canonical: no copy
 }
 
 // checkID validates a user id field and returns its canonical form.
@@ -165,11 +169,7 @@ func checkClaims(vs *violations, field string, claims *structpb.Struct, lim Limi
 	if len(*vs) > before {
 		return nil
 	}
-	encoded, err := encodeClaims(claims)
-	if err != nil {
-		vs.add(field, "must be a JSON object")
-		return nil
-	}
+	encoded := encodeClaims(claims)
 	if len(encoded) > lim.MaxClaimsBytes {
 		vs.add(field, "must be at most %d bytes as compact JSON", lim.MaxClaimsBytes)
 		return nil

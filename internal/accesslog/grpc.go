@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -54,28 +53,18 @@ func viaGateway(ctx context.Context) bool {
 
 const transportLabel = "transport"
 
-// Shared, never modified: the metrics provider only reads them.
-var (
-	restLabels = prometheus.Labels{transportLabel: REST}
-	grpcLabels = prometheus.Labels{transportLabel: GRPC}
-)
+// restLabels are the constant labels of the HTTP metrics.
+var restLabels = prometheus.Labels{transportLabel: REST}
 
-func transportOf(ctx context.Context) prometheus.Labels {
-	if viaGateway(ctx) {
-		return restLabels
-	}
-	return grpcLabels
-}
-
-// UnaryMetrics counts calls in grpc_server_* (go-grpc-middleware's
-// provider) with a transport label: "rest" for the gateway's calls.
+// UnaryMetrics counts calls in grpc_server_* (as go-grpc-middleware's
+// provider does) with a transport label: "rest" for the gateway's calls.
 func (rc *Recorder) UnaryMetrics() grpc.UnaryServerInterceptor {
-	return rc.rpcMetrics.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(transportOf))
+	return rc.rpcMetrics.unaryInterceptor()
 }
 
 // StreamMetrics is UnaryMetrics for streaming calls.
 func (rc *Recorder) StreamMetrics() grpc.StreamServerInterceptor {
-	return rc.rpcMetrics.StreamServerInterceptor(grpcprom.WithLabelsFromContext(transportOf))
+	return rc.rpcMetrics.streamInterceptor()
 }
 
 // UnaryServerInterceptor logs each native call once it has ended. It

@@ -70,6 +70,10 @@ type seams struct {
 	dialGateway  gatewayDialer     // how the gateway reaches the gRPC server
 	authenticate grpcauth.AuthFunc // nil: the configured token verification
 	noEvents     bool              // record no analytic events
+	// holdEvents keeps the asynchronous events buffered until shutdown,
+	// so the allocations of a request do not depend on when a batch
+	// happens to be written.
+	holdEvents bool
 }
 
 // run is Run with its seams exposed to benchmarks. It builds the parts in
@@ -141,7 +145,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	reg, access := newTelemetry(cfg, log)
 	st = metrics.InstrumentStore(st, reg)
 
-	writer, recorder, stopRetention := startEvents(cfg, st, log, reg, !sm.noEvents)
+	writer, recorder, stopRetention := startEvents(cfg, st, log, reg, sm)
 	// Closed after the servers stopped (deferred after them, so it runs
 	// first): every event of every finished call is written, unless the
 	// database fails until the close deadline.
@@ -210,13 +214,16 @@ func newTelemetry(cfg Config, log *slog.Logger) (*prometheus.Registry, *accesslo
 }
 
 // startEvents starts the writer of analytic events and their retention;
-// the recorder is nil when record is false.
-func startEvents(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Registerer, record bool) (*events.Writer, *events.Recorder, context.CancelFunc) {
+// the recorder is nil when the seams say noEvents.
+func startEvents(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Registerer, sm seams) (*events.Writer, *events.Recorder, context.CancelFunc) {
 	writerOpts := events.DefaultWriterOptions
 	writerOpts.Logger, writerOpts.Registerer = log, reg
+	if sm.holdEvents {
+		writerOpts.Buffer, writerOpts.BatchSize, writerOpts.FlushInterval = 1<<20, 1<<20, time.Hour
+	}
 	writer := events.NewWriter(st, writerOpts)
 	var recorder *events.Recorder
-	if record {
+	if !sm.noEvents {
 		recorder = events.NewRecorder(service.EventOps, writer)
 	}
 	retentionCtx, stopRetention := context.WithCancel(context.Background())

@@ -64,7 +64,7 @@ func startServer(tb testing.TB, sm seams) *benchServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan Addrs, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil)) // as cmd/usersd logs
 	go func() {
 		done <- run(ctx, cfg, Env{Log: log, Listening: func(a Addrs) { listening <- a }}, sm)
 	}()
@@ -100,21 +100,21 @@ func startServer(tb testing.TB, sm seams) *benchServer {
 }
 
 // seed creates n users with typical claims and returns their ids.
-func (s *benchServer) seed(b *testing.B, n int) []string {
-	b.Helper()
+func (s *benchServer) seed(tb testing.TB, n int) []string {
+	tb.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		claims, _ := structpb.NewStruct(map[string]any{"email": fmt.Sprintf("user%d@example.com", i), "name": "Benchmark User", "tier": 3})
 		u, err := s.users.CreateUser(context.Background(), &usersv1.CreateUserRequest{User: &usersv1.User{Claims: claims}})
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		ids[i] = u.GetUser().GetId()
 	}
 	return ids
 }
 
-func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
+func (s *benchServer) rest(tb testing.TB, method, path string, body []byte) {
 	req, _ := http.NewRequest(method, "http://"+s.addrs.HTTP+path, bytes.NewReader(body))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -122,13 +122,13 @@ func (s *benchServer) rest(b *testing.B, method, path string, body []byte) {
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := s.http.Do(req)
 	if err != nil {
-		b.Error(err)
+		tb.Error(err)
 		return
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b.Errorf("%s %s: %d", method, path, resp.StatusCode)
+		tb.Errorf("%s %s: %d", method, path, resp.StatusCode)
 	}
 }
 
@@ -207,26 +207,36 @@ func benchEach(b *testing.B, call func(b *testing.B, s *benchServer, tr transpor
 
 func BenchmarkGetUser(b *testing.B) {
 	benchEach(b, func(b *testing.B, s *benchServer, tr transport, _ int64, id string) {
-		if tr.rest {
-			s.rest(b, "GET", "/v1/users/"+id, nil)
-		} else if _, err := s.users.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
-			b.Error(err)
-		}
+		s.getUser(b, tr.rest, id)
 	})
 }
 
 func BenchmarkUpdateUser(b *testing.B) {
 	benchEach(b, func(b *testing.B, s *benchServer, tr transport, i int64, id string) {
-		if tr.rest {
-			s.rest(b, "PUT", "/v1/users/"+id, []byte(`{"claims":{"email":"u@example.com","n":`+strconv.FormatInt(i, 10)+`}}`))
-			return
-		}
-		claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "n": float64(i)})
-		_, err := s.users.UpdateUser(context.Background(), &usersv1.UpdateUserRequest{
-			Id: id, User: &usersv1.User{Claims: claims}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
-		})
-		if err != nil {
-			b.Error(err)
-		}
+		s.updateUser(b, tr.rest, i, id)
 	})
+}
+
+// getUser reads the user id over REST or gRPC.
+func (s *benchServer) getUser(tb testing.TB, rest bool, id string) {
+	if rest {
+		s.rest(tb, "GET", "/v1/users/"+id, nil)
+	} else if _, err := s.users.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
+		tb.Error(err)
+	}
+}
+
+// updateUser replaces the claims of the user id with ones numbered i.
+func (s *benchServer) updateUser(tb testing.TB, rest bool, i int64, id string) {
+	if rest {
+		s.rest(tb, "PUT", "/v1/users/"+id, []byte(`{"claims":{"email":"u@example.com","n":`+strconv.FormatInt(i, 10)+`}}`))
+		return
+	}
+	claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "n": float64(i)})
+	_, err := s.users.UpdateUser(context.Background(), &usersv1.UpdateUserRequest{
+		Id: id, User: &usersv1.User{Claims: claims}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"claims"}},
+	})
+	if err != nil {
+		tb.Error(err)
+	}
 }

@@ -40,7 +40,7 @@ func (c *tokenCache) get(token string, now time.Time) (Principal, bool) {
 	if c == nil {
 		return Principal{}, false
 	}
-	key := sha256.Sum256([]byte(token))
+	key := tokenKey(token)
 	e, ok := c.lru.Get(key)
 	if !ok {
 		return Principal{}, false
@@ -62,5 +62,16 @@ func (c *tokenCache) put(token string, p Principal, expires, now time.Time) {
 	if expires.Before(until) {
 		until = expires
 	}
-	c.lru.Add(sha256.Sum256([]byte(token)), cachedToken{principal: p, until: until})
+	c.lru.Add(tokenKey(token), cachedToken{principal: p, until: until})
+}
+
+// tokenKey hashes a token from a copy on the stack: converting it to a
+// []byte was the one allocation of a cached verification. Longer tokens
+// (rare) are converted.
+func tokenKey(token string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(token) > len(buf) {
+		return sha256.Sum256([]byte(token))
+	}
+	return sha256.Sum256(buf[:copy(buf[:], token)])
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,5 +59,23 @@ func TestVerifyRechecksExpiredCachedToken(t *testing.T) {
 	v.cache.put(tok, Principal{Subject: "s"}, issued.Add(time.Second+Leeway), issued)
 	if _, err := v.Verify(tok); err == nil {
 		t.Fatal("expired token accepted from the cache")
+	}
+}
+
+// Tokens are remembered by their hash whatever their length, and looking
+// one up allocates nothing (it runs on every call).
+func TestTokenCacheKeysAnyLength(t *testing.T) {
+	c := newTokenCache()
+	now := time.Now()
+	short, long := "tok", strings.Repeat("t", 5000)
+	c.put(short, Principal{Subject: "short"}, now.Add(time.Minute), now)
+	c.put(long, Principal{Subject: "long"}, now.Add(time.Minute), now)
+	for tok, want := range map[string]string{short: "short", long: "long", long[:4999]: ""} {
+		if got, _ := c.get(tok, now); got.Subject != want {
+			t.Errorf("token of %d bytes: subject %q, want %q", len(tok), got.Subject, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { c.get(short, now) }); n != 0 {
+		t.Errorf("a lookup made %v allocations", n)
 	}
 }

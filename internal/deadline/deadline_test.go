@@ -44,3 +44,20 @@ func TestUnaryServerInterceptorOnlyShortens(t *testing.T) {
 		})
 	}
 }
+
+// A client deadline within the bound costs nothing: the handler gets the
+// call's own context.
+func TestUnaryServerInterceptorKeepsASoonerDeadlineAsItIs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	icpt := UnaryServerInterceptor(time.Minute)
+	handler := func(got context.Context, _ any) (any, error) {
+		if got != ctx {
+			t.Error("the handler got a derived context")
+		}
+		return nil, nil
+	}
+	if n := testing.AllocsPerRun(10, func() { _, _ = icpt(ctx, nil, &grpc.UnaryServerInfo{}, handler) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}

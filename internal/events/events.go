@@ -8,11 +8,10 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"maps"
+	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -37,14 +36,26 @@ const (
 // call is the event state of one RPC, shared between the interceptor and
 // the handler through the context.
 type call struct {
-	op        string // e.g. USER_UPDATE
+	types     *eventTypes
 	requestID string
 	clientID  string
-	metadata  map[string]any
+	metadata  metadata
 	start     store.Event // as queued, so a mutation can commit it too
+	outcome   store.Event // the SUCCESS or FAIL queued after the handler
 	// inTransaction: the handler took the trail to commit with its
 	// change, so the interceptor must not record another SUCCESS.
 	inTransaction bool
+}
+
+// metadata is what an event's metadata can hold: ids and counts only, so
+// no claim or token can slip in. A string is set when not empty.
+type metadata struct {
+	code         string // of a FAIL
+	entriesCount int
+	hasEntries   bool
+	limit        int
+	hasLimit     bool
+	userID       string
 }
 
 type callKey struct{}
@@ -58,11 +69,25 @@ func callFrom(ctx context.Context) *call {
 	return c
 }
 
-// Set adds an id or a count to the metadata of the current call's events
-// (no-op when the call records no events). Never pass personal data.
-func Set(ctx context.Context, key string, value any) {
+// SetUserID names the user of the current call's events (no-op when the
+// call records no events).
+func SetUserID(ctx context.Context, id string) {
 	if c := callFrom(ctx); c != nil {
-		c.metadata[key] = value
+		c.metadata.userID = id
+	}
+}
+
+// SetLimit records the page size of the current call's events.
+func SetLimit(ctx context.Context, n int) {
+	if c := callFrom(ctx); c != nil {
+		c.metadata.limit, c.metadata.hasLimit = n, true
+	}
+}
+
+// SetEntriesCount records how many entries the current call returned.
+func SetEntriesCount(ctx context.Context, n int) {
+	if c := callFrom(ctx); c != nil {
+		c.metadata.entriesCount, c.metadata.hasEntries = n, true
 	}
 }
 
@@ -81,28 +106,70 @@ func TrailInTransaction(ctx context.Context, userID string) []store.Event {
 		return nil
 	}
 	c.inTransaction = true
-	meta := maps.Clone(c.metadata)
-	meta[KeyUserID] = userID
-	return []store.Event{c.start, c.event(Success, meta)}
+	meta := c.metadata
+	meta.userID = userID
+	return []store.Event{c.start, c.event(c.types.success, meta)}
 }
 
 // event builds one event of the call from its metadata as it is now.
-func (c *call) event(suffix string, metadata map[string]any) store.Event {
-	return newEvent(c.op+suffix, c.requestID, c.clientID, metadata, time.Now())
+func (c *call) event(typ string, meta metadata) store.Event {
+	return newEvent(typ, c.requestID, c.clientID, meta, time.Now())
 }
 
-func newEvent(typ, requestID, clientID string, metadata map[string]any, now time.Time) store.Event {
-	meta, err := json.Marshal(metadata) // a snapshot: later Sets do not change it
-	if err != nil || metadata == nil {
-		meta = []byte("{}") // metadata holds strings and numbers only
-	}
+func newEvent(typ, requestID, clientID string, meta metadata, now time.Time) store.Event {
 	return store.Event{
-		ID:        uuid.Must(uuid.NewV7()).String(),
+		ID:        ids.NewV7(),
 		Time:      now.UTC().Truncate(time.Millisecond),
 		Type:      typ,
 		Category:  CategoryUser,
 		RequestID: requestID,
 		ClientID:  clientID,
-		Metadata:  meta,
+		Metadata:  meta.appendJSON(make([]byte, 0, 64)),
 	}
+}
+
+// appendJSON appends the JSON encoding/json gives a map of the fields set
+// (keys sorted, HTML-safe strings), without its reflection and sorting:
+// events are written on every call.
+func (m metadata) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	field := func(key string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+	}
+	if m.code != "" {
+		field(KeyCode)
+		b = appendJSONString(b, m.code)
+	}
+	if m.hasEntries {
+		field(KeyEntriesCount)
+		b = strconv.AppendInt(b, int64(m.entriesCount), 10)
+	}
+	if m.hasLimit {
+		field(KeyLimit)
+		b = strconv.AppendInt(b, int64(m.limit), 10)
+	}
+	if m.userID != "" {
+		field(KeyUserID)
+		b = appendJSONString(b, m.userID)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as encoding/json does; ids and code words
+// need no escaping, anything else is left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -90,7 +90,7 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 		wantCode  string
 	}{
 		{"case=success recorded by the interceptor", func(ctx context.Context, _ any) (any, error) {
-			Set(ctx, KeyUserID, "u")
+			SetUserID(ctx, "u")
 			return "ok", nil
 		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_SUCCESS"}, ""},
 		{"case=failure with the contract's code word", func(context.Context, any) (any, error) {
@@ -211,7 +211,7 @@ func TestStartMetadataTakesOnlyWellFormedIDs(t *testing.T) {
 		"{0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70}":        false,
 		"urn:uuid:0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70": false,
 	} {
-		_, got := startMetadata(getReq{id: id})[KeyUserID]
+		got := startMetadata(getReq{id: id}).userID != ""
 		if got != want {
 			t.Errorf("startMetadata(%q) has userId = %v", id, got)
 		}
@@ -219,7 +219,7 @@ func TestStartMetadataTakesOnlyWellFormedIDs(t *testing.T) {
 }
 
 func TestEventTimestampIsMillisecondUTC(t *testing.T) {
-	ev := newEvent("T", "r", "c", nil, time.Date(2026, 11, 28, 13, 2, 5, 123456789, time.FixedZone("x", 3600)))
+	ev := newEvent("T", "r", "c", metadata{}, time.Date(2026, 11, 28, 13, 2, 5, 123456789, time.FixedZone("x", 3600)))
 	if ev.Time.Location() != time.UTC || ev.Time.Nanosecond() != 123000000 || string(ev.Metadata) != "{}" {
 		t.Fatalf("event %+v", ev)
 	}
@@ -478,4 +478,38 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Event metadata reads exactly as encoding/json wrote it from a map.
+func TestMetadataJSONIsEncodingJSONs(t *testing.T) {
+	for _, m := range []metadata{
+		{},
+		{userID: "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70"},
+		{limit: 100, hasLimit: true},
+		{limit: 100, hasLimit: true, entriesCount: 0, hasEntries: true},
+		{code: "NotFound", userID: "u-1"},
+		{code: "Conflict", entriesCount: 7, hasEntries: true, limit: -3, hasLimit: true, userID: "x"},
+		{code: `<&> "q" \ ` + "\x01\u2028\xff é", userID: "\t"},
+	} {
+		asMap := map[string]any{}
+		if m.code != "" {
+			asMap[KeyCode] = m.code
+		}
+		if m.hasEntries {
+			asMap[KeyEntriesCount] = m.entriesCount
+		}
+		if m.hasLimit {
+			asMap[KeyLimit] = m.limit
+		}
+		if m.userID != "" {
+			asMap[KeyUserID] = m.userID
+		}
+		want, err := json.Marshal(asMap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("%+v: %s, want %s", m, got, want)
+		}
+	}
 }

@@ -32,13 +32,23 @@ type Sink interface {
 // authentication (a call without a valid token records nothing) and before
 // authorization (a valid token without the role records START and FAIL).
 type Recorder struct {
-	ops  Ops
-	sink Sink
+	types map[string]*eventTypes // by full method; none: no events
+	sink  Sink
 }
+
+// eventTypes are the event types of one operation, joined once rather
+// than for every event.
+type eventTypes struct{ start, success, fail string }
 
 // NewRecorder returns a recorder for ops writing to sink.
 func NewRecorder(ops Ops, sink Sink) *Recorder {
-	return &Recorder{ops: ops, sink: sink}
+	types := make(map[string]*eventTypes, len(ops))
+	for method, op := range ops {
+		if op != "" {
+			types[method] = &eventTypes{start: op + Start, success: op + Success, fail: op + Fail}
+		}
+	}
+	return &Recorder{types: types, sink: sink}
 }
 
 // UnaryServerInterceptor records START before the handler and SUCCESS or
@@ -52,13 +62,13 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		return nil
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		op := r.ops[info.FullMethod]
-		if op == "" {
+		types := r.types[info.FullMethod]
+		if types == nil {
 			return handler(ctx, req)
 		}
 		p, _ := auth.FromContext(ctx)
-		c := &call{op: op, requestID: requestid.FromContext(ctx), clientID: p.Subject, metadata: startMetadata(req)}
-		c.start = c.event(Start, c.metadata)
+		c := &call{types: types, requestID: requestid.FromContext(ctx), clientID: p.Subject, metadata: startMetadata(req)}
+		c.start = c.event(types.start, c.metadata)
 		if err := r.sink.Start(ctx, c.start); err != nil {
 			// Nothing recorded, nothing done: the trail stays whole.
 			return nil, rpcerr.Unavailable("Service unavailable, retry later")
@@ -68,12 +78,12 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		resp, err := handler(withCall(ctx, c), req)
 		switch {
 		case err != nil:
-			c.metadata[KeyCode] = rpcerr.CodeWord(err)
-			ev := c.event(Fail, c.metadata)
-			outcome = &ev
+			c.metadata.code = rpcerr.CodeWord(err)
+			c.outcome = c.event(types.fail, c.metadata)
+			outcome = &c.outcome
 		case !c.inTransaction:
-			ev := c.event(Success, c.metadata)
-			outcome = &ev
+			c.outcome = c.event(types.success, c.metadata)
+			outcome = &c.outcome
 		}
 		return resp, err
 	}
@@ -82,15 +92,15 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // startMetadata takes what is known before the handler runs: the user id
 // (only when it is a well-formed UUID: anything else is arbitrary input)
 // and the requested page size.
-func startMetadata(req any) map[string]any {
-	m := map[string]any{}
+func startMetadata(req any) metadata {
+	var m metadata
 	if r, ok := req.(interface{ GetId() string }); ok {
 		if id := r.GetId(); len(id) == 36 && uuid.Validate(id) == nil {
-			m[KeyUserID] = strings.ToLower(id)
+			m.userID = strings.ToLower(id)
 		}
 	}
 	if r, ok := req.(interface{ GetLimit() int32 }); ok && r.GetLimit() != 0 {
-		m[KeyLimit] = r.GetLimit()
+		m.limit, m.hasLimit = int(r.GetLimit()), true
 	}
 	return m
 }

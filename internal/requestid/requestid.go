@@ -7,9 +7,10 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/usersd/usersd/internal/ids"
 )
 
 // Header is the HTTP header; MetadataKey is its gRPC metadata form.
@@ -40,7 +41,7 @@ func Valid(id string) bool {
 
 // New returns a fresh id (a UUIDv7: unique and time-ordered).
 func New() string {
-	return uuid.Must(uuid.NewV7()).String()
+	return ids.NewV7()
 }
 
 // pick returns the first candidate if it is valid, else a new id.
@@ -65,11 +66,11 @@ func FromContext(ctx context.Context) string {
 // fromIncoming picks the id for a gRPC call and announces it in the
 // response header metadata, so errors carry it too.
 func fromIncoming(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	id := pick(md.Get(MetadataKey))
+	// Only this key: FromIncomingContext would copy all the metadata.
+	id := pick(metadata.ValueFromIncomingContext(ctx, MetadataKey))
 	// SetHeader fails only when headers were already sent, which cannot
 	// have happened before the handler ran.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(MetadataKey, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{MetadataKey: {id}})
 	return NewContext(ctx, id)
 }
 

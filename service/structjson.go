@@ -1,0 +1,385 @@
+package service
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// decodeStruct is protojson.Unmarshal into a Struct, with a fast path for
+// what the store holds: the compact JSON encodeClaims and the event
+// recorder write. Every user read decodes claims, and protojson's
+// reflection made that a third of GetUser's allocations. Anything the
+// fast path does not take as it is (whitespace, escapes, duplicate keys,
+// deep nesting, a number out of range, invalid UTF-8, an error) goes to
+// protojson, so the result and every error are protojson's.
+func decodeStruct(data []byte) (*structpb.Struct, error) {
+	// One string for the whole document: keys and string values are
+	// slices of it, not allocations of their own.
+	d := structDecoder{s: string(data)}
+	if s, ok := d.object(); ok && d.i == len(d.s) {
+		return s, nil
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(data, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// maxFastDepth bounds the nesting the fast path recurses into; deeper
+// documents go to protojson (stored claims are much shallower).
+const maxFastDepth = 64
+
+type structDecoder struct {
+	s     string
+	i     int
+	depth int
+}
+
+// Value and its kind in one allocation.
+type (
+	stringValue struct {
+		v structpb.Value
+		k structpb.Value_StringValue
+	}
+	numberValue struct {
+		v structpb.Value
+		k structpb.Value_NumberValue
+	}
+	boolValue struct {
+		v structpb.Value
+		k structpb.Value_BoolValue
+	}
+	nullValue struct {
+		v structpb.Value
+		k structpb.Value_NullValue
+	}
+	structValue struct {
+		v structpb.Value
+		k structpb.Value_StructValue
+	}
+	listValue struct {
+		v structpb.Value
+		k structpb.Value_ListValue
+	}
+)
+
+func (d *structDecoder) object() (*structpb.Struct, bool) {
+	if !d.next('{') || d.depth == maxFastDepth {
+		return nil, false
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	s := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	if d.next('}') {
+		return s, true
+	}
+	for {
+		k, ok := d.string()
+		if !ok || !d.next(':') {
+			return nil, false
+		}
+		if _, dup := s.Fields[k]; dup {
+			return nil, false
+		}
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		s.Fields[k] = v
+		if d.next('}') {
+			return s, true
+		}
+		if !d.next(',') {
+			return nil, false
+		}
+	}
+}
+
+func (d *structDecoder) list() (*structpb.ListValue, bool) {
+	if !d.next('[') || d.depth == maxFastDepth {
+		return nil, false
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	l := &structpb.ListValue{}
+	if d.next(']') {
+		return l, true
+	}
+	for {
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		l.Values = append(l.Values, v)
+		if d.next(']') {
+			return l, true
+		}
+		if !d.next(',') {
+			return nil, false
+		}
+	}
+}
+
+func (d *structDecoder) value() (*structpb.Value, bool) {
+	if d.i == len(d.s) {
+		return nil, false
+	}
+	switch c := d.s[d.i]; {
+	case c == '"':
+		s, ok := d.string()
+		if !ok {
+			return nil, false
+		}
+		v := &stringValue{k: structpb.Value_StringValue{StringValue: s}}
+		v.v.Kind = &v.k
+		return &v.v, true
+	case c == '-' || c >= '0' && c <= '9':
+		n, ok := d.number()
+		if !ok {
+			return nil, false
+		}
+		v := &numberValue{k: structpb.Value_NumberValue{NumberValue: n}}
+		v.v.Kind = &v.k
+		return &v.v, true
+	case c == '{':
+		s, ok := d.object()
+		if !ok {
+			return nil, false
+		}
+		v := &structValue{k: structpb.Value_StructValue{StructValue: s}}
+		v.v.Kind = &v.k
+		return &v.v, true
+	case c == '[':
+		l, ok := d.list()
+		if !ok {
+			return nil, false
+		}
+		v := &listValue{k: structpb.Value_ListValue{ListValue: l}}
+		v.v.Kind = &v.k
+		return &v.v, true
+	case d.literal("true"), d.literal("false"):
+		v := &boolValue{k: structpb.Value_BoolValue{BoolValue: c == 't'}}
+		v.v.Kind = &v.k
+		return &v.v, true
+	case d.literal("null"):
+		v := &nullValue{}
+		v.v.Kind = &v.k
+		return &v.v, true
+	}
+	return nil, false
+}
+
+// next consumes c if it comes next.
+func (d *structDecoder) next(c byte) bool {
+	if d.i < len(d.s) && d.s[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// literal consumes lit if it comes next.
+func (d *structDecoder) literal(lit string) bool {
+	if len(d.s)-d.i >= len(lit) && d.s[d.i:d.i+len(lit)] == lit {
+		d.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// string reads a string without escapes or control characters, in valid
+// UTF-8.
+func (d *structDecoder) string() (string, bool) {
+	if !d.next('"') {
+		return "", false
+	}
+	start, ascii := d.i, true
+	for ; d.i < len(d.s); d.i++ {
+		switch c := d.s[d.i]; {
+		case c == '"':
+			s := d.s[start:d.i]
+			d.i++
+			return s, ascii || utf8.ValidString(s)
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+// number reads a JSON number (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)
+// that is a finite float64.
+func (d *structDecoder) number() (float64, bool) {
+	start := d.i
+	d.next('-')
+	switch {
+	case d.next('0'):
+	case d.digits() == 0:
+		return 0, false
+	}
+	if d.next('.') && d.digits() == 0 {
+		return 0, false
+	}
+	if d.next('e') || d.next('E') {
+		if !d.next('+') {
+			d.next('-')
+		}
+		if d.digits() == 0 {
+			return 0, false
+		}
+	}
+	f, err := strconv.ParseFloat(d.s[start:d.i], 64)
+	return f, err == nil
+}
+
+// digits consumes a run of decimal digits and returns its length.
+func (d *structDecoder) digits() int {
+	start := d.i
+	for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+		d.i++
+	}
+	return d.i - start
+}
+
+// appendStruct appends the JSON encoding/json gives s.AsMap() with HTML
+// escaping off: keys sorted, floats as encoding/json formats them, and a
+// number that is not finite as the string AsMap makes of it. encodeClaims
+// stores that form; written directly, it no longer costs the map, the
+// reflection and the sorting encoding/json needs (the claims of every
+// create and update).
+func appendStruct(b []byte, s *structpb.Struct) []byte {
+	fields := s.GetFields()
+	var buf [16]string
+	keys := buf[:0]
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendValue(b, fields[k])
+	}
+	return append(b, '}')
+}
+
+func appendValue(b []byte, v *structpb.Value) []byte {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		if k != nil {
+			return appendNumber(b, k.NumberValue)
+		}
+	case *structpb.Value_StringValue:
+		if k != nil {
+			return appendString(b, k.StringValue)
+		}
+	case *structpb.Value_BoolValue:
+		if k != nil {
+			return strconv.AppendBool(b, k.BoolValue)
+		}
+	case *structpb.Value_StructValue:
+		if k != nil {
+			return appendStruct(b, k.StructValue)
+		}
+	case *structpb.Value_ListValue:
+		if k != nil {
+			b = append(b, '[')
+			for i, e := range k.ListValue.GetValues() {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendValue(b, e)
+			}
+			return append(b, ']')
+		}
+	}
+	return append(b, "null"...) // null, no kind, or a nil one
+}
+
+// appendNumber formats f as encoding/json does (ES6 number to string).
+func appendNumber(b []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return appendString(b, "NaN")
+	case math.IsInf(f, 1):
+		return appendString(b, "Infinity")
+	case math.IsInf(f, -1):
+		return appendString(b, "-Infinity")
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 → e-9
+		b = b[:n-1]
+	}
+	return b
+}
+
+// appendString quotes s as encoding/json does without HTML escaping:
+// control characters, quotes and backslashes escaped, invalid UTF-8 as
+// U+FFFD, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
