@@ -32,7 +32,8 @@ type Options struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // larger bodies get 413
 	// MaxJSONDepth bounds body nesting before decoding (anti stack
-	// exhaustion); the service enforces the exact claims depth.
+	// exhaustion; rules.MaxBodyDepth of the claims limit); the service
+	// enforces the exact claims depth.
 	MaxJSONDepth int
 	Ready        func(context.Context) error // readiness probe (database reachable)
 	Metrics      http.Handler                // Prometheus exposition

@@ -1,7 +1,6 @@
 package jsonbody
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -11,6 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/usersd/usersd/internal/rules"
 )
 
 // shapeKind says which JSON a position in the body must hold.
@@ -389,87 +390,13 @@ func floatProblem(kind protoreflect.Kind, tok token, text string) string {
 	return ""
 }
 
-// numberProblem applies the rule for every JSON number in the body, whatever
-// its field: its exact decimal value must be within ±2^53. Beyond that a
-// float64 (google.protobuf.Value, JavaScript) holds only some integers and
-// would silently round the others, 9007199254740993 in any spelling; the
-// service refuses doubles beyond it (|n| > 2^53) by the same rule. It is
-// decided on the literal text, since no float64 tells 2^53+1 from 2^53.
-// Literals that overflow a float64 (1e400) are beyond it too.
+// numberProblem applies the ±2^53 rule to every JSON number in the body,
+// whatever its field: beyond it a float64 (google.protobuf.Value,
+// JavaScript) would silently round the value, and the service refuses
+// decoded numbers by the same rule. It is decided on the literal text.
 func numberProblem(num []byte) string {
-	if beyondMaxExact(num) {
-		return "numbers beyond ±2^53 cannot be represented exactly"
+	if rules.BeyondExactLiteral(num) {
+		return rules.InexactNumber
 	}
 	return ""
-}
-
-// maxExactInt is 2^53, the largest magnitude up to which every integer is
-// exactly representable as a float64.
-const maxExactInt = "9007199254740992"
-
-// beyondMaxExact reports whether the JSON number num has an exact value of
-// magnitude greater than 2^53. It compares digits and never rounds: num is
-// 0.D × 10^point, D its significant digits (no leading or trailing zeros),
-// and 2^53 is 0.9007199254740992 × 10^16.
-func beyondMaxExact(num []byte) bool {
-	num = bytes.TrimPrefix(num, []byte("-"))
-	mant, exp := num, []byte(nil)
-	if i := bytes.IndexAny(num, "eE"); i >= 0 {
-		mant, exp = num[:i], num[i+1:]
-	}
-	intp, frac, _ := bytes.Cut(mant, []byte("."))
-	if string(intp) == "0" { // JSON allows no other leading zero
-		intp = nil
-	}
-	point := len(intp)
-	if len(intp) == 0 {
-		n := len(frac)
-		frac = bytes.TrimLeft(frac, "0")
-		point -= n - len(frac)
-	}
-	if frac = bytes.TrimRight(frac, "0"); len(frac) == 0 {
-		intp = bytes.TrimRight(intp, "0")
-	}
-	n := len(intp) + len(frac)
-	if n == 0 {
-		return false // zero, in any spelling
-	}
-	if point += exponent(exp); point != len(maxExactInt) {
-		return point > len(maxExactInt)
-	}
-	for i := 0; i < len(maxExactInt); i++ {
-		if i == n {
-			return false // D is a prefix of 2^53's digits: smaller
-		}
-		var d byte
-		if i < len(intp) {
-			d = intp[i]
-		} else {
-			d = frac[i-len(intp)]
-		}
-		if d != maxExactInt[i] {
-			return d > maxExactInt[i]
-		}
-	}
-	return n > len(maxExactInt)
-}
-
-// exponent parses the exponent digits of a JSON number, saturating far
-// beyond any shift that could matter for a body of bounded size.
-func exponent(exp []byte) int {
-	neg := false
-	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
-		neg = exp[0] == '-'
-		exp = exp[1:]
-	}
-	e := 0
-	for _, c := range exp {
-		if e < 1<<30/10 {
-			e = e*10 + int(c-'0')
-		}
-	}
-	if neg {
-		return -e
-	}
-	return e
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
 	"github.com/usersd/usersd/service"
@@ -249,7 +250,7 @@ func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloa
 // configured).
 func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *certReloader, access *accesslog.Recorder, opts gateway.Options) (*http.Server, func(net.Listener) error, error) {
 	opts.MaxBodyBytes = cfg.MaxBodyBytes
-	opts.MaxJSONDepth = cfg.MaxClaimsDepth + 3
+	opts.MaxJSONDepth = rules.MaxBodyDepth(cfg.MaxClaimsDepth)
 	api, err := gateway.New(ctx, conn, opts)
 	if err != nil {
 		return nil, nil, err
