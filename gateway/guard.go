@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -42,7 +41,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
-		body, rej := g.check(w, r, rt, pathParams)
+		body, named, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
 		case rej.unreadable:
@@ -56,7 +55,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		if md := rt.bodyMessage(); md != nil {
 			if mask := updateMaskField(rt); mask != nil {
-				setUpdateMask(r, mask, body, md)
+				setUpdateMask(r, mask, named, md)
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
@@ -81,12 +80,13 @@ type rejection struct {
 
 type rejectionKey struct{}
 
-// check returns the body to forward, or why the request is refused.
-func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, *rejection) {
+// check returns the body to forward and what its check found, or why the
+// request is refused.
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, jsonbody.Result, *rejection) {
 	query, details := checkQuery(rt, r.URL.RawQuery)
 	details = append(checkPath(rt, pathParams), details...)
 	if len(details) > 0 {
-		return nil, &rejection{status: http.StatusBadRequest, message: "Invalid parameters", details: details}
+		return nil, jsonbody.Result{}, &rejection{status: http.StatusBadRequest, message: "Invalid parameters", details: details}
 	}
 	// The gateway's own query parser then reads exactly what was checked:
 	// it would fail on bad escapes, and give meaning to keys we ignore
@@ -94,16 +94,17 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathP
 	r.URL.RawQuery = query.Encode()
 	md := rt.bodyMessage()
 	if md == nil {
-		return nil, nil
+		return nil, jsonbody.Result{}, nil
 	}
 	body, status, msg := g.readBody(w, r)
 	if status != 0 {
-		return nil, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
+		return nil, jsonbody.Result{}, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
 	}
-	if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations}); len(vs) > 0 {
-		return nil, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
+	res := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
+	if vs := res.Violations; len(vs) > 0 {
+		return nil, res, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
 	}
-	return body, nil
+	return body, res, nil
 }
 
 // markRejected strips what the gateway could not decode (body, query) and
@@ -318,15 +319,14 @@ func updateMaskField(rt *route) protoreflect.FieldDescriptor {
 	return nil
 }
 
-// setUpdateMask makes the update mask exactly the top-level keys present in
-// the body, so "claims": null clears and an absent key keeps (checkQuery
+// setUpdateMask makes the update mask exactly the top-level keys the body
+// check found, so "claims": null clears and an absent key keeps (checkQuery
 // never forwards a mask the client put in the query).
-func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, body []byte, md protoreflect.MessageDescriptor) {
-	var top map[string]json.RawMessage
-	_ = json.Unmarshal(body, &top) // already checked to be an object (or empty)
+func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, named jsonbody.Result, md protoreflect.MessageDescriptor) {
 	var paths []string
-	for key := range top {
-		if fd := jsonbody.FieldByKey(md, key); fd != nil {
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if fd := fields.Get(i); named.Names(fd) {
 			paths = append(paths, string(fd.Name()))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usersd/usersd/gateway/jsonbody"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
@@ -85,8 +86,9 @@ func TestDropGatewayHeaders(t *testing.T) {
 	}
 }
 
-// The update mask of a PUT is exactly the top-level keys of its body, a
-// null included (it clears); whatever the query says is replaced.
+// The update mask of a PUT is exactly the top-level keys of its body the
+// check found, a null included (it clears); whatever the query says is
+// replaced.
 func TestSetUpdateMask(t *testing.T) {
 	put, _ := testRoutes.find("PUT", "/v1/users/x")
 	mask := updateMaskField(put)
@@ -107,7 +109,8 @@ func TestSetUpdateMask(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("PUT", "/v1/users/x?"+tc.query, nil)
-			setUpdateMask(r, mask, []byte(tc.body), put.bodyMessage())
+			md := put.bodyMessage()
+			setUpdateMask(r, mask, jsonbody.Check([]byte(tc.body), md, jsonbody.Limits{}), md)
 			if got := r.URL.Query()["update_mask"]; len(got) != 1 || got[0] != tc.want {
 				t.Fatalf("update_mask %q, want %q", got, tc.want)
 			}
