@@ -30,11 +30,14 @@ func bodyFrom(ctx context.Context) []byte {
 // describe turns the service's field violations (proto paths) into the
 // contract's details: JSON names, where the input was, and its value as
 // the client sent it.
-func (g *Gateway) describe(r *http.Request, violations []*errdetails.BadRequest_FieldViolation) []detail {
+func describe(rt *route, r *http.Request, violations []*errdetails.BadRequest_FieldViolation) []detail {
 	if len(violations) == 0 {
 		return nil
 	}
-	rt, vars := g.routes.find(r.Method, r.URL.Path)
+	var vars map[string]string
+	if rt != nil {
+		vars, _ = rt.match(r.URL.Path) // the route's own template: no routing
+	}
 	out := make([]detail, 0, len(violations))
 	for _, v := range violations {
 		d := detail{Param: v.GetField(), Msg: v.GetDescription(), Location: locBody}

@@ -102,6 +102,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		return
 	}
 	noteCall(ctx, err)
+	rpc, _ := runtime.RPCMethod(ctx)
 	st := status.Convert(err)
 	code := rpcerr.HTTPStatus(st.Code())
 	var violations []*errdetails.BadRequest_FieldViolation
@@ -120,7 +121,6 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		return
 	}
 	if info == nil && st.Code() == codes.Internal && !reachedServer(ctx) {
-		rpc, _ := runtime.RPCMethod(ctx)
 		g.log.WarnContext(ctx, "request could not be encoded for gRPC", "request_id", requestid.FromContext(ctx), "rpc", rpc)
 		code = http.StatusBadRequest
 	}
@@ -134,7 +134,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", bearerChallenge(info, message))
 	}
-	writeError(w, code, message, g.describe(r, violations))
+	writeError(w, code, message, describe(g.byRPC[rpc], r, violations))
 }
 
 // retryAfter is a RetryInfo delay as Retry-After seconds, rounded up and at

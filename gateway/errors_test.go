@@ -55,6 +55,17 @@ func inMemoryConn(t *testing.T, users usersv1.UserServiceServer) *grpc.ClientCon
 	return conn
 }
 
+// callContext is the context in which the generated handler calls the
+// error handler for a request: it names the RPC.
+func callContext(t *testing.T, r *http.Request, fullMethod string) context.Context {
+	t.Helper()
+	ctx, err := runtime.AnnotateContext(r.Context(), runtime.NewServeMux(), r, fullMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
 // An INTERNAL status is a 500 when the call reached the server, and a 400
 // when grpc-go could not even marshal the request: the errors here are the
 // real ones grpc-go returns.
@@ -106,7 +117,7 @@ func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
 // still a 401; our service's statuses keep their messages, others get
 // generic ones; a 401 challenges for a token, naming an invalid one.
 func TestErrorHandlerRendering(t *testing.T) {
-	g := &Gateway{log: slog.New(slog.DiscardHandler), routes: testRoutes, rejectionKey: "key"}
+	g := &Gateway{log: slog.New(slog.DiscardHandler), routes: testRoutes, byRPC: testRoutes.byRPC(), rejectionKey: "key"}
 	plain := func() *http.Request { return httptest.NewRequest("PUT", "/v1/users/x", nil) }
 	tooLarge := func() *http.Request {
 		return g.markRejected(plain(), &rejection{status: 413, message: "The request body must be at most 10 bytes"})
@@ -153,7 +164,8 @@ func TestErrorHandlerRendering(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			g.errorHandler(t.Context(), nil, nil, rec, tc.req(), tc.err)
+			r := tc.req()
+			g.errorHandler(callContext(t, r, usersv1.UserService_UpdateUser_FullMethodName), nil, nil, rec, r, tc.err)
 			var body errorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body %q: %v", rec.Body, err)

@@ -46,6 +46,7 @@ type Options struct {
 type Gateway struct {
 	log          *slog.Logger
 	routes       routes
+	byRPC        map[string]*route
 	maxBodyBytes int64
 	maxJSONDepth int
 	ready        func(context.Context) error
@@ -58,9 +59,11 @@ type Gateway struct {
 // it behind requestid.Middleware, which gives every request its id, and
 // an accesslog.Middleware, to which it reports the route and the gRPC call.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	rs := routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService"))
 	g := &Gateway{
 		log:          opts.Logger,
-		routes:       routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService")),
+		routes:       rs,
+		byRPC:        rs.byRPC(),
 		maxBodyBytes: opts.MaxBodyBytes,
 		maxJSONDepth: opts.MaxJSONDepth,
 		ready:        opts.Ready,

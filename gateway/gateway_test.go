@@ -7,53 +7,82 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+
 	"github.com/usersd/usersd/gateway/jsonbody"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
 var testRoutes = routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService"))
 
-// Every RPC of the service must have a REST binding: the gateway's route
-// table, 405 Allow lists and detail locations all come from it.
+// testRoute is the route of an RPC, by its short name.
+func testRoute(t *testing.T, rpc string) *route {
+	t.Helper()
+	for _, rt := range testRoutes {
+		if string(rt.rpc.Name()) == rpc {
+			return rt
+		}
+	}
+	t.Fatalf("no route for %s", rpc)
+	return nil
+}
+
+// Every RPC of the service has a REST binding (the gateway's checks, 405
+// Allow lists and detail locations all come from it), and the guard finds
+// it from the pattern the generated mux matched, by HTTP method and path,
+// and the error handler by the RPC's full name.
 func TestEveryRPCHasARoute(t *testing.T) {
 	methods := usersv1.File_users_v1_users_proto.Services().ByName("UserService").Methods()
 	if len(testRoutes) != methods.Len() {
 		t.Fatalf("%d routes for %d RPCs", len(testRoutes), methods.Len())
 	}
+	var matched *route
+	mux := runtime.NewServeMux(runtime.WithMiddlewares(func(runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(_ http.ResponseWriter, r *http.Request, _ map[string]string) {
+			pattern, _ := runtime.HTTPPattern(r.Context())
+			matched = testRoutes.matched(r.Method, pattern)
+		}
+	}))
+	if err := usersv1.RegisterUserServiceHandlerClient(t.Context(), mux, nil); err != nil {
+		t.Fatal(err)
+	}
+	byRPC := testRoutes.byRPC()
+	for i := 0; i < methods.Len(); i++ {
+		m := methods.Get(i)
+		rt := testRoute(t, string(m.Name()))
+		matched = nil
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(rt.method, strings.ReplaceAll(rt.template, "{id}", "x"), nil))
+		if matched != rt {
+			t.Errorf("%s %s: the guard finds %v, want the route of %s", rt.method, rt.template, matched, m.Name())
+		}
+		if fullMethod := "/" + string(m.Parent().FullName()) + "/" + string(m.Name()); byRPC[fullMethod] != rt {
+			t.Errorf("%s: no route by its full name", fullMethod)
+		}
+	}
 }
 
-func TestRoutesFindAndAllow(t *testing.T) {
+func TestRoutesAllow(t *testing.T) {
 	for _, tc := range []struct {
-		method, path, rpc string
-		allow             string
+		path, template, allow string
 	}{
-		{"GET", "/v1/users", "ListUsers", "POST, GET"},
-		{"POST", "/v1/users", "CreateUser", "POST, GET"},
-		{"GET", "/v1/users/abc", "GetUser", "GET, PUT, DELETE"},
-		{"PUT", "/v1/users/abc", "UpdateUser", "GET, PUT, DELETE"},
-		{"DELETE", "/v1/users/", "DeleteUser", "GET, PUT, DELETE"},
-		{"PATCH", "/v1/users/abc", "", "GET, PUT, DELETE"},
-		{"GET", "/v1/users/abc/def", "", ""},
-		{"GET", "/v2/users", "", ""},
+		{"/v1/users", "/v1/users", "POST, GET"},
+		{"/v1/users/abc", "/v1/users/{id}", "GET, PUT, DELETE"},
+		{"/v1/users/", "/v1/users/{id}", "GET, PUT, DELETE"},
+		{"/v1/events", "/v1/events", "GET"},
+		{"/v1/users/abc/def", "", ""},
+		{"/v2/users", "", ""},
 	} {
-		rt, _ := testRoutes.find(tc.method, tc.path)
-		got := ""
-		if rt != nil {
-			got = string(rt.rpc.Name())
-		}
-		if got != tc.rpc {
-			t.Errorf("find(%s %s) = %q, want %q", tc.method, tc.path, got, tc.rpc)
-		}
 		if allow := strings.Join(testRoutes.allowed(tc.path), ", "); allow != tc.allow {
 			t.Errorf("allowed(%s) = %q, want %q", tc.path, allow, tc.allow)
+		}
+		if got := testRoutes.template(tc.path); got != tc.template {
+			t.Errorf("template(%s) = %q, want %q", tc.path, got, tc.template)
 		}
 	}
 }
 
 func TestLocate(t *testing.T) {
-	get, _ := testRoutes.find("GET", "/v1/users/x")
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
-	list, _ := testRoutes.find("GET", "/v1/users")
+	get, put, list := testRoute(t, "GetUser"), testRoute(t, "UpdateUser"), testRoute(t, "ListUsers")
 	for _, tc := range []struct {
 		rt                     *route
 		field, param, location string
@@ -167,7 +196,7 @@ func TestIsJSON(t *testing.T) {
 func TestEveryBodyIsCheckable(t *testing.T) {
 	bodies := 0
 	for _, rt := range testRoutes {
-		md := rt.bodyMessage()
+		md := rt.bodyMessage
 		if md == nil {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -28,17 +29,29 @@ import (
 // are the service's; this is transport.
 // It runs after routing, so unknown paths and methods are 404/405 first.
 //
+// The mux wraps each handler it registers in a guard of its own
+// (runtime.WithMiddlewares), so a guard serves one route: it looks that
+// route up from the pattern the mux matched (runtime.HTTPPattern) on its
+// first request and keeps it, rather than routing again.
+//
 // A refused request is not answered here: it goes on to the gRPC server
 // with an empty body and the rejected-metadata mark, so it is
 // authenticated (401 first), recorded in analytic events and authorized
 // like any other call; the error handler then renders the refusal.
 func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
+	var served atomic.Pointer[route]
 	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
 		r.Header.Del(rejectedHeader) // only the gateway sets it
-		rt, _ := g.routes.find(r.Method, r.URL.Path)
+		rt := served.Load()
 		if rt == nil {
-			next(w, r, pathParams)
-			return
+			pattern, _ := runtime.HTTPPattern(r.Context())
+			if rt = g.routes.matched(r.Method, pattern); rt == nil {
+				// Every handler comes from the same HTTP rules as the routes.
+				logError(g.log, r, "no route for a registered handler", errors.New(r.Method+" "+pattern.String()))
+				writeError(w, http.StatusInternalServerError, genericMessages[http.StatusInternalServerError], nil)
+				return
+			}
+			served.Store(rt)
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
 		body, named, rej := g.check(w, r, rt, pathParams)
@@ -53,9 +66,9 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			next(w, g.markRejected(r, rej), encodable(pathParams))
 			return
 		}
-		if md := rt.bodyMessage(); md != nil {
-			if mask := updateMaskField(rt); mask != nil {
-				setUpdateMask(r, mask, named, md)
+		if md := rt.bodyMessage; md != nil {
+			if rt.updateMask != nil {
+				setUpdateMask(r, rt.updateMask, named, md)
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
@@ -92,7 +105,7 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathP
 	// it would fail on bad escapes, and give meaning to keys we ignore
 	// ("limit[x]", "cursor.x", a field named twice by its two names).
 	r.URL.RawQuery = query.Encode()
-	md := rt.bodyMessage()
+	md := rt.bodyMessage
 	if md == nil {
 		return nil, jsonbody.Result{}, nil
 	}
@@ -271,7 +284,7 @@ func checkQuery(rt *route, rawQuery string) (url.Values, []detail) {
 // queryField is the request field a query key sets, or nil.
 func queryField(rt *route, key string) protoreflect.FieldDescriptor {
 	fd := jsonbody.FieldByKey(rt.rpc.Input(), key)
-	if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) || fd == updateMaskField(rt) {
+	if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) || fd == rt.updateMask {
 		return nil
 	}
 	return fd
@@ -301,22 +314,6 @@ func scalarProblem(fd protoreflect.FieldDescriptor, v string) string {
 		return "must be a number in range"
 	}
 	return ""
-}
-
-// updateMaskField returns the FieldMask field of a route's request when the
-// route binds a body to one field of it (PUT /v1/users/{id}), else nil.
-func updateMaskField(rt *route) protoreflect.FieldDescriptor {
-	if rt.body == "" || rt.body == "*" {
-		return nil
-	}
-	fields := rt.rpc.Input().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		if md := fd.Message(); md != nil && md.FullName() == "google.protobuf.FieldMask" {
-			return fd
-		}
-	}
-	return nil
 }
 
 // setUpdateMask makes the update mask exactly the top-level keys the body

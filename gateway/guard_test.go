@@ -14,9 +14,7 @@ import (
 )
 
 func TestCheckQuery(t *testing.T) {
-	list, _ := testRoutes.find("GET", "/v1/users")
-	events, _ := testRoutes.find("GET", "/v1/events")
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
+	list, events, put := testRoute(t, "ListUsers"), testRoute(t, "ListEvents"), testRoute(t, "UpdateUser")
 	for _, tc := range []struct {
 		name    string
 		rt      *route
@@ -59,7 +57,7 @@ func TestCheckQuery(t *testing.T) {
 }
 
 func TestCheckPath(t *testing.T) {
-	get, _ := testRoutes.find("GET", "/v1/users/x")
+	get := testRoute(t, "GetUser")
 	if d := checkPath(get, map[string]string{"id": "not-a-uuid"}); d != nil {
 		t.Fatalf("a well-formed string was refused: %+v", d)
 	}
@@ -90,8 +88,8 @@ func TestDropGatewayHeaders(t *testing.T) {
 // check found, a null included (it clears); whatever the query says is
 // replaced.
 func TestSetUpdateMask(t *testing.T) {
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
-	mask := updateMaskField(put)
+	put := testRoute(t, "UpdateUser")
+	mask := put.updateMask
 	for _, tc := range []struct {
 		name, query, body, want string
 	}{
@@ -109,7 +107,7 @@ func TestSetUpdateMask(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("PUT", "/v1/users/x?"+tc.query, nil)
-			md := put.bodyMessage()
+			md := put.bodyMessage
 			setUpdateMask(r, mask, jsonbody.Check([]byte(tc.body), md, jsonbody.Limits{}), md)
 			if got := r.URL.Query()["update_mask"]; len(got) != 1 || got[0] != tc.want {
 				t.Fatalf("update_mask %q, want %q", got, tc.want)
