@@ -17,6 +17,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -37,9 +38,6 @@ type Options struct {
 	MaxJSONDepth int
 	Ready        func(context.Context) error // readiness probe (database reachable)
 	Metrics      http.Handler                // Prometheus exposition
-	// RejectionKey authenticates the mark on requests the gateway refuses
-	// (shared with the gRPC server's gateway-rejections stage).
-	RejectionKey string
 }
 
 // Gateway is the REST front of the users service.
@@ -51,7 +49,6 @@ type Gateway struct {
 	maxJSONDepth int
 	ready        func(context.Context) error
 	metrics      http.Handler
-	rejectionKey string
 	api          *runtime.ServeMux
 }
 
@@ -68,7 +65,6 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		maxJSONDepth: opts.MaxJSONDepth,
 		ready:        opts.Ready,
 		metrics:      opts.Metrics,
-		rejectionKey: opts.RejectionKey,
 	}
 	marshaler := compactJSON{&runtime.JSONPb{
 		// Print empty lists (`"data": []`) but omit fields with presence
@@ -91,7 +87,8 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithMiddlewares(g.guard),
 	)
-	if err := usersv1.RegisterUserServiceHandler(ctx, g.api, conn); err != nil {
+	client := usersv1.NewUserServiceClient(markRejections{conn})
+	if err := usersv1.RegisterUserServiceHandlerClient(ctx, g.api, client); err != nil {
 		return nil, fmt.Errorf("register REST handlers: %w", err)
 	}
 	return http.HandlerFunc(g.serveHTTP), nil
@@ -178,13 +175,23 @@ func dropGatewayHeaders(h http.Header) {
 // incomingHeader forwards only the headers the service reads (the
 // gateway always forwards Authorization itself).
 func incomingHeader(key string) (string, bool) {
-	switch {
-	case strings.EqualFold(key, requestid.Header):
+	if strings.EqualFold(key, requestid.Header) {
 		return requestid.MetadataKey, true
-	case strings.EqualFold(key, rejectedHeader):
-		return rpcerr.RejectedMetadata, true
 	}
 	return "", false
+}
+
+// markRejections is the gateway's client connection: a call made for a
+// request the guard refused carries the reason under
+// rpcerr.RejectedMetadata, which the server honours on this connection
+// only (it is the in-memory one, which no other client can reach).
+type markRejections struct{ grpc.ClientConnInterface }
+
+func (c markRejections) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if rej := rejectionFrom(ctx); rej != nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, rpcerr.RejectedMetadata, rej.reason)
+	}
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
 }
 
 // dropMetadata keeps gRPC response metadata off REST responses: the

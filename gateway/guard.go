@@ -41,7 +41,6 @@ import (
 func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 	var served atomic.Pointer[route]
 	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
-		r.Header.Del(rejectedHeader) // only the gateway sets it
 		rt := served.Load()
 		if rt == nil {
 			pattern, _ := runtime.HTTPPattern(r.Context())
@@ -60,10 +59,10 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 		case rej.unreadable:
 			// The client stalled or vanished mid-body: nobody to
 			// authenticate, just end it.
-			writeError(w, rej.status, rej.message, nil)
+			writeError(w, http.StatusBadRequest, rej.message, nil)
 			return
 		default:
-			next(w, g.markRejected(r, rej), encodable(pathParams))
+			next(w, markRejected(r, rej), encodable(pathParams))
 			return
 		}
 		if md := rt.bodyMessage; md != nil {
@@ -78,14 +77,11 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
-// rejectedHeader carries rpcerr.RejectedMetadata from the guard to the
-// gRPC call (see incomingHeader).
-const rejectedHeader = "Usersd-Rejected"
-
-// rejection is a refusal the guard decided; the error handler renders it
-// once the gRPC call has failed with rpcerr.ReasonRejected.
+// rejection is a refusal the guard decided, for one of the rpcerr reasons
+// of the gateway's refusals; the error handler renders it once the gRPC
+// call has failed for that reason.
 type rejection struct {
-	status     int
+	reason     string
 	message    string
 	details    []detail
 	unreadable bool // the body could not be read at all
@@ -93,13 +89,18 @@ type rejection struct {
 
 type rejectionKey struct{}
 
+func rejectionFrom(ctx context.Context) *rejection {
+	rej, _ := ctx.Value(rejectionKey{}).(*rejection)
+	return rej
+}
+
 // check returns the body to forward and what its check found, or why the
 // request is refused.
 func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, jsonbody.Result, *rejection) {
 	query, details := checkQuery(rt, r.URL.RawQuery)
 	details = append(checkPath(rt, pathParams), details...)
 	if len(details) > 0 {
-		return nil, jsonbody.Result{}, &rejection{status: http.StatusBadRequest, message: "Invalid parameters", details: details}
+		return nil, jsonbody.Result{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
 	}
 	// The gateway's own query parser then reads exactly what was checked:
 	// it would fail on bad escapes, and give meaning to keys we ignore
@@ -109,21 +110,21 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathP
 	if md == nil {
 		return nil, jsonbody.Result{}, nil
 	}
-	body, status, msg := g.readBody(w, r)
-	if status != 0 {
-		return nil, jsonbody.Result{}, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
+	body, rej := g.readBody(w, r)
+	if rej != nil {
+		return nil, jsonbody.Result{}, rej
 	}
 	res := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
 	if vs := res.Violations; len(vs) > 0 {
-		return nil, res, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
+		return nil, res, bodyRejection(vs)
 	}
 	return body, res, nil
 }
 
 // markRejected strips what the gateway could not decode (body, query) and
-// marks the request for the gRPC server.
-func (g *Gateway) markRejected(r *http.Request, rej *rejection) *http.Request {
-	r.Header.Set(rejectedHeader, strconv.Itoa(rej.status)+" "+g.rejectionKey)
+// keeps the refusal in the request's context, where the gRPC client
+// connection finds it to mark the call (see markRejections).
+func markRejected(r *http.Request, rej *rejection) *http.Request {
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Del("Content-Encoding")
 	r.Body = io.NopCloser(strings.NewReader("{}"))
@@ -146,34 +147,34 @@ func encodable(pathParams map[string]string) map[string]string {
 	return out
 }
 
-func rejectionFrom(r *http.Request) *rejection {
-	rej, _ := r.Context().Value(rejectionKey{}).(*rejection)
-	return rej
-}
-
-// readBody reads the bounded body; a non-zero status refuses the request.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
+// readBody reads the bounded body, or says why the request is refused.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rejection) {
+	unsupported := func(msg string) *rejection {
+		return &rejection{reason: rpcerr.ReasonUnsupportedMediaType, message: msg}
+	}
+	tooLarge := &rejection{reason: rpcerr.ReasonPayloadTooLarge,
+		message: "The request body must be at most " + strconv.FormatInt(g.maxBodyBytes, 10) + " bytes"}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, http.StatusUnsupportedMediaType, "Content-Encoding must be identity"
+		return nil, unsupported("Content-Encoding must be identity")
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct != "" && !isJSON(ct) {
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		return nil, unsupported("Content-Type must be application/json")
 	}
 	if r.ContentLength > g.maxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge(g.maxBodyBytes)
+		return nil, tooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, g.maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, http.StatusRequestEntityTooLarge, tooLarge(g.maxBodyBytes)
+		return nil, tooLarge
 	case err != nil:
-		return nil, http.StatusBadRequest, "The request body could not be read"
+		return nil, &rejection{reason: rpcerr.ReasonMalformedBody, message: "The request body could not be read", unreadable: true}
 	case ct == "" && len(body) > 0:
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		return nil, unsupported("Content-Type must be application/json")
 	}
-	return body, 0, ""
+	return body, nil
 }
 
 // connWriter is net/http's own writer under the middleware's wrappers.
@@ -191,31 +192,23 @@ func connWriter(w http.ResponseWriter) http.ResponseWriter {
 	}
 }
 
-func tooLarge(limit int64) string {
-	return "The request body must be at most " + strconv.FormatInt(limit, 10) + " bytes"
-}
-
 // isJSON accepts application/json with any parameters (charset=utf-8).
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
 }
 
-func bodyMessage(vs []jsonbody.Violation) string {
-	for _, v := range vs {
-		if v.Param == "" {
-			return "Malformed JSON body"
-		}
-	}
-	return "Validation failed"
-}
-
-func bodyDetails(vs []jsonbody.Violation) []detail {
-	out := make([]detail, len(vs))
+// bodyRejection refuses a body with violations: as malformed when one is
+// about the body as a whole (it is not a JSON object), else as invalid.
+func bodyRejection(vs []jsonbody.Violation) *rejection {
+	rej := &rejection{reason: rpcerr.ReasonInvalidBody, message: "Validation failed", details: make([]detail, len(vs))}
 	for i, v := range vs {
-		out[i] = detail{Value: v.Value, Msg: v.Msg, Param: v.Param, Location: locBody}
+		if v.Param == "" {
+			rej.reason, rej.message = rpcerr.ReasonMalformedBody, "Malformed JSON body"
+		}
+		rej.details[i] = detail{Value: v.Value, Msg: v.Msg, Param: v.Param, Location: locBody}
 	}
-	return out
+	return rej
 }
 
 // checkPath checks that the path variables are UTF-8 (the service judges

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -156,9 +155,8 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	// The gateway reaches the same *grpc.Server over an in-memory listener:
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
-	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, healthSrv, err := buildGRPC(ctx, cfg, st, certs, memLis, grpcOptions{
-		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
+		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, Gateway: memLis.Addr(),
 		InFlight: limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 	})
 	if err != nil {
@@ -170,10 +168,9 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}
 	defer conn.Close()
 	httpSrv, serveHTTP, err := buildHTTP(ctx, cfg, conn, certs, access, gateway.Options{
-		Logger:       log,
-		Ready:        cachedProbe(readiness(verifier, st), time.Second, time.Now),
-		RejectionKey: gatewayKey,
-		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:  log,
+		Ready:   cachedProbe(readiness(verifier, st), time.Second, time.Now),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
 	if err != nil {
 		return err
