@@ -38,7 +38,7 @@ func (failingUsers) GetUser(context.Context, *usersv1.GetUserRequest) (*usersv1.
 // inMemoryConn serves users on an in-memory listener, behind the request
 // id interceptor as the real server is (then stages, if any), and returns
 // a connection to it; both are closed when t ends.
-func inMemoryConn(t *testing.T, users usersv1.UserServiceServer, stages ...grpc.UnaryServerInterceptor) *grpc.ClientConn {
+func inMemoryConn(t testing.TB, users usersv1.UserServiceServer, stages ...grpc.UnaryServerInterceptor) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 16)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{requestid.UnaryServerInterceptor()}, stages...)...))
@@ -128,7 +128,8 @@ func TestErrorHandlerRendering(t *testing.T) {
 	}
 	bodyKept := func() *http.Request {
 		r := plain()
-		return r.WithContext(withBody(r.Context(), []byte(`{"claims":{"a":"bad value"}}`)))
+		r.Body = newCheckedBody([]byte(`{"claims":{"a":"bad value"}}`))
+		return r
 	}
 	const (
 		challenge        = `Bearer realm="usersd"`

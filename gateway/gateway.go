@@ -10,8 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -200,8 +202,43 @@ func (c markRejections) Invoke(ctx context.Context, method string, args, reply a
 func dropMetadata(string) (string, bool) { return "", false }
 
 // compactJSON prints responses without the random spaces protojson adds
-// (it does so on purpose, to keep callers from depending on its bytes).
+// (it does so on purpose, to keep callers from depending on its bytes),
+// and decodes the bodies the guard checked with protojson alone.
 type compactJSON struct{ *runtime.JSONPb }
+
+// NewDecoder decodes a body the guard checked straight with protojson: the
+// default decoder would first scan it with encoding/json to find where its
+// value ends, a second parse of a body known to be one JSON object.
+func (m compactJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	if b, ok := r.(*checkedBody); ok {
+		return checkedDecoder{raw: b.raw, opts: m.UnmarshalOptions}
+	}
+	return m.JSONPb.NewDecoder(r)
+}
+
+type checkedDecoder struct {
+	raw  []byte
+	opts protojson.UnmarshalOptions
+}
+
+// Decode decodes into the request message (body "*"), or into the message
+// field v points to (a body bound to one field: the generated code passes
+// &req.Field), which it allocates first, as the default decoder does; an
+// empty body is io.EOF, which the generated code takes as "no body".
+func (d checkedDecoder) Decode(v any) error {
+	msg, ok := v.(proto.Message)
+	if !ok {
+		field := reflect.ValueOf(v).Elem()
+		if field.IsNil() {
+			field.Set(reflect.New(field.Type().Elem()))
+		}
+		msg = field.Interface().(proto.Message)
+	}
+	if len(bytes.Trim(d.raw, " \t\r\n")) == 0 {
+		return io.EOF
+	}
+	return d.opts.Unmarshal(d.raw, msg)
+}
 
 func (m compactJSON) Marshal(v any) ([]byte, error) {
 	out, err := m.JSONPb.Marshal(v)

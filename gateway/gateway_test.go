@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
@@ -116,11 +119,11 @@ func TestLookupJSON(t *testing.T) {
 		"missing":        "",
 		"s.deeper":       "",
 	} {
-		if got := lookupJSON(doc, param); got != want {
+		if got := lookupJSON(decodeJSON(doc), param); got != want {
 			t.Errorf("lookupJSON(%s) = %q, want %q", param, got, want)
 		}
 	}
-	if got := lookupJSON([]byte(`not json`), "a"); got != "" {
+	if got := lookupJSON(decodeJSON([]byte(`not json`)), "a"); got != "" {
 		t.Errorf("lookupJSON on garbage = %q", got)
 	}
 }
@@ -207,5 +210,29 @@ func TestEveryBodyIsCheckable(t *testing.T) {
 	}
 	if bodies == 0 {
 		t.Fatal("no route binds a body: the test checks nothing")
+	}
+}
+
+// A checked body decodes exactly as the default decoder would decode it,
+// into a message or a message field, the field allocated even for an
+// empty body (io.EOF).
+func TestCheckedDecoderAgreesWithTheDefault(t *testing.T) {
+	m := compactJSON{&runtime.JSONPb{}}
+	for _, body := range []string{"", " \r\n\t", `{}`, `{"id":"x","claims":{"a":[1,"b",null]}}`, ` {"authenticationProvider":null} `} {
+		var want, got *usersv1.User
+		wantErr := m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&want)
+		gotErr := m.NewDecoder(newCheckedBody([]byte(body))).Decode(&got)
+		if (wantErr == nil) != (gotErr == nil) || errors.Is(wantErr, io.EOF) != errors.Is(gotErr, io.EOF) {
+			t.Fatalf("%q: err %v, want %v", body, gotErr, wantErr)
+		}
+		if (got == nil) != (want == nil) || !proto.Equal(got, want) {
+			t.Fatalf("%q: decoded %v, want %v", body, got, want)
+		}
+		var wantReq, gotReq usersv1.UpdateUserRequest
+		wantErr = m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&wantReq)
+		gotErr = m.NewDecoder(newCheckedBody([]byte(body))).Decode(&gotReq)
+		if (wantErr == nil) != (gotErr == nil) || !proto.Equal(&gotReq, &wantReq) {
+			t.Fatalf("%q as a whole request: %v %v, want %v %v", body, &gotReq, gotErr, &wantReq, wantErr)
+		}
 	}
 }

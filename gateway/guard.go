@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -53,7 +51,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			served.Store(rt)
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
-		body, named, rej := g.check(w, r, rt, pathParams)
+		query, body, named, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
 		case rej.unreadable:
@@ -65,16 +63,49 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			next(w, markRejected(r, rej), encodable(pathParams))
 			return
 		}
-		if md := rt.bodyMessage; md != nil {
-			if rt.updateMask != nil {
-				setUpdateMask(r, rt.updateMask, named, md)
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+		if rt.updateMask != nil {
+			query.Set(string(rt.updateMask.Name()), rt.maskPaths(named))
+		}
+		setForm(r, query)
+		if rt.bodyMessage != nil {
+			r.Body = newCheckedBody(body)
 			r.ContentLength = int64(len(body))
-			r = r.WithContext(withBody(r.Context(), body))
 		}
 		next(w, r, pathParams)
 	}
+}
+
+// setForm hands the gateway's query parser exactly what was checked: it
+// reads r.Form once ParseForm has filled it, and ParseForm leaves a filled
+// one alone, so the query is neither encoded nor parsed again. Unchecked
+// input would fail on bad escapes or give meaning to keys we ignore
+// ("limit[x]", "cursor.x", a field named twice by its two names). A JSON
+// request has no form body: PostForm is empty.
+func setForm(r *http.Request, query url.Values) {
+	r.Form, r.PostForm = query, url.Values{}
+}
+
+// checkedBody is a body the guard read and checked: the gateway decodes
+// it, and the error handler quotes the values it refers to from it.
+type checkedBody struct {
+	bytes.Reader
+	raw []byte
+}
+
+func newCheckedBody(raw []byte) *checkedBody {
+	b := &checkedBody{raw: raw}
+	b.Reset(raw)
+	return b
+}
+
+func (*checkedBody) Close() error { return nil }
+
+// checkedBodyOf is the body the guard checked for r, or nil.
+func checkedBodyOf(r *http.Request) []byte {
+	if b, ok := r.Body.(*checkedBody); ok {
+		return b.raw
+	}
+	return nil
 }
 
 // rejection is a refusal the guard decided, for one of the rpcerr reasons
@@ -94,31 +125,27 @@ func rejectionFrom(ctx context.Context) *rejection {
 	return rej
 }
 
-// check returns the body to forward and what its check found, or why the
-// request is refused.
-func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, jsonbody.Result, *rejection) {
+// check returns the checked query parameters, body and what the body's
+// check found, or why the request is refused.
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) (url.Values, []byte, jsonbody.Result, *rejection) {
 	query, details := checkQuery(rt, r.URL.RawQuery)
 	details = append(checkPath(rt, pathParams), details...)
 	if len(details) > 0 {
-		return nil, jsonbody.Result{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
+		return nil, nil, jsonbody.Result{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
 	}
-	// The gateway's own query parser then reads exactly what was checked:
-	// it would fail on bad escapes, and give meaning to keys we ignore
-	// ("limit[x]", "cursor.x", a field named twice by its two names).
-	r.URL.RawQuery = query.Encode()
 	md := rt.bodyMessage
 	if md == nil {
-		return nil, jsonbody.Result{}, nil
+		return query, nil, jsonbody.Result{}, nil
 	}
 	body, rej := g.readBody(w, r)
 	if rej != nil {
-		return nil, jsonbody.Result{}, rej
+		return nil, nil, jsonbody.Result{}, rej
 	}
 	res := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
 	if vs := res.Violations; len(vs) > 0 {
-		return nil, res, bodyRejection(vs)
+		return nil, nil, res, bodyRejection(vs)
 	}
-	return body, res, nil
+	return query, body, res, nil
 }
 
 // markRejected strips what the gateway could not decode (body, query) and
@@ -129,7 +156,7 @@ func markRejected(r *http.Request, rej *rejection) *http.Request {
 	r.Header.Del("Content-Encoding")
 	r.Body = io.NopCloser(strings.NewReader("{}"))
 	r.ContentLength = 2
-	r.URL.RawQuery = ""
+	setForm(r, url.Values{})
 	return r.WithContext(context.WithValue(r.Context(), rejectionKey{}, rej))
 }
 
@@ -152,8 +179,10 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rej
 	unsupported := func(msg string) *rejection {
 		return &rejection{reason: rpcerr.ReasonUnsupportedMediaType, message: msg}
 	}
-	tooLarge := &rejection{reason: rpcerr.ReasonPayloadTooLarge,
-		message: "The request body must be at most " + strconv.FormatInt(g.maxBodyBytes, 10) + " bytes"}
+	tooLarge := func() *rejection {
+		return &rejection{reason: rpcerr.ReasonPayloadTooLarge,
+			message: "The request body must be at most " + strconv.FormatInt(g.maxBodyBytes, 10) + " bytes"}
+	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, unsupported("Content-Encoding must be identity")
 	}
@@ -162,13 +191,13 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rej
 		return nil, unsupported("Content-Type must be application/json")
 	}
 	if r.ContentLength > g.maxBodyBytes {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, g.maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, tooLarge
+		return nil, tooLarge()
 	case err != nil:
 		return nil, &rejection{reason: rpcerr.ReasonMalformedBody, message: "The request body could not be read", unreadable: true}
 	case ct == "" && len(body) > 0:
@@ -215,7 +244,7 @@ func bodyRejection(vs []jsonbody.Violation) *rejection {
 // the rest, such as the UUID form of an id).
 func checkPath(rt *route, pathParams map[string]string) []detail {
 	var out []detail
-	for _, name := range slices.Sorted(maps.Keys(pathParams)) {
+	for _, name := range rt.vars {
 		if v := pathParams[name]; !utf8.ValidString(v) {
 			param := strings.Join(jsonPath(rt.rpc.Input(), strings.Split(name, ".")), ".")
 			out = append(out, detail{Value: url.PathEscape(v), Msg: "must be valid UTF-8", Param: param, Location: locParams})
@@ -307,21 +336,4 @@ func scalarProblem(fd protoreflect.FieldDescriptor, v string) string {
 		return "must be a number in range"
 	}
 	return ""
-}
-
-// setUpdateMask makes the update mask exactly the top-level keys the body
-// check found, so "claims": null clears and an absent key keeps (checkQuery
-// never forwards a mask the client put in the query).
-func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, named jsonbody.Result, md protoreflect.MessageDescriptor) {
-	var paths []string
-	fields := md.Fields()
-	for i := 0; i < fields.Len(); i++ {
-		if fd := fields.Get(i); named.Names(fd) {
-			paths = append(paths, string(fd.Name()))
-		}
-	}
-	slices.Sort(paths)
-	q := r.URL.Query()
-	q.Set(string(mask.Name()), strings.Join(paths, ","))
-	r.URL.RawQuery = q.Encode()
 }

@@ -90,32 +90,27 @@ func TestDropGatewayHeaders(t *testing.T) {
 }
 
 // The update mask of a PUT is exactly the top-level keys of its body the
-// check found, a null included (it clears); whatever the query says is
-// replaced.
-func TestSetUpdateMask(t *testing.T) {
+// check found, a null included (it clears), sorted (the query's is never
+// forwarded: see TestCheckQuery and TestPUTReachesServiceWithMaskFromBodyKeys).
+func TestMaskPaths(t *testing.T) {
 	put := testRoute(t, "UpdateUser")
-	mask := put.updateMask
 	for _, tc := range []struct {
-		name, query, body, want string
+		name, body, want string
 	}{
-		{"case=claims", "", `{"claims":{"a":1}}`, "claims"},
-		{"case=null claims", "", `{"claims":null}`, "claims"},
-		{"case=null provider, by JSON name", "", `{"authenticationProvider":null}`, "authentication_provider"},
-		{"case=provider by proto name", "", `{"authentication_provider":{}}`, "authentication_provider"},
-		{"case=both, sorted", "", `{"claims":{},"authenticationProvider":null}`, "authentication_provider,claims"},
-		{"case=id is a key like the others", "", `{"id":"x","claims":{}}`, "claims,id"},
-		{"case=no keys", "", `{}`, ""},
-		{"case=no body", "", ``, ""},
-		{"case=unknown keys ignored", "", `{"nope":1,"user":{},"claims":{}}`, "claims"},
-		{"case=update_mask in the query replaced", "update_mask=authentication_provider", `{"claims":{}}`, "claims"},
-		{"case=update_mask in the query replaced by none", "update_mask=claims", `{}`, ""},
+		{"case=claims", `{"claims":{"a":1}}`, "claims"},
+		{"case=null claims", `{"claims":null}`, "claims"},
+		{"case=null provider, by JSON name", `{"authenticationProvider":null}`, "authentication_provider"},
+		{"case=provider by proto name", `{"authentication_provider":{}}`, "authentication_provider"},
+		{"case=both, sorted", `{"claims":{},"authenticationProvider":null}`, "authentication_provider,claims"},
+		{"case=id is a key like the others", `{"id":"x","claims":{}}`, "claims,id"},
+		{"case=all three", `{"id":"x","authenticationProvider":null,"claims":{}}`, "authentication_provider,claims,id"},
+		{"case=no keys", `{}`, ""},
+		{"case=no body", ``, ""},
+		{"case=unknown keys ignored", `{"nope":1,"user":{},"claims":{}}`, "claims"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("PUT", "/v1/users/x?"+tc.query, nil)
-			md := put.bodyMessage
-			setUpdateMask(r, mask, jsonbody.Check([]byte(tc.body), md, jsonbody.Limits{}), md)
-			if got := r.URL.Query()["update_mask"]; len(got) != 1 || got[0] != tc.want {
-				t.Fatalf("update_mask %q, want %q", got, tc.want)
+			if got := put.maskPaths(jsonbody.Check([]byte(tc.body), put.bodyMessage, jsonbody.Limits{})); got != tc.want {
+				t.Fatalf("mask %q, want %q", got, tc.want)
 			}
 		})
 	}

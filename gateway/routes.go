@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/usersd/usersd/gateway/jsonbody"
 )
 
 // route is one REST binding of an RPC, read from its google.api.http rule,
@@ -18,6 +21,7 @@ type route struct {
 	template   string   // path template, as the access log names the route
 	pattern    string   // the template as runtime.Pattern prints it: "/v1/users/{id=*}"
 	segments   []string // template split on "/", variables as "{name}"
+	vars       []string // names of the path variables, sorted
 	rpc        protoreflect.MethodDescriptor
 	fullMethod string // as runtime.RPCMethod names it: "/users.v1.UserService/GetUser"
 	body       string // "" (no body), "*" or the request field bound to the body
@@ -26,6 +30,23 @@ type route struct {
 	// of its fields (PUT /v1/users/{id}), which the guard derives, or nil.
 	bodyMessage protoreflect.MessageDescriptor
 	updateMask  protoreflect.FieldDescriptor
+	maskOrder   []protoreflect.FieldDescriptor // bodyMessage's fields by name
+}
+
+// maskPaths is the update mask of a body: exactly the fields its top-level
+// keys name, sorted, so "claims": null clears and an absent key keeps
+// (checkQuery never forwards a mask the client put in the query).
+func (rt *route) maskPaths(named jsonbody.Result) string {
+	var b strings.Builder
+	for _, fd := range rt.maskOrder {
+		if named.Names(fd) {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(string(fd.Name()))
+		}
+	}
+	return b.String()
 }
 
 // pathVar reports whether name is bound to a path segment of the route.
@@ -74,22 +95,36 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 		verb, template := ruleBinding(rule)
 		segments := strings.Split(strings.TrimPrefix(template, "/"), "/")
 		printed := make([]string, len(segments))
+		var vars []string
 		for i, s := range segments {
 			if name, ok := strings.CutPrefix(s, "{"); ok && !strings.Contains(name, "=") {
-				s = "{" + strings.TrimSuffix(name, "}") + "=*}"
+				name = strings.TrimSuffix(name, "}")
+				vars = append(vars, name)
+				s = "{" + name + "=*}"
 			}
 			printed[i] = s
 		}
+		slices.Sort(vars)
 		rt := &route{
 			method:     verb,
 			template:   template,
 			pattern:    "/" + strings.Join(printed, "/"),
 			segments:   segments,
+			vars:       vars,
 			rpc:        m,
 			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
 			body:       rule.GetBody(),
 		}
 		rt.bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
+		if rt.updateMask != nil {
+			fields := rt.bodyMessage.Fields()
+			for i := 0; i < fields.Len(); i++ {
+				rt.maskOrder = append(rt.maskOrder, fields.Get(i))
+			}
+			slices.SortFunc(rt.maskOrder, func(a, b protoreflect.FieldDescriptor) int {
+				return strings.Compare(string(a.Name()), string(b.Name()))
+			})
+		}
 		rs = append(rs, rt)
 	}
 	return rs
