@@ -184,9 +184,9 @@ func incomingHeader(key string) (string, bool) {
 }
 
 // markRejections is the gateway's client connection: a call made for a
-// request the guard refused carries the reason under
-// rpcerr.RejectedMetadata, which the server honours on this connection
-// only (it is the in-memory one, which no other client can reach).
+// request the guard refused carries its reason under
+// rpcerr.RejectedMetadata. The server honours that only on connections to
+// its in-memory listener, which only the gateway can reach (internal/app).
 type markRejections struct{ grpc.ClientConnInterface }
 
 func (c markRejections) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
