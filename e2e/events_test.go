@@ -15,6 +15,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 // What each call records: the START and outcome pair of every operation on
@@ -428,7 +429,7 @@ func TestEventsGatewayMarkFromClients(t *testing.T) {
 	// Over REST the mark cannot be smuggled in as a header.
 	rid := evRID("mark-rest")
 	for _, h := range []string{"Usersd-Rejected", "Grpc-Metadata-Usersd-Rejected"} {
-		r := evDo(t, s, token, rid, "POST", "/v1/users", `{}`, h, "413")
+		r := evDo(t, s, token, rid, "POST", "/v1/users", `{}`, h, rpcerr.ReasonPayloadTooLarge)
 		if r.Status != http.StatusCreated {
 			t.Fatalf("POST with %s: %d %s", h, r.Status, r.Body)
 		}
@@ -437,7 +438,7 @@ func TestEventsGatewayMarkFromClients(t *testing.T) {
 	}
 
 	rid = evRID("mark-grpc")
-	ctx := metadata.AppendToOutgoingContext(evCtx(t, rid), "usersd-rejected", "413")
+	ctx := metadata.AppendToOutgoingContext(evCtx(t, rid), rpcerr.RejectedMetadata, rpcerr.ReasonPayloadTooLarge)
 	_, err := evGRPC(t, s, token).CreateUser(ctx, &usersv1.CreateUserRequest{User: &usersv1.User{}})
 	if err == nil {
 		evFence(t, s, auditor)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -14,33 +13,41 @@ import (
 	"github.com/usersd/usersd/gateway/jsonbody"
 )
 
-type bodyKey struct{}
-
-// withBody keeps the checked request body, so an error found later (by the
-// service) can quote the offending value back.
-func withBody(ctx context.Context, body []byte) context.Context {
-	return context.WithValue(ctx, bodyKey{}, body)
-}
-
-func bodyFrom(ctx context.Context) []byte {
-	b, _ := ctx.Value(bodyKey{}).([]byte)
-	return b
-}
-
 // describe turns the service's field violations (proto paths) into the
 // contract's details: JSON names, where the input was, and its value as
-// the client sent it.
-func (g *Gateway) describe(r *http.Request, violations []*errdetails.BadRequest_FieldViolation) []detail {
+// the client sent it, read back from the path (matched against the route's
+// own template), the checked query or the checked body. The body is
+// decoded once for all its details, on this error path only: the success
+// path parses it once, in the strict check, besides protojson's decoding.
+func describe(rt *route, r *http.Request, violations []*errdetails.BadRequest_FieldViolation) []detail {
 	if len(violations) == 0 {
 		return nil
 	}
-	rt, vars := g.routes.find(r.Method, r.URL.Path)
+	var (
+		vars    map[string]string
+		body    any
+		decoded bool
+	)
 	out := make([]detail, 0, len(violations))
 	for _, v := range violations {
-		d := detail{Param: v.GetField(), Msg: v.GetDescription(), Location: locBody}
-		if rt != nil {
-			d = rt.locate(v.GetField(), v.GetDescription())
-			d.Value = valueOf(r, d, vars)
+		if rt == nil {
+			out = append(out, detail{Param: v.GetField(), Msg: v.GetDescription(), Location: locBody})
+			continue
+		}
+		d := rt.locate(v.GetField(), v.GetDescription())
+		switch d.Location {
+		case locParams:
+			if vars == nil {
+				vars, _ = rt.match(r.URL.Path)
+			}
+			d.Value = vars[d.Param]
+		case locQuery:
+			d.Value = r.Form.Get(d.Param) // see setForm
+		default:
+			if !decoded {
+				body, decoded = decodeJSON(checkedBodyOf(r)), true
+			}
+			d.Value = lookupJSON(body, d.Param)
 		}
 		out = append(out, d)
 	}
@@ -86,27 +93,23 @@ func jsonPath(md protoreflect.MessageDescriptor, segs []string) []string {
 	return out
 }
 
-// valueOf reads the offending value back from the request.
-func valueOf(r *http.Request, d detail, vars map[string]string) string {
-	switch d.Location {
-	case locParams:
-		return vars[d.Param]
-	case locQuery:
-		return r.URL.Query().Get(d.Param)
-	default:
-		return lookupJSON(bodyFrom(r.Context()), d.Param)
+// decodeJSON decodes a JSON document for lookupJSON, numbers kept as sent;
+// nil if there is none.
+func decodeJSON(doc []byte) any {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if len(doc) == 0 || dec.Decode(&v) != nil {
+		return nil
 	}
+	return v
 }
 
-// lookupJSON returns the value at a param path ("a.b", "tags[2]") of a JSON
-// document: strings unquoted, anything else as compact JSON; "" if absent.
-func lookupJSON(doc []byte, param string) string {
-	var cur any
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber() // quote numbers exactly as sent
-	if len(doc) == 0 || dec.Decode(&cur) != nil {
-		return ""
-	}
+// lookupJSON returns the value at a param path ("a.b", "tags[2]") of a
+// decoded JSON document: strings unquoted, anything else as compact JSON;
+// "" if absent.
+func lookupJSON(doc any, param string) string {
+	cur := doc
 	for _, seg := range strings.Split(param, ".") {
 		key, indexes := splitIndexes(seg)
 		obj, ok := cur.(map[string]any)

@@ -102,8 +102,10 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		return
 	}
 	noteCall(ctx, err)
+	rpc, _ := runtime.RPCMethod(ctx)
 	st := status.Convert(err)
-	code := rpcerr.HTTPStatus(st.Code())
+	info := rpcerr.Info(st)
+	code := rpcerr.HTTPStatus(st.Code(), info)
 	var violations []*errdetails.BadRequest_FieldViolation
 	for _, d := range st.Details() {
 		switch d := d.(type) {
@@ -114,13 +116,13 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		}
 	}
 	message := st.Message()
-	info := rpcerr.Info(st)
-	if rej := rejectionFrom(r); rej != nil && info.GetReason() == rpcerr.ReasonRejected {
-		writeError(w, rej.status, rej.message, rej.details)
+	// A refused request may fail earlier in the chain (401, 403, 503):
+	// the refusal is shown only when the call failed for it.
+	if rej := rejectionFrom(ctx); rej != nil && info.GetReason() == rej.reason {
+		writeError(w, code, rej.message, rej.details)
 		return
 	}
 	if info == nil && st.Code() == codes.Internal && !reachedServer(ctx) {
-		rpc, _ := runtime.RPCMethod(ctx)
 		g.log.WarnContext(ctx, "request could not be encoded for gRPC", "request_id", requestid.FromContext(ctx), "rpc", rpc)
 		code = http.StatusBadRequest
 	}
@@ -134,7 +136,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", bearerChallenge(info, message))
 	}
-	writeError(w, code, message, g.describe(r, violations))
+	writeError(w, code, message, describe(g.byRPC[rpc], r, violations))
 }
 
 // retryAfter is a RetryInfo delay as Retry-After seconds, rounded up and at

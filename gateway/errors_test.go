@@ -36,12 +36,12 @@ func (failingUsers) GetUser(context.Context, *usersv1.GetUserRequest) (*usersv1.
 }
 
 // inMemoryConn serves users on an in-memory listener, behind the request
-// id interceptor as the real server is, and returns a connection to it;
-// both are closed when t ends.
-func inMemoryConn(t *testing.T, users usersv1.UserServiceServer) *grpc.ClientConn {
+// id interceptor as the real server is (then stages, if any), and returns
+// a connection to it; both are closed when t ends.
+func inMemoryConn(t testing.TB, users usersv1.UserServiceServer, stages ...grpc.UnaryServerInterceptor) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 16)
-	srv := grpc.NewServer(grpc.UnaryInterceptor(requestid.UnaryServerInterceptor()))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{requestid.UnaryServerInterceptor()}, stages...)...))
 	usersv1.RegisterUserServiceServer(srv, users)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
@@ -53,6 +53,17 @@ func inMemoryConn(t *testing.T, users usersv1.UserServiceServer) *grpc.ClientCon
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// callContext is the context in which the generated handler calls the
+// error handler for a request: it names the RPC.
+func callContext(t *testing.T, r *http.Request, fullMethod string) context.Context {
+	t.Helper()
+	ctx, err := runtime.AnnotateContext(r.Context(), runtime.NewServeMux(), r, fullMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
 }
 
 // An INTERNAL status is a 500 when the call reached the server, and a 400
@@ -100,24 +111,25 @@ func TestErrorHandlerInternalThatNeverReachedTheServer(t *testing.T) {
 	})
 }
 
-// The error handler renders a refusal the guard decided only when the call
-// failed for it (REQUEST_REJECTED) and the request carries it, so the mark
-// alone cannot make one up and a rejected request without a token is
-// still a 401; our service's statuses keep their messages, others get
-// generic ones; a 401 challenges for a token, naming an invalid one.
+// The error handler renders a refusal the guard decided when the call
+// failed for it (its reason), so a refused request without a token is
+// still a 401; the status of a refusal comes from its reason; our
+// service's statuses keep their messages, others get generic ones; a 401
+// challenges for a token, naming an invalid one.
 func TestErrorHandlerRendering(t *testing.T) {
-	g := &Gateway{log: slog.New(slog.DiscardHandler), routes: testRoutes, rejectionKey: "key"}
+	g := &Gateway{log: slog.New(slog.DiscardHandler), routes: testRoutes, byRPC: testRoutes.byRPC()}
 	plain := func() *http.Request { return httptest.NewRequest("PUT", "/v1/users/x", nil) }
 	tooLarge := func() *http.Request {
-		return g.markRejected(plain(), &rejection{status: 413, message: "The request body must be at most 10 bytes"})
+		return markRejected(plain(), &rejection{reason: rpcerr.ReasonPayloadTooLarge, message: "The request body must be at most 10 bytes"})
 	}
 	unknownKey := func() *http.Request {
-		return g.markRejected(plain(), &rejection{status: 400, message: "Validation failed",
+		return markRejected(plain(), &rejection{reason: rpcerr.ReasonInvalidBody, message: "Validation failed",
 			details: []detail{{Value: "1", Msg: "unknown field", Param: "nope", Location: locBody}}})
 	}
 	bodyKept := func() *http.Request {
 		r := plain()
-		return r.WithContext(withBody(r.Context(), []byte(`{"claims":{"a":"bad value"}}`)))
+		r.Body = newCheckedBody([]byte(`{"claims":{"a":"bad value"}}`))
+		return r
 	}
 	const (
 		challenge        = `Bearer realm="usersd"`
@@ -133,9 +145,9 @@ func TestErrorHandlerRendering(t *testing.T) {
 		details   []string // param@location=value: msg
 		challenge string   // WWW-Authenticate
 	}{
-		{"case=refusal rendered", tooLarge, rpcerr.Rejected("413"), 413, "PayloadTooLarge", "The request body must be at most 10 bytes", nil, ""},
-		{"case=refusal details rendered", unknownKey, rpcerr.Rejected("400"), 400, "BadRequest", "Validation failed", []string{"nope@body=1: unknown field"}, ""},
-		{"case=rejected status without the request's refusal is generic", plain, rpcerr.Rejected("413"), 400, "BadRequest", "Request rejected", nil, ""},
+		{"case=refusal rendered", tooLarge, rpcerr.Rejected(rpcerr.ReasonPayloadTooLarge), 413, "PayloadTooLarge", "The request body must be at most 10 bytes", nil, ""},
+		{"case=refusal details rendered", unknownKey, rpcerr.Rejected(rpcerr.ReasonInvalidBody), 400, "BadRequest", "Validation failed", []string{"nope@body=1: unknown field"}, ""},
+		{"case=a refusal's status comes from its reason", plain, rpcerr.Rejected(rpcerr.ReasonUnsupportedMediaType), 415, "UnsupportedMediaType", "Request rejected", nil, ""},
 		{"case=refused request failing authentication first is a 401", tooLarge,
 			rpcerr.New(codes.Unauthenticated, "Missing bearer token", rpcerr.ReasonMissingToken), 401, "Unauthorized", "Missing bearer token", nil, challenge},
 		{"case=refused request failing authorization first is a 403", tooLarge,
@@ -153,7 +165,8 @@ func TestErrorHandlerRendering(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			g.errorHandler(t.Context(), nil, nil, rec, tc.req(), tc.err)
+			r := tc.req()
+			g.errorHandler(callContext(t, r, usersv1.UserService_UpdateUser_FullMethodName), nil, nil, rec, r, tc.err)
 			var body errorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body %q: %v", rec.Body, err)

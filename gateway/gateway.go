@@ -10,13 +10,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -32,24 +35,22 @@ type Options struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // larger bodies get 413
 	// MaxJSONDepth bounds body nesting before decoding (anti stack
-	// exhaustion); the service enforces the exact claims depth.
+	// exhaustion; rules.MaxBodyDepth of the claims limit); the service
+	// enforces the exact claims depth.
 	MaxJSONDepth int
 	Ready        func(context.Context) error // readiness probe (database reachable)
 	Metrics      http.Handler                // Prometheus exposition
-	// RejectionKey authenticates the mark on requests the gateway refuses
-	// (shared with the gRPC server's gateway-rejections stage).
-	RejectionKey string
 }
 
 // Gateway is the REST front of the users service.
 type Gateway struct {
 	log          *slog.Logger
 	routes       routes
+	byRPC        map[string]*route
 	maxBodyBytes int64
 	maxJSONDepth int
 	ready        func(context.Context) error
 	metrics      http.Handler
-	rejectionKey string
 	api          *runtime.ServeMux
 }
 
@@ -57,14 +58,15 @@ type Gateway struct {
 // it behind requestid.Middleware, which gives every request its id, and
 // an accesslog.Middleware, to which it reports the route and the gRPC call.
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+	rs := routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService"))
 	g := &Gateway{
 		log:          opts.Logger,
-		routes:       routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService")),
+		routes:       rs,
+		byRPC:        rs.byRPC(),
 		maxBodyBytes: opts.MaxBodyBytes,
 		maxJSONDepth: opts.MaxJSONDepth,
 		ready:        opts.Ready,
 		metrics:      opts.Metrics,
-		rejectionKey: opts.RejectionKey,
 	}
 	marshaler := compactJSON{&runtime.JSONPb{
 		// Print empty lists (`"data": []`) but omit fields with presence
@@ -87,7 +89,8 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithMiddlewares(g.guard),
 	)
-	if err := usersv1.RegisterUserServiceHandler(ctx, g.api, conn); err != nil {
+	client := usersv1.NewUserServiceClient(markRejections{conn})
+	if err := usersv1.RegisterUserServiceHandlerClient(ctx, g.api, client); err != nil {
 		return nil, fmt.Errorf("register REST handlers: %w", err)
 	}
 	return http.HandlerFunc(g.serveHTTP), nil
@@ -174,13 +177,23 @@ func dropGatewayHeaders(h http.Header) {
 // incomingHeader forwards only the headers the service reads (the
 // gateway always forwards Authorization itself).
 func incomingHeader(key string) (string, bool) {
-	switch {
-	case strings.EqualFold(key, requestid.Header):
+	if strings.EqualFold(key, requestid.Header) {
 		return requestid.MetadataKey, true
-	case strings.EqualFold(key, rejectedHeader):
-		return rpcerr.RejectedMetadata, true
 	}
 	return "", false
+}
+
+// markRejections is the gateway's client connection: a call made for a
+// request the guard refused carries its reason under
+// rpcerr.RejectedMetadata. The server honours that only on connections to
+// its in-memory listener, which only the gateway can reach (internal/app).
+type markRejections struct{ grpc.ClientConnInterface }
+
+func (c markRejections) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if rej := rejectionFrom(ctx); rej != nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, rpcerr.RejectedMetadata, rej.reason)
+	}
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
 }
 
 // dropMetadata keeps gRPC response metadata off REST responses: the
@@ -189,8 +202,43 @@ func incomingHeader(key string) (string, bool) {
 func dropMetadata(string) (string, bool) { return "", false }
 
 // compactJSON prints responses without the random spaces protojson adds
-// (it does so on purpose, to keep callers from depending on its bytes).
+// (it does so on purpose, to keep callers from depending on its bytes),
+// and decodes the bodies the guard checked with protojson alone.
 type compactJSON struct{ *runtime.JSONPb }
+
+// NewDecoder decodes a body the guard checked straight with protojson: the
+// default decoder would first scan it with encoding/json to find where its
+// value ends, a second parse of a body known to be one JSON object.
+func (m compactJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	if b, ok := r.(*checkedBody); ok {
+		return checkedDecoder{raw: b.raw, opts: m.UnmarshalOptions}
+	}
+	return m.JSONPb.NewDecoder(r)
+}
+
+type checkedDecoder struct {
+	raw  []byte
+	opts protojson.UnmarshalOptions
+}
+
+// Decode decodes into the request message (body "*"), or into the message
+// field v points to (a body bound to one field: the generated code passes
+// &req.Field), which it allocates first, as the default decoder does; an
+// empty body is io.EOF, which the generated code takes as "no body".
+func (d checkedDecoder) Decode(v any) error {
+	msg, ok := v.(proto.Message)
+	if !ok {
+		field := reflect.ValueOf(v).Elem()
+		if field.IsNil() {
+			field.Set(reflect.New(field.Type().Elem()))
+		}
+		msg = field.Interface().(proto.Message)
+	}
+	if len(bytes.Trim(d.raw, " \t\r\n")) == 0 {
+		return io.EOF
+	}
+	return d.opts.Unmarshal(d.raw, msg)
+}
 
 func (m compactJSON) Marshal(v any) ([]byte, error) {
 	out, err := m.JSONPb.Marshal(v)

@@ -2,57 +2,90 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/usersd/usersd/gateway/jsonbody"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
 var testRoutes = routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService"))
 
-// Every RPC of the service must have a REST binding: the gateway's route
-// table, 405 Allow lists and detail locations all come from it.
+// testRoute is the route of an RPC, by its short name.
+func testRoute(t *testing.T, rpc string) *route {
+	t.Helper()
+	for _, rt := range testRoutes {
+		if string(rt.rpc.Name()) == rpc {
+			return rt
+		}
+	}
+	t.Fatalf("no route for %s", rpc)
+	return nil
+}
+
+// Every RPC of the service has a REST binding (the gateway's checks, 405
+// Allow lists and detail locations all come from it), and the guard finds
+// it from the pattern the generated mux matched, by HTTP method and path,
+// and the error handler by the RPC's full name.
 func TestEveryRPCHasARoute(t *testing.T) {
 	methods := usersv1.File_users_v1_users_proto.Services().ByName("UserService").Methods()
 	if len(testRoutes) != methods.Len() {
 		t.Fatalf("%d routes for %d RPCs", len(testRoutes), methods.Len())
 	}
+	var matched *route
+	mux := runtime.NewServeMux(runtime.WithMiddlewares(func(runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(_ http.ResponseWriter, r *http.Request, _ map[string]string) {
+			pattern, _ := runtime.HTTPPattern(r.Context())
+			matched = testRoutes.matched(r.Method, pattern)
+		}
+	}))
+	if err := usersv1.RegisterUserServiceHandlerClient(t.Context(), mux, nil); err != nil {
+		t.Fatal(err)
+	}
+	byRPC := testRoutes.byRPC()
+	for i := 0; i < methods.Len(); i++ {
+		m := methods.Get(i)
+		rt := testRoute(t, string(m.Name()))
+		matched = nil
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(rt.method, strings.ReplaceAll(rt.template, "{id}", "x"), nil))
+		if matched != rt {
+			t.Errorf("%s %s: the guard finds %v, want the route of %s", rt.method, rt.template, matched, m.Name())
+		}
+		if fullMethod := "/" + string(m.Parent().FullName()) + "/" + string(m.Name()); byRPC[fullMethod] != rt {
+			t.Errorf("%s: no route by its full name", fullMethod)
+		}
+	}
 }
 
-func TestRoutesFindAndAllow(t *testing.T) {
+func TestRoutesAllow(t *testing.T) {
 	for _, tc := range []struct {
-		method, path, rpc string
-		allow             string
+		path, template, allow string
 	}{
-		{"GET", "/v1/users", "ListUsers", "POST, GET"},
-		{"POST", "/v1/users", "CreateUser", "POST, GET"},
-		{"GET", "/v1/users/abc", "GetUser", "GET, PUT, DELETE"},
-		{"PUT", "/v1/users/abc", "UpdateUser", "GET, PUT, DELETE"},
-		{"DELETE", "/v1/users/", "DeleteUser", "GET, PUT, DELETE"},
-		{"PATCH", "/v1/users/abc", "", "GET, PUT, DELETE"},
-		{"GET", "/v1/users/abc/def", "", ""},
-		{"GET", "/v2/users", "", ""},
+		{"/v1/users", "/v1/users", "POST, GET"},
+		{"/v1/users/abc", "/v1/users/{id}", "GET, PUT, DELETE"},
+		{"/v1/users/", "/v1/users/{id}", "GET, PUT, DELETE"},
+		{"/v1/events", "/v1/events", "GET"},
+		{"/v1/users/abc/def", "", ""},
+		{"/v2/users", "", ""},
 	} {
-		rt, _ := testRoutes.find(tc.method, tc.path)
-		got := ""
-		if rt != nil {
-			got = string(rt.rpc.Name())
-		}
-		if got != tc.rpc {
-			t.Errorf("find(%s %s) = %q, want %q", tc.method, tc.path, got, tc.rpc)
-		}
 		if allow := strings.Join(testRoutes.allowed(tc.path), ", "); allow != tc.allow {
 			t.Errorf("allowed(%s) = %q, want %q", tc.path, allow, tc.allow)
+		}
+		if got := testRoutes.template(tc.path); got != tc.template {
+			t.Errorf("template(%s) = %q, want %q", tc.path, got, tc.template)
 		}
 	}
 }
 
 func TestLocate(t *testing.T) {
-	get, _ := testRoutes.find("GET", "/v1/users/x")
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
-	list, _ := testRoutes.find("GET", "/v1/users")
+	get, put, list := testRoute(t, "GetUser"), testRoute(t, "UpdateUser"), testRoute(t, "ListUsers")
 	for _, tc := range []struct {
 		rt                     *route
 		field, param, location string
@@ -86,11 +119,11 @@ func TestLookupJSON(t *testing.T) {
 		"missing":        "",
 		"s.deeper":       "",
 	} {
-		if got := lookupJSON(doc, param); got != want {
+		if got := lookupJSON(decodeJSON(doc), param); got != want {
 			t.Errorf("lookupJSON(%s) = %q, want %q", param, got, want)
 		}
 	}
-	if got := lookupJSON([]byte(`not json`), "a"); got != "" {
+	if got := lookupJSON(decodeJSON([]byte(`not json`)), "a"); got != "" {
 		t.Errorf("lookupJSON on garbage = %q", got)
 	}
 }
@@ -156,6 +189,50 @@ func TestIsJSON(t *testing.T) {
 	} {
 		if got := isJSON(ct); got != want {
 			t.Errorf("isJSON(%q) = %v", ct, got)
+		}
+	}
+}
+
+// Every request body the API binds is made only of the field kinds the
+// strict checker knows: a field of another kind would be refused in every
+// request until gateway/jsonbody learns its JSON form.
+func TestEveryBodyIsCheckable(t *testing.T) {
+	bodies := 0
+	for _, rt := range testRoutes {
+		md := rt.bodyMessage
+		if md == nil {
+			continue
+		}
+		bodies++
+		for _, fd := range jsonbody.Unhandled(md) {
+			t.Errorf("%s: body field %s (%s) is of a kind gateway/jsonbody does not check", rt.rpc.Name(), fd.FullName(), fd.Kind())
+		}
+	}
+	if bodies == 0 {
+		t.Fatal("no route binds a body: the test checks nothing")
+	}
+}
+
+// A checked body decodes exactly as the default decoder would decode it,
+// into a message or a message field, the field allocated even for an
+// empty body (io.EOF).
+func TestCheckedDecoderAgreesWithTheDefault(t *testing.T) {
+	m := compactJSON{&runtime.JSONPb{}}
+	for _, body := range []string{"", " \r\n\t", `{}`, `{"id":"x","claims":{"a":[1,"b",null]}}`, ` {"authenticationProvider":null} `} {
+		var want, got *usersv1.User
+		wantErr := m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&want)
+		gotErr := m.NewDecoder(newCheckedBody([]byte(body))).Decode(&got)
+		if (wantErr == nil) != (gotErr == nil) || errors.Is(wantErr, io.EOF) != errors.Is(gotErr, io.EOF) {
+			t.Fatalf("%q: err %v, want %v", body, gotErr, wantErr)
+		}
+		if (got == nil) != (want == nil) || !proto.Equal(got, want) {
+			t.Fatalf("%q: decoded %v, want %v", body, got, want)
+		}
+		var wantReq, gotReq usersv1.UpdateUserRequest
+		wantErr = m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&wantReq)
+		gotErr = m.NewDecoder(newCheckedBody([]byte(body))).Decode(&gotReq)
+		if (wantErr == nil) != (gotErr == nil) || !proto.Equal(&gotReq, &wantReq) {
+			t.Fatalf("%q as a whole request: %v %v, want %v %v", body, &gotReq, gotErr, &wantReq, wantErr)
 		}
 	}
 }

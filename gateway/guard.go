@@ -3,16 +3,14 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -29,51 +27,92 @@ import (
 // are the service's; this is transport.
 // It runs after routing, so unknown paths and methods are 404/405 first.
 //
+// The mux wraps each handler it registers in a guard of its own
+// (runtime.WithMiddlewares), so a guard serves one route: it looks that
+// route up from the pattern the mux matched (runtime.HTTPPattern) on its
+// first request and keeps it, rather than routing again.
+//
 // A refused request is not answered here: it goes on to the gRPC server
 // with an empty body and the rejected-metadata mark, so it is
 // authenticated (401 first), recorded in analytic events and authorized
 // like any other call; the error handler then renders the refusal.
 func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
+	var served atomic.Pointer[route]
 	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
-		r.Header.Del(rejectedHeader) // only the gateway sets it
-		rt, _ := g.routes.find(r.Method, r.URL.Path)
+		rt := served.Load()
 		if rt == nil {
-			next(w, r, pathParams)
-			return
+			pattern, _ := runtime.HTTPPattern(r.Context())
+			if rt = g.routes.matched(r.Method, pattern); rt == nil {
+				// Every handler comes from the same HTTP rules as the routes.
+				logError(g.log, r, "no route for a registered handler", errors.New(r.Method+" "+pattern.String()))
+				writeError(w, http.StatusInternalServerError, genericMessages[http.StatusInternalServerError], nil)
+				return
+			}
+			served.Store(rt)
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
-		body, rej := g.check(w, r, rt, pathParams)
+		query, body, named, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
 		case rej.unreadable:
 			// The client stalled or vanished mid-body: nobody to
 			// authenticate, just end it.
-			writeError(w, rej.status, rej.message, nil)
+			writeError(w, http.StatusBadRequest, rej.message, nil)
 			return
 		default:
-			next(w, g.markRejected(r, rej), encodable(pathParams))
+			next(w, markRejected(r, rej), encodable(pathParams))
 			return
 		}
-		if md := rt.bodyMessage(); md != nil {
-			if mask := updateMaskField(rt); mask != nil {
-				setUpdateMask(r, mask, body, md)
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+		if rt.updateMask != nil {
+			query.Set(string(rt.updateMask.Name()), rt.maskPaths(named))
+		}
+		setForm(r, query)
+		if rt.bodyMessage != nil {
+			r.Body = newCheckedBody(body)
 			r.ContentLength = int64(len(body))
-			r = r.WithContext(withBody(r.Context(), body))
 		}
 		next(w, r, pathParams)
 	}
 }
 
-// rejectedHeader carries rpcerr.RejectedMetadata from the guard to the
-// gRPC call (see incomingHeader).
-const rejectedHeader = "Usersd-Rejected"
+// setForm hands the gateway's query parser exactly what was checked: it
+// reads r.Form once ParseForm has filled it, and ParseForm leaves a filled
+// one alone, so the query is neither encoded nor parsed again. Unchecked
+// input would fail on bad escapes or give meaning to keys we ignore
+// ("limit[x]", "cursor.x", a field named twice by its two names). A JSON
+// request has no form body: PostForm is empty.
+func setForm(r *http.Request, query url.Values) {
+	r.Form, r.PostForm = query, url.Values{}
+}
 
-// rejection is a refusal the guard decided; the error handler renders it
-// once the gRPC call has failed with rpcerr.ReasonRejected.
+// checkedBody is a body the guard read and checked: the gateway decodes
+// it, and the error handler quotes the values it refers to from it.
+type checkedBody struct {
+	bytes.Reader
+	raw []byte
+}
+
+func newCheckedBody(raw []byte) *checkedBody {
+	b := &checkedBody{raw: raw}
+	b.Reset(raw)
+	return b
+}
+
+func (*checkedBody) Close() error { return nil }
+
+// checkedBodyOf is the body the guard checked for r, or nil.
+func checkedBodyOf(r *http.Request) []byte {
+	if b, ok := r.Body.(*checkedBody); ok {
+		return b.raw
+	}
+	return nil
+}
+
+// rejection is a refusal the guard decided, for one of the rpcerr reasons
+// of the gateway's refusals; the error handler renders it once the gRPC
+// call has failed for that reason.
 type rejection struct {
-	status     int
+	reason     string
 	message    string
 	details    []detail
 	unreadable bool // the body could not be read at all
@@ -81,40 +120,43 @@ type rejection struct {
 
 type rejectionKey struct{}
 
-// check returns the body to forward, or why the request is refused.
-func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) ([]byte, *rejection) {
+func rejectionFrom(ctx context.Context) *rejection {
+	rej, _ := ctx.Value(rejectionKey{}).(*rejection)
+	return rej
+}
+
+// check returns the checked query parameters, body and what the body's
+// check found, or why the request is refused.
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) (url.Values, []byte, jsonbody.Result, *rejection) {
 	query, details := checkQuery(rt, r.URL.RawQuery)
 	details = append(checkPath(rt, pathParams), details...)
 	if len(details) > 0 {
-		return nil, &rejection{status: http.StatusBadRequest, message: "Invalid parameters", details: details}
+		return nil, nil, jsonbody.Result{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
 	}
-	// The gateway's own query parser then reads exactly what was checked:
-	// it would fail on bad escapes, and give meaning to keys we ignore
-	// ("limit[x]", "cursor.x", a field named twice by its two names).
-	r.URL.RawQuery = query.Encode()
-	md := rt.bodyMessage()
+	md := rt.bodyMessage
 	if md == nil {
-		return nil, nil
+		return query, nil, jsonbody.Result{}, nil
 	}
-	body, status, msg := g.readBody(w, r)
-	if status != 0 {
-		return nil, &rejection{status: status, message: msg, unreadable: status == http.StatusBadRequest}
+	body, rej := g.readBody(w, r)
+	if rej != nil {
+		return nil, nil, jsonbody.Result{}, rej
 	}
-	if vs := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations}); len(vs) > 0 {
-		return nil, &rejection{status: http.StatusBadRequest, message: bodyMessage(vs), details: bodyDetails(vs)}
+	res := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
+	if vs := res.Violations; len(vs) > 0 {
+		return nil, nil, res, bodyRejection(vs)
 	}
-	return body, nil
+	return query, body, res, nil
 }
 
 // markRejected strips what the gateway could not decode (body, query) and
-// marks the request for the gRPC server.
-func (g *Gateway) markRejected(r *http.Request, rej *rejection) *http.Request {
-	r.Header.Set(rejectedHeader, strconv.Itoa(rej.status)+" "+g.rejectionKey)
+// keeps the refusal in the request's context, where the gRPC client
+// connection finds it to mark the call (see markRejections).
+func markRejected(r *http.Request, rej *rejection) *http.Request {
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Del("Content-Encoding")
 	r.Body = io.NopCloser(strings.NewReader("{}"))
 	r.ContentLength = 2
-	r.URL.RawQuery = ""
+	setForm(r, url.Values{})
 	return r.WithContext(context.WithValue(r.Context(), rejectionKey{}, rej))
 }
 
@@ -132,34 +174,36 @@ func encodable(pathParams map[string]string) map[string]string {
 	return out
 }
 
-func rejectionFrom(r *http.Request) *rejection {
-	rej, _ := r.Context().Value(rejectionKey{}).(*rejection)
-	return rej
-}
-
-// readBody reads the bounded body; a non-zero status refuses the request.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
+// readBody reads the bounded body, or says why the request is refused.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rejection) {
+	unsupported := func(msg string) *rejection {
+		return &rejection{reason: rpcerr.ReasonUnsupportedMediaType, message: msg}
+	}
+	tooLarge := func() *rejection {
+		return &rejection{reason: rpcerr.ReasonPayloadTooLarge,
+			message: "The request body must be at most " + strconv.FormatInt(g.maxBodyBytes, 10) + " bytes"}
+	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, http.StatusUnsupportedMediaType, "Content-Encoding must be identity"
+		return nil, unsupported("Content-Encoding must be identity")
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct != "" && !isJSON(ct) {
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		return nil, unsupported("Content-Type must be application/json")
 	}
 	if r.ContentLength > g.maxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge(g.maxBodyBytes)
+		return nil, tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(connWriter(w), r.Body, g.maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, http.StatusRequestEntityTooLarge, tooLarge(g.maxBodyBytes)
+		return nil, tooLarge()
 	case err != nil:
-		return nil, http.StatusBadRequest, "The request body could not be read"
+		return nil, &rejection{reason: rpcerr.ReasonMalformedBody, message: "The request body could not be read", unreadable: true}
 	case ct == "" && len(body) > 0:
-		return nil, http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+		return nil, unsupported("Content-Type must be application/json")
 	}
-	return body, 0, ""
+	return body, nil
 }
 
 // connWriter is net/http's own writer under the middleware's wrappers.
@@ -177,38 +221,30 @@ func connWriter(w http.ResponseWriter) http.ResponseWriter {
 	}
 }
 
-func tooLarge(limit int64) string {
-	return "The request body must be at most " + strconv.FormatInt(limit, 10) + " bytes"
-}
-
 // isJSON accepts application/json with any parameters (charset=utf-8).
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
 }
 
-func bodyMessage(vs []jsonbody.Violation) string {
-	for _, v := range vs {
-		if v.Param == "" {
-			return "Malformed JSON body"
-		}
-	}
-	return "Validation failed"
-}
-
-func bodyDetails(vs []jsonbody.Violation) []detail {
-	out := make([]detail, len(vs))
+// bodyRejection refuses a body with violations: as malformed when one is
+// about the body as a whole (it is not a JSON object), else as invalid.
+func bodyRejection(vs []jsonbody.Violation) *rejection {
+	rej := &rejection{reason: rpcerr.ReasonInvalidBody, message: "Validation failed", details: make([]detail, len(vs))}
 	for i, v := range vs {
-		out[i] = detail{Value: v.Value, Msg: v.Msg, Param: v.Param, Location: locBody}
+		if v.Param == "" {
+			rej.reason, rej.message = rpcerr.ReasonMalformedBody, "Malformed JSON body"
+		}
+		rej.details[i] = detail{Value: v.Value, Msg: v.Msg, Param: v.Param, Location: locBody}
 	}
-	return out
+	return rej
 }
 
 // checkPath checks that the path variables are UTF-8 (the service judges
 // the rest, such as the UUID form of an id).
 func checkPath(rt *route, pathParams map[string]string) []detail {
 	var out []detail
-	for _, name := range slices.Sorted(maps.Keys(pathParams)) {
+	for _, name := range rt.vars {
 		if v := pathParams[name]; !utf8.ValidString(v) {
 			param := strings.Join(jsonPath(rt.rpc.Input(), strings.Split(name, ".")), ".")
 			out = append(out, detail{Value: url.PathEscape(v), Msg: "must be valid UTF-8", Param: param, Location: locParams})
@@ -270,7 +306,7 @@ func checkQuery(rt *route, rawQuery string) (url.Values, []detail) {
 // queryField is the request field a query key sets, or nil.
 func queryField(rt *route, key string) protoreflect.FieldDescriptor {
 	fd := jsonbody.FieldByKey(rt.rpc.Input(), key)
-	if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) || fd == updateMaskField(rt) {
+	if fd == nil || rt.pathVar(string(fd.Name())) || rt.body == "*" || rt.body == string(fd.Name()) || fd == rt.updateMask {
 		return nil
 	}
 	return fd
@@ -300,38 +336,4 @@ func scalarProblem(fd protoreflect.FieldDescriptor, v string) string {
 		return "must be a number in range"
 	}
 	return ""
-}
-
-// updateMaskField returns the FieldMask field of a route's request when the
-// route binds a body to one field of it (PUT /v1/users/{id}), else nil.
-func updateMaskField(rt *route) protoreflect.FieldDescriptor {
-	if rt.body == "" || rt.body == "*" {
-		return nil
-	}
-	fields := rt.rpc.Input().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		if md := fd.Message(); md != nil && md.FullName() == "google.protobuf.FieldMask" {
-			return fd
-		}
-	}
-	return nil
-}
-
-// setUpdateMask makes the update mask exactly the top-level keys present in
-// the body, so "claims": null clears and an absent key keeps (checkQuery
-// never forwards a mask the client put in the query).
-func setUpdateMask(r *http.Request, mask protoreflect.FieldDescriptor, body []byte, md protoreflect.MessageDescriptor) {
-	var top map[string]json.RawMessage
-	_ = json.Unmarshal(body, &top) // already checked to be an object (or empty)
-	var paths []string
-	for key := range top {
-		if fd := jsonbody.FieldByKey(md, key); fd != nil {
-			paths = append(paths, string(fd.Name()))
-		}
-	}
-	slices.Sort(paths)
-	q := r.URL.Query()
-	q.Set(string(mask.Name()), strings.Join(paths, ","))
-	r.URL.RawQuery = q.Encode()
 }

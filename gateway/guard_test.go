@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,13 +10,16 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/usersd/usersd/gateway/jsonbody"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/rpcerr"
 )
 
 func TestCheckQuery(t *testing.T) {
-	list, _ := testRoutes.find("GET", "/v1/users")
-	events, _ := testRoutes.find("GET", "/v1/events")
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
+	list, events, put := testRoute(t, "ListUsers"), testRoute(t, "ListEvents"), testRoute(t, "UpdateUser")
 	for _, tc := range []struct {
 		name    string
 		rt      *route
@@ -58,7 +62,7 @@ func TestCheckQuery(t *testing.T) {
 }
 
 func TestCheckPath(t *testing.T) {
-	get, _ := testRoutes.find("GET", "/v1/users/x")
+	get := testRoute(t, "GetUser")
 	if d := checkPath(get, map[string]string{"id": "not-a-uuid"}); d != nil {
 		t.Fatalf("a well-formed string was refused: %+v", d)
 	}
@@ -85,31 +89,28 @@ func TestDropGatewayHeaders(t *testing.T) {
 	}
 }
 
-// The update mask of a PUT is exactly the top-level keys of its body, a
-// null included (it clears); whatever the query says is replaced.
-func TestSetUpdateMask(t *testing.T) {
-	put, _ := testRoutes.find("PUT", "/v1/users/x")
-	mask := updateMaskField(put)
+// The update mask of a PUT is exactly the top-level keys of its body the
+// check found, a null included (it clears), sorted (the query's is never
+// forwarded: see TestCheckQuery and TestPUTReachesServiceWithMaskFromBodyKeys).
+func TestMaskPaths(t *testing.T) {
+	put := testRoute(t, "UpdateUser")
 	for _, tc := range []struct {
-		name, query, body, want string
+		name, body, want string
 	}{
-		{"case=claims", "", `{"claims":{"a":1}}`, "claims"},
-		{"case=null claims", "", `{"claims":null}`, "claims"},
-		{"case=null provider, by JSON name", "", `{"authenticationProvider":null}`, "authentication_provider"},
-		{"case=provider by proto name", "", `{"authentication_provider":{}}`, "authentication_provider"},
-		{"case=both, sorted", "", `{"claims":{},"authenticationProvider":null}`, "authentication_provider,claims"},
-		{"case=id is a key like the others", "", `{"id":"x","claims":{}}`, "claims,id"},
-		{"case=no keys", "", `{}`, ""},
-		{"case=no body", "", ``, ""},
-		{"case=unknown keys ignored", "", `{"nope":1,"user":{},"claims":{}}`, "claims"},
-		{"case=update_mask in the query replaced", "update_mask=authentication_provider", `{"claims":{}}`, "claims"},
-		{"case=update_mask in the query replaced by none", "update_mask=claims", `{}`, ""},
+		{"case=claims", `{"claims":{"a":1}}`, "claims"},
+		{"case=null claims", `{"claims":null}`, "claims"},
+		{"case=null provider, by JSON name", `{"authenticationProvider":null}`, "authentication_provider"},
+		{"case=provider by proto name", `{"authentication_provider":{}}`, "authentication_provider"},
+		{"case=both, sorted", `{"claims":{},"authenticationProvider":null}`, "authentication_provider,claims"},
+		{"case=id is a key like the others", `{"id":"x","claims":{}}`, "claims,id"},
+		{"case=all three", `{"id":"x","authenticationProvider":null,"claims":{}}`, "authentication_provider,claims,id"},
+		{"case=no keys", `{}`, ""},
+		{"case=no body", ``, ""},
+		{"case=unknown keys ignored", `{"nope":1,"user":{},"claims":{}}`, "claims"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("PUT", "/v1/users/x?"+tc.query, nil)
-			setUpdateMask(r, mask, []byte(tc.body), put.bodyMessage())
-			if got := r.URL.Query()["update_mask"]; len(got) != 1 || got[0] != tc.want {
-				t.Fatalf("update_mask %q, want %q", got, tc.want)
+			if got := put.maskPaths(jsonbody.Check([]byte(tc.body), put.bodyMessage, jsonbody.Limits{})); got != tc.want {
+				t.Fatalf("mask %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -172,6 +173,76 @@ func TestPUTReachesServiceWithMaskFromBodyKeys(t *testing.T) {
 			}
 			if (req.GetUser().GetClaims() != nil) != tc.claimsSet {
 				t.Fatalf("claims %v, want set: %v", req.GetUser().GetClaims(), tc.claimsSet)
+			}
+		})
+	}
+}
+
+// Each kind of refusal reaches the gRPC server as its own reason in the
+// call's metadata, and only refused requests carry one (a client's header
+// of that name is no mark); the server's refusal is then rendered with the
+// status of the reason. One gateway, so each route is guarded by its own
+// checks.
+func TestRefusalsReachTheServerAsReasons(t *testing.T) {
+	marks := make(chan []string, 1)
+	// As the real server's gateway-rejections stage: fail a marked call.
+	rejections := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		mark := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata)
+		marks <- mark
+		if len(mark) > 0 {
+			return nil, rpcerr.Rejected(mark[0])
+		}
+		return handler(ctx, req)
+	}
+	h, err := New(t.Context(), inMemoryConn(t, usersv1.UnimplementedUserServiceServer{}, rejections), Options{
+		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 64, MaxJSONDepth: 8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70"
+	for _, tc := range []struct {
+		method, path, body string
+		header             []string // name, value
+		reason             string   // "": not refused
+		status             int
+		message            string
+	}{
+		{"GET", "/v1/users/%ff", "", nil, rpcerr.ReasonInvalidParameters, 400, "Invalid parameters"},
+		{"GET", "/v1/users?limit=abc", "", nil, rpcerr.ReasonInvalidParameters, 400, "Invalid parameters"},
+		{"GET", "/v1/events?limit=1", "", nil, "", 404, "Not found"},
+		{"GET", "/v1/users/" + id, "", []string{"Usersd-Rejected", rpcerr.ReasonPayloadTooLarge}, "", 404, "Not found"},
+		{"POST", "/v1/users", `{}`, []string{"Content-Type", "text/plain"}, rpcerr.ReasonUnsupportedMediaType, 415, "Content-Type must be application/json"},
+		{"PUT", "/v1/users/" + id, `{"claims":{"k":"` + strings.Repeat("x", 64) + `"}}`, nil, rpcerr.ReasonPayloadTooLarge, 413, "The request body must be at most 64 bytes"},
+		{"POST", "/v1/users", `{} {}`, nil, rpcerr.ReasonMalformedBody, 400, "Malformed JSON body"},
+		{"PUT", "/v1/users/" + id, `{"nope":1}`, nil, rpcerr.ReasonInvalidBody, 400, "Validation failed"},
+		{"DELETE", "/v1/users/" + id, "", nil, "", 404, "Not found"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			if tc.body != "" {
+				r.Header.Set("Content-Type", "application/json")
+			}
+			if tc.header != nil {
+				r.Header.Set(tc.header[0], tc.header[1])
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var mark []string
+			select {
+			case mark = <-marks:
+			default:
+				t.Fatal("the request did not reach the server")
+			}
+			if want := []string{tc.reason}; tc.reason == "" && len(mark) != 0 || tc.reason != "" && !slices.Equal(mark, want) {
+				t.Errorf("the call carried %q, want %q", mark, tc.reason)
+			}
+			var body errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tc.status || body.Message != tc.message {
+				t.Errorf("got %d %q, want %d %q", rec.Code, body.Message, tc.status, tc.message)
 			}
 		})
 	}

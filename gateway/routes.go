@@ -1,33 +1,52 @@
 package gateway
 
 import (
+	"slices"
 	"strings"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/usersd/usersd/gateway/jsonbody"
 )
 
 // route is one REST binding of an RPC, read from its google.api.http rule,
 // so the gateway's own checks can never disagree with the generated mux.
+// The mux does the routing; a request's route is looked up from what it
+// matched (runtime.HTTPPattern in the guard, runtime.RPCMethod after).
 type route struct {
-	method   string   // HTTP method
-	template string   // path template, as the access log names the route
-	segments []string // template split on "/", variables as "{name}"
-	rpc      protoreflect.MethodDescriptor
-	body     string // "" (no body), "*" or the request field bound to the body
+	method     string   // HTTP method
+	template   string   // path template, as the access log names the route
+	pattern    string   // the template as runtime.Pattern prints it: "/v1/users/{id=*}"
+	segments   []string // template split on "/", variables as "{name}"
+	vars       []string // names of the path variables, sorted
+	rpc        protoreflect.MethodDescriptor
+	fullMethod string // as runtime.RPCMethod names it: "/users.v1.UserService/GetUser"
+	body       string // "" (no body), "*" or the request field bound to the body
+	// bodyMessage is the descriptor of the JSON body the route accepts, or
+	// nil; updateMask is the FieldMask field of a request whose body is one
+	// of its fields (PUT /v1/users/{id}), which the guard derives, or nil.
+	bodyMessage protoreflect.MessageDescriptor
+	updateMask  protoreflect.FieldDescriptor
+	maskOrder   []protoreflect.FieldDescriptor // bodyMessage's fields by name
 }
 
-// bodyMessage is the descriptor of the JSON body the route accepts, or nil.
-func (rt *route) bodyMessage() protoreflect.MessageDescriptor {
-	switch rt.body {
-	case "":
-		return nil
-	case "*":
-		return rt.rpc.Input()
-	default:
-		return rt.rpc.Input().Fields().ByName(protoreflect.Name(rt.body)).Message()
+// maskPaths is the update mask of a body: exactly the fields its top-level
+// keys name, sorted, so "claims": null clears and an absent key keeps
+// (checkQuery never forwards a mask the client put in the query).
+func (rt *route) maskPaths(named jsonbody.Result) string {
+	var b strings.Builder
+	for _, fd := range rt.maskOrder {
+		if named.Names(fd) {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(string(fd.Name()))
+		}
 	}
+	return b.String()
 }
 
 // pathVar reports whether name is bound to a path segment of the route.
@@ -74,15 +93,61 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 			continue
 		}
 		verb, template := ruleBinding(rule)
-		rs = append(rs, &route{
-			method:   verb,
-			template: template,
-			segments: strings.Split(strings.TrimPrefix(template, "/"), "/"),
-			rpc:      m,
-			body:     rule.GetBody(),
-		})
+		segments := strings.Split(strings.TrimPrefix(template, "/"), "/")
+		printed := make([]string, len(segments))
+		var vars []string
+		for i, s := range segments {
+			if name, ok := strings.CutPrefix(s, "{"); ok && !strings.Contains(name, "=") {
+				name = strings.TrimSuffix(name, "}")
+				vars = append(vars, name)
+				s = "{" + name + "=*}"
+			}
+			printed[i] = s
+		}
+		slices.Sort(vars)
+		rt := &route{
+			method:     verb,
+			template:   template,
+			pattern:    "/" + strings.Join(printed, "/"),
+			segments:   segments,
+			vars:       vars,
+			rpc:        m,
+			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
+			body:       rule.GetBody(),
+		}
+		rt.bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
+		if rt.updateMask != nil {
+			fields := rt.bodyMessage.Fields()
+			for i := 0; i < fields.Len(); i++ {
+				rt.maskOrder = append(rt.maskOrder, fields.Get(i))
+			}
+			slices.SortFunc(rt.maskOrder, func(a, b protoreflect.FieldDescriptor) int {
+				return strings.Compare(string(a.Name()), string(b.Name()))
+			})
+		}
+		rs = append(rs, rt)
 	}
 	return rs
+}
+
+// bodyOf returns the message a request's body holds given its HTTP rule's
+// body, and the request's FieldMask field when the body is one field of
+// the request.
+func bodyOf(req protoreflect.MessageDescriptor, body string) (protoreflect.MessageDescriptor, protoreflect.FieldDescriptor) {
+	switch body {
+	case "":
+		return nil, nil
+	case "*":
+		return req, nil
+	}
+	var mask protoreflect.FieldDescriptor
+	fields := req.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if md := fields.Get(i).Message(); md != nil && md.FullName() == "google.protobuf.FieldMask" {
+			mask = fields.Get(i)
+		}
+	}
+	return fields.ByName(protoreflect.Name(body)).Message(), mask
 }
 
 func ruleBinding(rule *annotations.HttpRule) (method, template string) {
@@ -103,17 +168,26 @@ func ruleBinding(rule *annotations.HttpRule) (method, template string) {
 	return "", ""
 }
 
-// find returns the route serving method and path, with its path variables.
-func (rs routes) find(method, path string) (*route, map[string]string) {
+// matched returns the route of a request the mux matched to pattern, or
+// nil. Printing a pattern costs several allocations: the guard keeps what
+// it found (see guard).
+func (rs routes) matched(method string, pattern runtime.Pattern) *route {
+	printed := pattern.String()
 	for _, rt := range rs {
-		if rt.method != method {
-			continue
-		}
-		if vars, ok := rt.match(path); ok {
-			return rt, vars
+		if rt.method == method && rt.pattern == printed {
+			return rt
 		}
 	}
-	return nil, nil
+	return nil
+}
+
+// byRPC indexes the routes by the full method name of their RPC.
+func (rs routes) byRPC() map[string]*route {
+	out := make(map[string]*route, len(rs))
+	for _, rt := range rs {
+		out[rt.fullMethod] = rt
+	}
+	return out
 }
 
 // template returns the path template of the routes serving path, or "".

@@ -13,6 +13,7 @@ import (
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -46,12 +47,12 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	var vs violations
 	f := store.EventFilter{
 		Limit:      pageSize(&vs, req.Limit),
-		IDs:        filterList(&vs, "ids", req.GetIds(), canonicalUUID),
+		IDs:        filterList(&vs, "ids", req.GetIds(), rules.CanonicalUUID),
 		RequestIDs: filterList(&vs, "request_ids", req.GetRequestIds(), checkRequestID),
 		Categories: filterList(&vs, "categories", req.GetCategories(), checkWord),
 		Types:      filterList(&vs, "types", req.GetTypes(), checkWord),
-		From:       filterTime(&vs, "date_from", req.GetDateFrom(), ceilMillisecond),
-		To:         filterTime(&vs, "date_to", req.GetDateTo(), floorMillisecond),
+		From:       filterTime(&vs, "date_from", req.GetDateFrom(), rules.FromMillisecond),
+		To:         filterTime(&vs, "date_to", req.GetDateTo(), rules.ToMillisecond),
 		Before:     s.eventCursor(&vs, req.GetCursor()),
 	}
 	if f.From != nil && f.To != nil && f.From.After(*f.To) {
@@ -120,15 +121,6 @@ func filterTime(vs *violations, field, raw string, round func(time.Time) time.Ti
 	}
 	t = round(t.UTC())
 	return &t
-}
-
-func floorMillisecond(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
-
-func ceilMillisecond(t time.Time) time.Time {
-	if f := t.Truncate(time.Millisecond); !f.Equal(t) {
-		return f.Add(time.Millisecond)
-	}
-	return t
 }
 
 // eventPosition encodes where a listing stopped: the last event's time and id.

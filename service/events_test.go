@@ -6,6 +6,7 @@ import (
 	"time"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -60,8 +61,8 @@ func TestListEventsValidation(t *testing.T) {
 
 func TestFilterTimeRoundsToInclusiveMilliseconds(t *testing.T) {
 	var vs violations
-	from := filterTime(&vs, "f", "2026-11-28T13:02:05.1231+01:00", ceilMillisecond)
-	to := filterTime(&vs, "t", "2026-11-28T13:02:05.1239Z", floorMillisecond)
+	from := filterTime(&vs, "f", "2026-11-28T13:02:05.1231+01:00", rules.FromMillisecond)
+	to := filterTime(&vs, "t", "2026-11-28T13:02:05.1239Z", rules.ToMillisecond)
 	if len(vs) != 0 {
 		t.Fatal(vs)
 	}

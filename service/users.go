@@ -13,6 +13,7 @@ import (
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/ids"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -98,7 +99,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	id := checkID(&vs, "id", req.GetId())
 	u := req.GetUser()
 	if bodyID := u.GetId(); bodyID != "" {
-		if canon, ok := canonicalUUID(bodyID); !ok || canon != id {
+		if canon, ok := rules.CanonicalUUID(bodyID); !ok || canon != id {
 			vs.add("user.id", "must match the id in the path")
 		}
 	}

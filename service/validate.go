@@ -14,6 +14,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/internal/rules"
 )
 
 // Limits are the configurable bounds on user input.
@@ -30,9 +31,6 @@ const (
 	maxSubjectIDBytes = 256
 	defaultPageSize   = 100
 	maxPageSize       = 1000
-	// maxExactInteger is 2^53: JSON numbers are doubles, and integers beyond
-	// it cannot round-trip, so they are refused instead of being changed.
-	maxExactInteger = 1 << 53
 )
 
 // FieldViolation names one offending input by its proto field path (for
@@ -77,39 +75,9 @@ func (vs violations) err() error {
 	return &ValidationError{Violations: vs}
 }
 
-// canonicalUUID returns s in lower case when it is canonical UUID text
-// (8-4-4-4-12 hex digits, either case); ok is false otherwise.
-func canonicalUUID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	upper := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-			continue
-		}
-		switch {
-		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
-		case c >= 'A' && c <= 'F':
-			upper = true
-		default:
-			return "", false
-		}
-	}
-	if upper {
-		return strings.ToLower(s), true
-	}
-	return s, true // already canonical: no copy
-}
-
 // checkID validates a user id field and returns its canonical form.
 func checkID(vs *violations, field, id string) string {
-	canon, ok := canonicalUUID(id)
+	canon, ok := rules.CanonicalUUID(id)
 	if !ok {
 		vs.add(field, "must be a UUID")
 	}
@@ -203,8 +171,8 @@ func checkValue(vs *violations, path string, v *structpb.Value, depth, maxDepth 
 		switch {
 		case math.IsNaN(n) || math.IsInf(n, 0):
 			vs.add(path, "must be a finite number")
-		case math.Abs(n) > maxExactInteger:
-			vs.add(path, "numbers beyond ±2^53 cannot be represented exactly")
+		case rules.BeyondExactFloat(n):
+			vs.add(path, rules.InexactNumber)
 		}
 	case *structpb.Value_StructValue:
 		checkStruct(vs, path, k.StructValue, depth+1, maxDepth)

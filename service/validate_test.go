@@ -12,29 +12,6 @@ import (
 	"github.com/usersd/usersd/internal/rpcerr"
 )
 
-func TestCanonicalUUID(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", true},
-		{"0190A7C2-7E3B-7C41-9F3E-2B1C4D5E6F70", "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", true},
-		{"{0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70}", "", false},
-		{"urn:uuid:0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", "", false},
-		{"0190a7c27e3b7c419f3e2b1c4d5e6f70", "", false},
-		{" 0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", "", false},
-		{"0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f7\x00", "", false},
-		{"0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f7g", "", false},
-		{"0190a7c2+7e3b-7c41-9f3e-2b1c4d5e6f70", "", false},
-		{"", "", false},
-	} {
-		got, ok := canonicalUUID(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("canonicalUUID(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func fields(vs violations) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {

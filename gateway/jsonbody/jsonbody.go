@@ -9,8 +9,13 @@
 // caller renders them as the details of a 400 response.
 //
 // Check is deliberately at least as strict as protojson: a body it accepts
-// is one protojson.Unmarshal accepts too, except that proto2 required fields
-// are not checked for presence.
+// is one protojson.Unmarshal accepts too. It knows the JSON forms of the
+// field kinds the API's bodies use (strings, int32s, FieldMasks,
+// Struct/Value/ListValue and messages of those) and refuses fields of any
+// other kind; Unhandled lists them, so a test can keep them out of bodies.
+//
+// The walk also records which fields the top-level object names, so the
+// caller never parses the body again to learn its keys.
 package jsonbody
 
 import (
@@ -20,9 +25,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Violation is one offending input of a body.
@@ -77,19 +80,33 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Check validates body as the JSON of message md as protojson reads it and
-// returns the violations in body order, or nil if there are none. An empty
-// or all-whitespace body is valid: the gateway reads it as {}.
+// Result is what Check found in a body.
+type Result struct {
+	// Violations are the offending inputs in body order; nil if none.
+	Violations []Violation
+	// named has bit i set when the top-level object has a key naming
+	// field i of the message (a null value included).
+	named uint64
+}
+
+// Names reports whether the body's top-level object has a key naming fd, a
+// field of the message Check was given, whatever its value (null too).
+func (r Result) Names(fd protoreflect.FieldDescriptor) bool {
+	return fd.Index() < 64 && r.named&(1<<fd.Index()) != 0
+}
+
+// Check validates body as the JSON of message md as protojson reads it. An
+// empty or all-whitespace body is valid: the gateway reads it as {}.
 //
 // Malformed JSON, a top-level value that is not an object and nesting
 // beyond lim.MaxDepth each yield exactly one violation, since nothing after
 // them can be read reliably. Everything else (unknown fields, wrong types,
 // duplicate keys, numbers no float64 holds exactly) is collected up to
 // lim.MaxViolations.
-func Check(body []byte, md protoreflect.MessageDescriptor, lim Limits) []Violation {
+func Check(body []byte, md protoreflect.MessageDescriptor, lim Limits) Result {
 	c := checker{lx: lexer{buf: body}, lim: lim.withDefaults()}
 	c.run(md)
-	return c.out
+	return Result{Violations: c.out, named: c.named}
 }
 
 // checker walks the body with an explicit stack of open objects and arrays
@@ -99,7 +116,8 @@ type checker struct {
 	lim   Limits
 	stack []frame
 	out   []Violation
-	done  bool // MaxViolations reached, or a violation that ends the check
+	done  bool   // MaxViolations reached, or a violation that ends the check
+	named uint64 // the fields the top-level object named, once it closed
 }
 
 // frame is an object or array being read.
@@ -113,11 +131,12 @@ type frame struct {
 	// Value is its text, known once it closes.
 	reportFrom, reportTo int
 
-	// Keys seen, canonical in maps; in a message only the unknown ones,
-	// since fields and oneofs record the rest by the key that set them.
-	keys   map[string]struct{}
-	fields map[protoreflect.FieldNumber]string
-	oneofs map[int]string
+	// Keys seen: in a Struct all of them, in a message the unknown ones.
+	// A message's fields are marked by index instead, in byJSON or byProto
+	// after the name that named them, to tell a repeated key from the
+	// field's other name.
+	keys            map[string]struct{}
+	byJSON, byProto uint64
 }
 
 var byteOrderMark = []byte("\xef\xbb\xbf")
@@ -135,7 +154,7 @@ func (c *checker) run(md protoreflect.MessageDescriptor) {
 		c.fail(false, "the body must be a JSON object", c.lx.text(tok))
 		return
 	}
-	c.open(tok, messageShape(md, false), "")
+	c.open(tok, shape{kind: shapeMessage, md: md}, "")
 	for !c.done && len(c.stack) > 0 {
 		if c.top().array {
 			c.stepArray()
@@ -201,7 +220,7 @@ func (c *checker) stepObject() {
 	if tok, ok = c.read(true); !ok {
 		return
 	}
-	sh, keyMsg := f.member(tok.kind == tokNull)
+	sh, keyMsg := f.member()
 	c.value(tok, sh, keyMsg)
 }
 
@@ -236,7 +255,7 @@ func (c *checker) stepArray() {
 		c.close(tok)
 		return
 	}
-	c.value(tok, f.sh.elements(), "")
+	c.value(tok, freeShape, "") // only ListValue arrays are read
 }
 
 // value checks the value starting with tok against sh. keyMsg, if not
@@ -294,17 +313,12 @@ func (c *checker) open(tok token, sh shape, keyMsg string) {
 
 // close ends the innermost object or array at tok.
 func (c *checker) close(tok token) {
-	f := *c.top()
-	c.stack = c.stack[:len(c.stack)-1]
-	c.fillValues(&f, tok.end)
-	// An Any is read by the type its "@type" names, which may come last;
-	// once its syntax is known to be sound, protojson judges the rest.
-	if f.sh.kind == shapeAny && len(c.out) == f.reportTo {
-		raw := c.lx.buf[f.start:tok.end]
-		if protojson.Unmarshal(raw, dynamicpb.NewMessage(f.sh.md)) != nil {
-			c.report(string(raw), `must be an object with a known "@type" and the fields of that type`)
-		}
+	f := c.top()
+	if len(c.stack) == 1 {
+		c.named = f.byJSON | f.byProto
 	}
+	c.fillValues(f, tok.end)
+	c.stack = c.stack[:len(c.stack)-1]
 }
 
 // fillValues sets the Value of the violations about container f, whose text
@@ -319,14 +333,11 @@ func (c *checker) fillValues(f *frame, end int) {
 	}
 }
 
-// member resolves the key just read in object f, whose value is null if
-// null is set, to the shape of its value and a finding about the key.
-func (f *frame) member(null bool) (shape, string) {
-	switch f.sh.kind {
-	case shapeMessage:
-		return f.field(null)
-	case shapeMap:
-		return f.mapEntry()
+// member resolves the key just read in object f to the shape of its value
+// and a finding about the key.
+func (f *frame) member() (shape, string) {
+	if f.sh.kind == shapeMessage {
+		return f.field()
 	}
 	if f.seen(f.key) {
 		return freeShape, "duplicate key"
@@ -344,9 +355,14 @@ func FieldByKey(md protoreflect.MessageDescriptor, key string) protoreflect.Fiel
 }
 
 // field matches a key to a message field as protojson does: by JSON name or
-// proto name, each field at most once, one field per oneof.
-func (f *frame) field(null bool) (shape, string) {
-	fd := FieldByKey(f.sh.md, f.key)
+// proto name, each field at most once.
+func (f *frame) field() (shape, string) {
+	md := f.sh.md
+	fd := md.Fields().ByJSONName(f.key)
+	asJSON := fd != nil
+	if !asJSON {
+		fd = md.Fields().ByTextName(f.key)
+	}
 	if fd == nil {
 		if f.seen(f.key) {
 			return freeShape, "duplicate key"
@@ -354,77 +370,22 @@ func (f *frame) field(null bool) (shape, string) {
 		return freeShape, "unknown field"
 	}
 	sh := fieldShape(fd)
-	switch prev, ok := f.fields[fd.Number()]; {
-	case ok && prev == f.key:
+	if sh.kind == shapeUnhandled {
+		return sh, "" // refused for its kind; its index may be past the masks
+	}
+	bit := uint64(1) << fd.Index()
+	same, other, otherKey := &f.byJSON, f.byProto, fd.TextName()
+	if !asJSON {
+		same, other, otherKey = &f.byProto, f.byJSON, fd.JSONName()
+	}
+	switch {
+	case *same&bit != 0:
 		return sh, "duplicate key"
-	case ok:
-		return sh, fmt.Sprintf("duplicate key: %q names the same field", prev)
+	case other&bit != 0:
+		return sh, fmt.Sprintf("duplicate key: %q names the same field", otherKey)
 	}
-	if f.fields == nil {
-		f.fields = make(map[protoreflect.FieldNumber]string)
-	}
-	f.fields[fd.Number()] = f.key
-	// protojson skips a null as "unset" before its oneof check, unless
-	// null is a value of the field's type.
-	skipped := null && !isValueMessage(fd) && !isNullValueEnum(fd)
-	if od := fd.ContainingOneof(); od != nil && !skipped {
-		if prev, ok := f.oneofs[od.Index()]; ok {
-			return sh, fmt.Sprintf("cannot be set together with %q", prev)
-		}
-		if f.oneofs == nil {
-			f.oneofs = make(map[int]string)
-		}
-		f.oneofs[od.Index()] = f.key
-	}
+	*same |= bit
 	return sh, ""
-}
-
-// mapEntry checks a key of a map field. Keys are compared as the values
-// protojson parses them to, so "1" and "01" collide in an integer map.
-func (f *frame) mapEntry() (shape, string) {
-	valueShape := elementShape(f.sh.fd.MapValue())
-	canon, msg := mapKey(f.sh.fd.MapKey().Kind(), f.key)
-	if f.seen(canon) {
-		return valueShape, "duplicate key"
-	}
-	return valueShape, msg
-}
-
-// mapKey parses a map key as protojson does and returns its canonical form,
-// or the key itself and what is wrong with it.
-func mapKey(kind protoreflect.Kind, key string) (string, string) {
-	var canon string
-	var err error
-	switch kind {
-	case protoreflect.StringKind:
-		return key, ""
-	case protoreflect.BoolKind:
-		if key == "true" || key == "false" {
-			return key, ""
-		}
-		return key, "key must be true or false"
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		var n int64
-		n, err = strconv.ParseInt(key, 10, 32)
-		canon = strconv.FormatInt(n, 10)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		var n int64
-		n, err = strconv.ParseInt(key, 10, 64)
-		canon = strconv.FormatInt(n, 10)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		var n uint64
-		n, err = strconv.ParseUint(key, 10, 32)
-		canon = strconv.FormatUint(n, 10)
-	default: // Uint64Kind, Fixed64Kind
-		var n uint64
-		n, err = strconv.ParseUint(key, 10, 64)
-		canon = strconv.FormatUint(n, 10)
-	}
-	if err != nil {
-		lo, hi := intRange(kind)
-		return key, fmt.Sprintf("key must be an integer from %s to %s", lo, hi)
-	}
-	return canon, ""
 }
 
 // seen records key k in f and reports whether it was there already.

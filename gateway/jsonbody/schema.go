@@ -1,8 +1,6 @@
 package jsonbody
 
 import (
-	"bytes"
-	"encoding/base64"
 	"fmt"
 	"math"
 	"strconv"
@@ -10,10 +8,14 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/usersd/usersd/internal/rules"
 )
 
-// shapeKind says which JSON a position in the body must hold.
+// shapeKind says which JSON a position in the body must hold. The kinds
+// are those the API's bodies use; a field of any other kind is refused
+// (see Unhandled).
 type shapeKind uint8
 
 const (
@@ -22,110 +24,99 @@ const (
 	shapeFree      shapeKind = iota
 	shapeMessage             // object whose keys are the fields of md
 	shapeStruct              // object with free-form members (google.protobuf.Struct)
-	shapeAny                 // object checked by protojson once read (google.protobuf.Any)
-	shapeMap                 // object keyed by fd.MapKey(), values per fd.MapValue()
-	shapeList                // array of the elements of repeated field fd
 	shapeListValue           // array of free-form elements (google.protobuf.ListValue)
-	shapeScalar              // scalar or enum of kind fd.Kind()
-	shapeFormatted           // string whose format protojson checks (Timestamp, ...)
+	shapeString              // string field
+	shapeInt32               // int32 field: a number, or a string holding one
+	shapeFieldMask           // google.protobuf.FieldMask: a string of lowerCamelCase paths
+	shapeUnhandled           // a field of a kind the checker does not handle
 )
 
-// shape is the expectation for one JSON value.
+// shape is the expectation for one JSON value. Every one of them accepts
+// null: a proto3 singular field reads it as unset, a Value as null, and
+// below a Struct or ListValue anything goes.
 type shape struct {
-	kind   shapeKind
-	md     protoreflect.MessageDescriptor // shapeMessage, shapeAny, shapeFormatted
-	fd     protoreflect.FieldDescriptor   // shapeMap, shapeList, shapeScalar
-	nullOK bool                           // null means "unset" here
+	kind shapeKind
+	md   protoreflect.MessageDescriptor // shapeMessage
 }
 
 var freeShape = shape{kind: shapeFree}
 
+// freeForm are the well-known types that hold free-form JSON: below them,
+// keys are data, not field names.
+var freeForm = map[protoreflect.FullName]shapeKind{
+	"google.protobuf.Value":     shapeFree,
+	"google.protobuf.Struct":    shapeStruct,
+	"google.protobuf.ListValue": shapeListValue,
+}
+
 // FreeForm reports whether md holds free-form JSON (Struct, Value,
 // ListValue): below it, keys are data, not field names.
 func FreeForm(md protoreflect.MessageDescriptor) bool {
-	kind, known := wellKnown[md.FullName()]
-	return known && (kind == shapeFree || kind == shapeStruct || kind == shapeListValue)
+	_, ok := freeForm[md.FullName()]
+	return ok
 }
 
-// wellKnown maps the well-known types that protojson reads from something
-// other than a plain object of fields.
-var wellKnown = map[protoreflect.FullName]shapeKind{
-	"google.protobuf.Value":       shapeFree,
-	"google.protobuf.Struct":      shapeStruct,
-	"google.protobuf.ListValue":   shapeListValue,
-	"google.protobuf.Any":         shapeAny,
-	"google.protobuf.Timestamp":   shapeFormatted,
-	"google.protobuf.Duration":    shapeFormatted,
-	"google.protobuf.FieldMask":   shapeFormatted,
-	"google.protobuf.BoolValue":   shapeScalar,
-	"google.protobuf.Int32Value":  shapeScalar,
-	"google.protobuf.Int64Value":  shapeScalar,
-	"google.protobuf.UInt32Value": shapeScalar,
-	"google.protobuf.UInt64Value": shapeScalar,
-	"google.protobuf.FloatValue":  shapeScalar,
-	"google.protobuf.DoubleValue": shapeScalar,
-	"google.protobuf.StringValue": shapeScalar,
-	"google.protobuf.BytesValue":  shapeScalar,
-}
+var fieldMaskName = (&fieldmaskpb.FieldMask{}).ProtoReflect().Descriptor().FullName()
 
-func messageShape(md protoreflect.MessageDescriptor, nullOK bool) shape {
-	kind, ok := wellKnown[md.FullName()]
-	if !ok {
-		return shape{kind: shapeMessage, md: md, nullOK: nullOK}
-	}
-	sh := shape{kind: kind, md: md, nullOK: nullOK}
-	if kind == shapeScalar {
-		// A wrapper is written as its "value" field.
-		sh.fd = md.Fields().ByName("value")
-	}
-	return sh
-}
-
-// fieldShape is the expectation for a message field, where null means unset
-// unless null is a value of the field's type: protojson then reads it as
-// that value, which for a repeated field is an error.
+// fieldShape is the expectation for the value of a field of a message:
+// singular strings, int32s, FieldMasks, free-form JSON and messages made
+// of those. Lists, maps, real oneofs, other scalars and other well-known
+// types are refused; a test over the API's descriptors keeps them out of
+// its bodies. Fields past the 64th are refused too: a message's keys are
+// tracked in a 64-bit mask (see frame).
 func fieldShape(fd protoreflect.FieldDescriptor) shape {
-	switch {
-	case fd.IsList():
-		return shape{kind: shapeList, fd: fd, nullOK: !isValueMessage(fd) && !isNullValueEnum(fd)}
-	case fd.IsMap():
-		return shape{kind: shapeMap, fd: fd, nullOK: true}
+	if fd.Cardinality() == protoreflect.Repeated || fd.Index() >= 64 {
+		return shape{kind: shapeUnhandled}
 	}
-	return singularShape(fd, true)
-}
-
-// elementShape is the expectation for a list element or map value, where
-// protojson refuses null unless the type gives null a meaning.
-func elementShape(fd protoreflect.FieldDescriptor) shape {
-	return singularShape(fd, false)
-}
-
-func singularShape(fd protoreflect.FieldDescriptor, nullOK bool) shape {
-	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
-		return messageShape(fd.Message(), nullOK)
+	if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+		return shape{kind: shapeUnhandled}
 	}
-	return shape{kind: shapeScalar, fd: fd, nullOK: nullOK}
-}
-
-// elements is the expectation for the elements of an array of shape sh.
-func (sh shape) elements() shape {
-	if sh.kind == shapeList {
-		return elementShape(sh.fd)
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return shape{kind: shapeString}
+	case protoreflect.Int32Kind:
+		return shape{kind: shapeInt32}
+	case protoreflect.MessageKind:
+		md := fd.Message()
+		if kind, ok := freeForm[md.FullName()]; ok {
+			return shape{kind: kind}
+		}
+		if md.FullName() == fieldMaskName {
+			return shape{kind: shapeFieldMask}
+		}
+		if strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
+			return shape{kind: shapeUnhandled} // read by protojson in a form of its own
+		}
+		return shape{kind: shapeMessage, md: md}
 	}
-	return freeShape
+	return shape{kind: shapeUnhandled}
 }
 
-func isNullValueEnum(fd protoreflect.FieldDescriptor) bool {
-	return fd.Enum() != nil && fd.Enum().FullName() == "google.protobuf.NullValue"
-}
-
-func isValueMessage(fd protoreflect.FieldDescriptor) bool {
-	return fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Value"
-}
-
-// acceptsNull reports whether null is a valid value for sh.
-func (sh shape) acceptsNull() bool {
-	return sh.nullOK || sh.kind == shapeFree || sh.kind == shapeScalar && isNullValueEnum(sh.fd)
+// Unhandled lists the fields of md, and of the messages among them, that
+// Check refuses whatever their value because it does not know their JSON
+// form. A message that may be a request body must have none.
+func Unhandled(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	var out []protoreflect.FieldDescriptor
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if seen[md.FullName()] {
+			return
+		}
+		seen[md.FullName()] = true
+		fields := md.Fields()
+		for i := 0; i < fields.Len(); i++ {
+			fd := fields.Get(i)
+			switch sh := fieldShape(fd); sh.kind {
+			case shapeUnhandled:
+				out = append(out, fd)
+			case shapeMessage:
+				walk(sh.md)
+			}
+		}
+	}
+	walk(md)
+	return out
 }
 
 // containerProblem says what is wrong with an object (array false) or an
@@ -134,176 +125,77 @@ func (sh shape) containerProblem(array bool) string {
 	switch sh.kind {
 	case shapeFree:
 		return ""
-	case shapeMessage, shapeStruct, shapeAny, shapeMap:
+	case shapeMessage, shapeStruct:
 		if array {
 			return "must be an object"
 		}
 		return ""
-	case shapeList, shapeListValue:
+	case shapeListValue:
 		if !array {
 			return "must be an array"
 		}
 		return ""
-	case shapeFormatted:
-		return formatMsg(sh.md)
 	}
-	return scalarMsg(sh.fd)
+	return sh.valueMsg()
 }
 
 // scalarProblem says what is wrong with the non-container token tok where sh
 // is expected, or "" if nothing is.
 func (sh shape) scalarProblem(tok token, lx *lexer) string {
-	if tok.kind == tokNull {
-		if sh.acceptsNull() {
-			return ""
-		}
-		return "must not be null"
+	if tok.kind == tokNull && sh.kind != shapeUnhandled {
+		return ""
 	}
+	ok := false
 	switch sh.kind {
 	case shapeFree:
-		return ""
-	case shapeMessage, shapeStruct, shapeAny, shapeMap:
-		return "must be an object"
-	case shapeList, shapeListValue:
-		return "must be an array"
-	case shapeFormatted:
-		return formattedProblem(sh.md, tok, lx.buf[tok.start:tok.end])
-	}
-	if sh.fd.Kind() == protoreflect.StringKind || sh.fd.Kind() == protoreflect.BoolKind {
-		// The text does not matter: skip decoding it.
-		return scalarProblem(sh.fd, tok, "")
-	}
-	return scalarProblem(sh.fd, tok, lx.text(tok))
-}
-
-// formattedProblem checks a Timestamp, Duration or FieldMask string by
-// letting protojson read it alone, so the accepted formats are exactly
-// protojson's.
-func formattedProblem(md protoreflect.MessageDescriptor, tok token, raw []byte) string {
-	if tok.kind == tokString && protojson.Unmarshal(raw, dynamicpb.NewMessage(md)) == nil {
-		return ""
-	}
-	return formatMsg(md)
-}
-
-func formatMsg(md protoreflect.MessageDescriptor) string {
-	switch md.FullName() {
-	case "google.protobuf.Timestamp":
-		return `must be an RFC 3339 timestamp string such as "2024-01-31T09:30:00Z"`
-	case "google.protobuf.Duration":
-		return `must be a duration string in seconds such as "1.5s"`
-	}
-	return `must be a string of comma-separated lowerCamelCase field paths such as "claims,authenticationProvider"`
-}
-
-// scalarProblem checks a non-container token with value text against a
-// scalar or enum field, accepting the input forms protojson accepts.
-func scalarProblem(fd protoreflect.FieldDescriptor, tok token, text string) string {
-	ok := false
-	switch fd.Kind() {
-	case protoreflect.BoolKind:
-		ok = tok.kind == tokTrue || tok.kind == tokFalse
-	case protoreflect.StringKind:
+		ok = true
+	case shapeString:
 		ok = tok.kind == tokString
-	case protoreflect.BytesKind:
-		ok = tok.kind == tokString && isBase64(text)
-	case protoreflect.EnumKind:
-		ok = tok.kind == tokString && fd.Enum().Values().ByName(protoreflect.Name(text)) != nil ||
-			tok.kind == tokNumber && intProblem(protoreflect.Int32Kind, text) == ""
-	case protoreflect.FloatKind, protoreflect.DoubleKind:
-		return floatProblem(fd.Kind(), tok, text)
-	default:
-		return intFieldProblem(fd.Kind(), tok, text)
+	case shapeInt32:
+		return int32Problem(tok, lx.text(tok))
+	case shapeFieldMask:
+		// protojson alone decides which paths it can read.
+		ok = tok.kind == tokString && protojson.Unmarshal(lx.buf[tok.start:tok.end], &fieldmaskpb.FieldMask{}) == nil
 	}
 	if ok {
 		return ""
 	}
-	return scalarMsg(fd)
+	return sh.valueMsg()
 }
 
-// scalarMsg states the expectation for a scalar or enum field.
-func scalarMsg(fd protoreflect.FieldDescriptor) string {
-	switch fd.Kind() {
-	case protoreflect.BoolKind:
-		return "must be true or false"
-	case protoreflect.StringKind:
+// valueMsg states what a value of shape sh must be.
+func (sh shape) valueMsg() string {
+	switch sh.kind {
+	case shapeMessage, shapeStruct:
+		return "must be an object"
+	case shapeListValue:
+		return "must be an array"
+	case shapeString:
 		return "must be a string"
-	case protoreflect.BytesKind:
-		return "must be a base64-encoded string"
-	case protoreflect.EnumKind:
-		return enumMsg(fd.Enum())
-	case protoreflect.FloatKind, protoreflect.DoubleKind:
-		return "must be a number"
+	case shapeInt32:
+		return "must be an integer"
+	case shapeFieldMask:
+		return `must be a string of comma-separated lowerCamelCase field paths such as "claims,authenticationProvider"`
 	}
-	return "must be an integer"
+	return "cannot be set in a JSON body"
 }
 
-func enumMsg(ed protoreflect.EnumDescriptor) string {
-	names := make([]string, ed.Values().Len())
-	for i := range names {
-		names[i] = strconv.Quote(string(ed.Values().Get(i).Name()))
-	}
-	return "must be one of " + strings.Join(names, ", ")
-}
-
-// isBase64 mirrors protojson: standard or URL alphabet, padding optional.
-func isBase64(s string) bool {
-	enc := base64.StdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.URLEncoding
-	}
-	if len(s)%4 != 0 {
-		enc = enc.WithPadding(base64.NoPadding)
-	}
-	_, err := enc.DecodeString(s)
-	return err == nil
-}
-
-// intFieldProblem checks an integer field: protojson takes a JSON number or
-// a string holding exactly one JSON number, integral and in range.
-func intFieldProblem(kind protoreflect.Kind, tok token, text string) string {
+// int32Problem checks an int32 field: protojson takes a JSON number or a
+// string holding exactly one JSON number, integral and in range.
+func int32Problem(tok token, text string) string {
 	if tok.kind != tokNumber && (tok.kind != tokString || !isNumber(text)) {
 		return "must be an integer"
 	}
-	return intProblem(kind, text)
-}
-
-// intProblem checks the JSON number num against an integer kind.
-func intProblem(kind protoreflect.Kind, num string) string {
-	digits, st := integerDigits(num)
+	digits, st := integerDigits(text)
 	if st == notIntegral {
 		return "must be an integer"
 	}
-	var err error
 	if st == integral {
-		switch kind {
-		case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-			_, err = strconv.ParseInt(digits, 10, 32)
-		case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-			_, err = strconv.ParseInt(digits, 10, 64)
-		case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-			_, err = strconv.ParseUint(digits, 10, 32)
-		default: // Uint64Kind, Fixed64Kind
-			_, err = strconv.ParseUint(digits, 10, 64)
-		}
-		if err == nil {
+		if _, err := strconv.ParseInt(digits, 10, 32); err == nil {
 			return ""
 		}
 	}
-	lo, hi := intRange(kind)
-	return fmt.Sprintf("must be an integer from %s to %s", lo, hi)
-}
-
-func intRange(kind protoreflect.Kind) (lo, hi string) {
-	switch kind {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return strconv.Itoa(math.MinInt32), strconv.Itoa(math.MaxInt32)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return strconv.Itoa(math.MinInt64), strconv.Itoa(math.MaxInt64)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return "0", strconv.FormatUint(math.MaxUint32, 10)
-	}
-	return "0", strconv.FormatUint(math.MaxUint64, 10)
+	return fmt.Sprintf("must be an integer from %d to %d", math.MinInt32, math.MaxInt32)
 }
 
 // integerStatus classifies a JSON number for integer fields.
@@ -367,109 +259,13 @@ func integerDigits(num string) (string, integerStatus) {
 	return digits, integral
 }
 
-// floatProblem checks a float or double field: a JSON number, or a string
-// holding exactly one JSON number or "NaN", "Infinity", "-Infinity".
-func floatProblem(kind protoreflect.Kind, tok token, text string) string {
-	switch {
-	case tok.kind == tokString && (text == "NaN" || text == "Infinity" || text == "-Infinity"):
-		return ""
-	case tok.kind != tokNumber && (tok.kind != tokString || !isNumber(text)):
-		return "must be a number"
-	}
-	bits := 64
-	if kind == protoreflect.FloatKind {
-		bits = 32
-	}
-	if _, err := strconv.ParseFloat(text, bits); err != nil {
-		if bits == 32 {
-			return fmt.Sprintf("must be a number from %g to %g", -math.MaxFloat32, math.MaxFloat32)
-		}
-		return "number out of range"
-	}
-	return ""
-}
-
-// numberProblem applies the rule for every JSON number in the body, whatever
-// its field: its exact decimal value must be within ±2^53. Beyond that a
-// float64 (google.protobuf.Value, JavaScript) holds only some integers and
-// would silently round the others, 9007199254740993 in any spelling; the
-// service refuses doubles beyond it (|n| > 2^53) by the same rule. It is
-// decided on the literal text, since no float64 tells 2^53+1 from 2^53.
-// Literals that overflow a float64 (1e400) are beyond it too.
+// numberProblem applies the ±2^53 rule to every JSON number in the body,
+// whatever its field: beyond it a float64 (google.protobuf.Value,
+// JavaScript) would silently round the value, and the service refuses
+// decoded numbers by the same rule. It is decided on the literal text.
 func numberProblem(num []byte) string {
-	if beyondMaxExact(num) {
-		return "numbers beyond ±2^53 cannot be represented exactly"
+	if rules.BeyondExactLiteral(num) {
+		return rules.InexactNumber
 	}
 	return ""
-}
-
-// maxExactInt is 2^53, the largest magnitude up to which every integer is
-// exactly representable as a float64.
-const maxExactInt = "9007199254740992"
-
-// beyondMaxExact reports whether the JSON number num has an exact value of
-// magnitude greater than 2^53. It compares digits and never rounds: num is
-// 0.D × 10^point, D its significant digits (no leading or trailing zeros),
-// and 2^53 is 0.9007199254740992 × 10^16.
-func beyondMaxExact(num []byte) bool {
-	num = bytes.TrimPrefix(num, []byte("-"))
-	mant, exp := num, []byte(nil)
-	if i := bytes.IndexAny(num, "eE"); i >= 0 {
-		mant, exp = num[:i], num[i+1:]
-	}
-	intp, frac, _ := bytes.Cut(mant, []byte("."))
-	if string(intp) == "0" { // JSON allows no other leading zero
-		intp = nil
-	}
-	point := len(intp)
-	if len(intp) == 0 {
-		n := len(frac)
-		frac = bytes.TrimLeft(frac, "0")
-		point -= n - len(frac)
-	}
-	if frac = bytes.TrimRight(frac, "0"); len(frac) == 0 {
-		intp = bytes.TrimRight(intp, "0")
-	}
-	n := len(intp) + len(frac)
-	if n == 0 {
-		return false // zero, in any spelling
-	}
-	if point += exponent(exp); point != len(maxExactInt) {
-		return point > len(maxExactInt)
-	}
-	for i := 0; i < len(maxExactInt); i++ {
-		if i == n {
-			return false // D is a prefix of 2^53's digits: smaller
-		}
-		var d byte
-		if i < len(intp) {
-			d = intp[i]
-		} else {
-			d = frac[i-len(intp)]
-		}
-		if d != maxExactInt[i] {
-			return d > maxExactInt[i]
-		}
-	}
-	return n > len(maxExactInt)
-}
-
-// exponent parses the exponent digits of a JSON number, saturating far
-// beyond any shift that could matter for a body of bounded size.
-func exponent(exp []byte) int {
-	neg := false
-	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
-		neg = exp[0] == '-'
-		exp = exp[1:]
-	}
-	e := 0
-	for _, c := range exp {
-		if e < 1<<30/10 {
-			e = e*10 + int(c-'0')
-		}
-	}
-	if neg {
-		return -e
-	}
-	return e
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/requestid"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 	"github.com/usersd/usersd/internal/store/sqlite"
 	"github.com/usersd/usersd/service"
@@ -159,9 +159,8 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	// The gateway reaches the same *grpc.Server over an in-memory listener:
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
-	gatewayKey := rand.Text() // per process: only this process's gateway knows it
 	grpcSrv, healthSrv, err := buildGRPC(ctx, cfg, st, certs, memLis, grpcOptions{
-		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, GatewayKey: gatewayKey,
+		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, Gateway: memLis.Addr(),
 		InFlight: limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 	})
 	if err != nil {
@@ -173,10 +172,9 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}
 	defer conn.Close()
 	httpSrv, serveHTTP, err := buildHTTP(ctx, cfg, conn, certs, access, gateway.Options{
-		Logger:       log,
-		Ready:        cachedProbe(readiness(verifier, st), time.Second, time.Now),
-		RejectionKey: gatewayKey,
-		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:  log,
+		Ready:   cachedProbe(readiness(verifier, st), time.Second, time.Now),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	})
 	if err != nil {
 		return err
@@ -256,7 +254,7 @@ func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloa
 // configured).
 func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *certReloader, access *accesslog.Recorder, opts gateway.Options) (*http.Server, func(net.Listener) error, error) {
 	opts.MaxBodyBytes = cfg.MaxBodyBytes
-	opts.MaxJSONDepth = cfg.MaxClaimsDepth + 3
+	opts.MaxJSONDepth = rules.MaxBodyDepth(cfg.MaxClaimsDepth)
 	api, err := gateway.New(ctx, conn, opts)
 	if err != nil {
 		return nil, nil, err

@@ -109,9 +109,6 @@ func (d decisions) refused(ctx context.Context, stage, method string, err error)
 	a = append(a, slog.String("stage", stage), slog.String("decision", "refused"), slog.String("code", st.Code().String()))
 	if info := rpcerr.Info(st); info != nil {
 		a = append(a, slog.String("reason", info.GetReason()))
-		if s := info.GetMetadata()["httpStatus"]; s != "" {
-			a = append(a, slog.String("http_status", s))
-		}
 	}
 	d.write(ctx, method, append(a, slog.String("error", st.Message())))
 }

@@ -46,8 +46,8 @@ func TestDecisionsAtDebugLevel(t *testing.T) {
 		{stageAuthorization, pass, map[string]string{"decision": "allowed", "roles": "admin,issuer"}},
 		{stageRejections, pass, nil},
 		{stageRejections, func(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
-			return nil, rpcerr.Rejected("415")
-		}, map[string]string{"decision": "refused", "code": "InvalidArgument", "reason": rpcerr.ReasonRejected, "http_status": "415"}},
+			return nil, rpcerr.Rejected(rpcerr.ReasonUnsupportedMediaType)
+		}, map[string]string{"decision": "refused", "code": "InvalidArgument", "reason": rpcerr.ReasonUnsupportedMediaType}},
 	} {
 		buf.Reset()
 		_, _ = d.stage(tc.stage, tc.i)(ctx, nil, info, handler)

@@ -2,12 +2,11 @@ package app
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"slices"
-	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -54,10 +54,10 @@ type grpcOptions struct {
 	// Deadline, when set, comes right after the outer recovery: it gives
 	// every call a deadline (internal/deadline), bounding every wait in it.
 	Deadline grpc.UnaryServerInterceptor
-	// GatewayKey authenticates the REST gateway's rejected-request mark
-	// (a per-process secret shared with the gateway), so a native client
-	// cannot plant such refusals in the trail.
-	GatewayKey string
+	// Gateway is the address of the in-memory listener only the REST
+	// gateway can reach: a call whose connection has it as local address
+	// comes from the gateway, and may carry the gateway's refusal mark.
+	Gateway net.Addr
 	// Transport bounds every connection (streams, metadata, keepalive,
 	// idle and age limits).
 	Transport []grpc.ServerOption
@@ -113,7 +113,7 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 	)
 	unary = append(unary,
 		selector.UnaryServerInterceptor(d.stage(stageAuthorization, auth.UnaryAuthorize(service.MethodRoles)), guarded),
-		d.stage(stageRejections, gatewayRejections(opts.GatewayKey)),
+		d.stage(stageRejections, gatewayRejections(opts.Gateway)),
 		service.ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
@@ -138,21 +138,28 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 }
 
 // gatewayRejections fails the calls the REST gateway refused on HTTP
-// grounds (bad media type, size, JSON). The gateway still sends them, with
-// an empty body, so that such a request is authenticated, recorded and
-// authorized like any other before it fails: without a token it is 401,
-// with a token it leaves START and FAIL events. The mark is
-// "<status> <key>"; one without the gateway's key is ignored.
-func gatewayRejections(key string) grpc.UnaryServerInterceptor {
+// grounds (media type, size, JSON, parameters). The gateway still sends
+// them, with an empty body, so that such a request is authenticated,
+// recorded and authorized like any other before it fails: without a token
+// it is 401, with a token it leaves START and FAIL events. The mark is the
+// refusal's reason under rpcerr.RejectedMetadata, honoured only on a
+// connection to the gateway's listener (local address gateway): no
+// network client can have one, so a native client's mark is ignored.
+func gatewayRejections(gateway net.Addr) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		for _, mark := range metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata) {
-			httpStatus, markKey, _ := strings.Cut(mark, " ")
-			if key != "" && subtle.ConstantTimeCompare([]byte(markKey), []byte(key)) == 1 {
-				return nil, rpcerr.Rejected(httpStatus)
-			}
+		if mark := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata); len(mark) > 0 && fromGateway(ctx, gateway) {
+			return nil, rpcerr.Rejected(mark[0])
 		}
 		return handler(ctx, req)
 	}
+}
+
+// fromGateway reports whether the call in ctx came over a connection to
+// the gateway's listener. The addresses compare by type and value; the
+// in-memory listener's is of a type no network connection has.
+func fromGateway(ctx context.Context, gateway net.Addr) bool {
+	p, ok := peer.FromContext(ctx)
+	return ok && gateway != nil && p.LocalAddr == gateway
 }
 
 // panicHandler logs the panic with its stack and request id; the client

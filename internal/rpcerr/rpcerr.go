@@ -6,7 +6,6 @@ package rpcerr
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,10 +27,6 @@ const (
 	ReasonInvalidToken = "INVALID_TOKEN"
 	// ReasonRoleRequired: the caller lacks every role the call allows.
 	ReasonRoleRequired = "ROLE_REQUIRED"
-	// ReasonRejected: the REST gateway refused the request on HTTP
-	// grounds (media type, size, JSON); its ErrorInfo metadata holds the
-	// HTTP status under "httpStatus".
-	ReasonRejected = "REQUEST_REJECTED"
 	// ReasonUnavailable: the call cannot be served right now (the
 	// database cannot be written, the event buffer has no room); the
 	// same call may succeed after the RetryInfo delay.
@@ -55,27 +50,35 @@ func Unavailable(msg string) error {
 // must not produce a response of its size.
 const MaxViolations = 50
 
-// RejectedMetadata is the metadata key by which the REST gateway marks a
-// request it refused (value: the HTTP status), so the call still passes
-// authentication, analytic events and authorization before failing.
+// Reasons of the refusals the REST gateway decides on HTTP grounds. It
+// still sends such a request, with an empty body and the reason under
+// RejectedMetadata, so that the call is authenticated, recorded in
+// analytic events and authorized before it fails with Rejected(reason).
+const (
+	// ReasonUnsupportedMediaType: the body is not JSON, or is encoded.
+	ReasonUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	// ReasonPayloadTooLarge: the body is over the size limit.
+	ReasonPayloadTooLarge = "PAYLOAD_TOO_LARGE"
+	// ReasonMalformedBody: the body as a whole is not a JSON object, or
+	// could not be read.
+	ReasonMalformedBody = "MALFORMED_BODY"
+	// ReasonInvalidBody: inputs in the body are wrong: malformed, unknown
+	// fields, of the wrong type, numbers beyond ±2^53.
+	ReasonInvalidBody = "INVALID_BODY"
+	// ReasonInvalidParameters: a path or query parameter is not
+	// percent-encoded UTF-8, or not of its field's type.
+	ReasonInvalidParameters = "INVALID_PARAMETERS"
+)
+
+// RejectedMetadata is the metadata key under which the REST gateway names
+// the reason it refused a request. The server honours it only on calls
+// over the gateway's in-memory connection: a native client cannot plant a
+// refusal.
 const RejectedMetadata = "usersd-rejected"
 
-// rejectable are the statuses a gateway refusal may carry.
-var rejectable = map[string]bool{"400": true, "413": true, "415": true}
-
-// Rejected is the error of a call the gateway refused with httpStatus.
-func Rejected(httpStatus string) error {
-	if !rejectable[httpStatus] {
-		httpStatus = "400"
-	}
-	st := status.New(codes.InvalidArgument, "Request rejected")
-	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
-		Reason: ReasonRejected, Domain: Domain, Metadata: map[string]string{"httpStatus": httpStatus},
-	})
-	if err != nil {
-		return st.Err()
-	}
-	return withInfo.Err()
+// Rejected is the error of a call the REST gateway refused for reason.
+func Rejected(reason string) error {
+	return New(codes.InvalidArgument, "Request rejected", reason)
 }
 
 // New returns a status error with an ErrorInfo{reason, Domain} and any
@@ -119,8 +122,23 @@ var httpStatus = map[codes.Code]int{
 	codes.Canceled:           http.StatusServiceUnavailable,
 }
 
-// HTTPStatus is the REST status of a gRPC code (500 for the rest).
-func HTTPStatus(code codes.Code) int {
+// reasonStatus are the REST statuses of the reasons that decide one
+// themselves: the gateway's refusals, all INVALID_ARGUMENT on gRPC.
+var reasonStatus = map[string]int{
+	ReasonUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	ReasonPayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	ReasonMalformedBody:        http.StatusBadRequest,
+	ReasonInvalidBody:          http.StatusBadRequest,
+	ReasonInvalidParameters:    http.StatusBadRequest,
+}
+
+// HTTPStatus is the REST status of a status with code and our ErrorInfo
+// (nil if it has none): its reason's, if that decides one, else its
+// code's (500 for codes without one).
+func HTTPStatus(code codes.Code, info *errdetails.ErrorInfo) int {
+	if s, ok := reasonStatus[info.GetReason()]; ok {
+		return s
+	}
 	if s, ok := httpStatus[code]; ok {
 		return s
 	}
@@ -151,15 +169,9 @@ func Word(status int) string {
 	return strings.ReplaceAll(http.StatusText(status), " ", "")
 }
 
-// CodeWord is the contract's error code of an error as REST shows it (and
-// analytic events record it): from the HTTP status a gateway refusal
-// carries, else from the gRPC code.
+// CodeWord is the contract's error code of an error as REST shows it, which
+// analytic events record for both transports.
 func CodeWord(err error) string {
 	st := status.Convert(err)
-	if info := Info(st); info != nil && info.GetReason() == ReasonRejected {
-		if n, err := strconv.Atoi(info.GetMetadata()["httpStatus"]); err == nil {
-			return Word(n)
-		}
-	}
-	return Word(HTTPStatus(st.Code()))
+	return Word(HTTPStatus(st.Code(), Info(st)))
 }

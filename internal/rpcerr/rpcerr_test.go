@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -26,21 +27,54 @@ func TestCodeWord(t *testing.T) {
 		want string
 	}{
 		{status.Error(codes.InvalidArgument, "x"), "BadRequest"},
+		{New(codes.NotFound, "x", "USER_NOT_FOUND"), "NotFound"},
 		{status.Error(codes.PermissionDenied, "x"), "Forbidden"},
 		{status.Error(codes.AlreadyExists, "x"), "Conflict"},
 		{status.Error(codes.FailedPrecondition, "x"), "PreconditionFailed"},
 		{status.Error(codes.ResourceExhausted, "x"), "TooManyRequests"},
 		{status.Error(codes.DataLoss, "x"), "InternalServerError"},
 		{errors.New("plain"), "InternalServerError"},
-		{Rejected("413"), "PayloadTooLarge"},
-		{Rejected("415"), "UnsupportedMediaType"},
-		{Rejected("400"), "BadRequest"},
-		// A mark with a status the gateway never sends is a plain 400.
-		{Rejected("500"), "BadRequest"},
+		{Rejected(ReasonPayloadTooLarge), "PayloadTooLarge"},
+		{Rejected(ReasonUnsupportedMediaType), "UnsupportedMediaType"},
+		{Rejected(ReasonMalformedBody), "BadRequest"},
+		{Rejected(ReasonInvalidBody), "BadRequest"},
+		{Rejected(ReasonInvalidParameters), "BadRequest"},
+		// A reason the gateway never sends is its code's: a plain 400.
 		{Rejected("nonsense"), "BadRequest"},
+		// A reason decides the status only in our domain.
+		{withInfo(t, codes.InvalidArgument, &errdetails.ErrorInfo{Reason: ReasonPayloadTooLarge, Domain: "elsewhere"}), "BadRequest"},
 	} {
 		if got := CodeWord(tc.err); got != tc.want {
 			t.Errorf("CodeWord(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func withInfo(t *testing.T, code codes.Code, info *errdetails.ErrorInfo) error {
+	t.Helper()
+	st, err := status.New(code, "x").WithDetails(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
+
+// Each of the gateway's refusals is its own reason, with its own status.
+func TestRejectedReasons(t *testing.T) {
+	for reason, want := range map[string]int{
+		ReasonUnsupportedMediaType: http.StatusUnsupportedMediaType,
+		ReasonPayloadTooLarge:      http.StatusRequestEntityTooLarge,
+		ReasonMalformedBody:        http.StatusBadRequest,
+		ReasonInvalidBody:          http.StatusBadRequest,
+		ReasonInvalidParameters:    http.StatusBadRequest,
+	} {
+		st := status.Convert(Rejected(reason))
+		info := Info(st)
+		if st.Code() != codes.InvalidArgument || info.GetReason() != reason {
+			t.Errorf("Rejected(%s) = %v with %v", reason, st, info)
+		}
+		if got := HTTPStatus(st.Code(), info); got != want {
+			t.Errorf("HTTPStatus of Rejected(%s) = %d, want %d", reason, got, want)
 		}
 	}
 }
