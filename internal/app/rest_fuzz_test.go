@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -45,6 +47,12 @@ func FuzzREST(f *testing.F) {
 		target = strings.ReplaceAll(target, "{id}", id)
 		// Failures show the request without the token.
 		shown := rawRequest(method, target, headers, body, "")
+		if why := refusedByNetHTTP(shown); why != "" {
+			// net/http answers these itself, before any of this server's
+			// code, and closes the connection: with body bytes still
+			// unread, the client sees a reset instead of its 400/431.
+			t.Skip(why)
+		}
 		resp, respBody, err := c.roundTrip(rawRequest(method, target, headers, body, token), method)
 		if err != nil {
 			t.Fatalf("no response to %q (token: %v): %v", shown, withToken, err)
@@ -109,6 +117,37 @@ var restSeeds = []restSeed{
 	{"GET", "http://usersd.test/v1/users?limit=1", "", "", true},
 	{"GET", "/v1/users/{id}/extra", "", "", true},
 	{"PATCH", "/v1/users/{id}", jsonHeader, `{}`, true},
+}
+
+// maxFuzzHead keeps requests within the HTTP server's header limit
+// (MaxHeaderBytes, 64 KiB, with room for the token).
+const maxFuzzHead = 60 << 10
+
+// refusedByNetHTTP says why net/http's server refuses req before calling
+// any handler, or "": over the header limit, unparsable by net/http's own
+// request parser, or with a header or Host net/http's server rejects.
+func refusedByNetHTTP(req []byte) string {
+	if head, _, _ := bytes.Cut(req, []byte("\r\n\r\n")); len(head) > maxFuzzHead {
+		return "request line and headers over net/http's limit"
+	}
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(req)))
+	if err != nil {
+		return "net/http cannot parse it: " + err.Error()
+	}
+	if !httpguts.ValidHostHeader(r.Host) {
+		return "an invalid Host"
+	}
+	for name, values := range r.Header {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return "an invalid header name"
+		}
+		for _, v := range values {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return "an invalid header value"
+			}
+		}
+	}
+	return ""
 }
 
 // framingHeaders are set by rawRequest alone. A fuzzed Transfer-Encoding
