@@ -283,3 +283,30 @@ func TestAuthShortSecret(t *testing.T) {
 		})
 	}
 }
+
+// --data-dir holds the generated secret instead of the database's
+// directory; usersd token given the same --data-dir signs with it.
+func TestAuthDataDir(t *testing.T) {
+	t.Parallel()
+	dbDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "state")
+	s := startEnv(t, dbDir, nil, "--data-dir", dataDir)
+	out := waitForOutput(t, s, "grpcurl")
+	if !strings.Contains(out, "--data-dir "+dataDir) {
+		t.Errorf("the banner's token command lacks --data-dir:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "jwt-secret")); err != nil {
+		t.Fatalf("no secret in --data-dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dbDir, "jwt-secret")); !os.IsNotExist(err) {
+		t.Fatalf("a secret beside the database too: %v", err)
+	}
+	cmd := exec.Command(binary, "token", "--role", "admin", "--db", s.DB, "--data-dir", dataDir)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	printed, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("usersd token --data-dir: %v", err)
+	}
+	if r := authREST(t, s, "GET", "/v1/users", "", "Bearer "+strings.TrimSpace(string(printed))); r.Status != http.StatusOK {
+		t.Fatalf("its token: %d %s", r.Status, r.Body)
+	}
+}

@@ -18,7 +18,7 @@ usersd: no JWT key is configured, so tokens are HS256-signed with the generated
 secret in {{.Path}} (kept across restarts; configure --jwt-secret-file,
 USERS_JWT_SECRET or --jwks-url for anything but development).
 
-Admin token, valid for 24h (more: usersd token --role admin --db {{.DB}}):
+Admin token, valid for 24h (more: {{.TokenCmd}}):
 
   {{.Token}}
 
@@ -51,13 +51,23 @@ func announceKey(log *slog.Logger, stdout io.Writer, cfg Config, key secret, add
 		return
 	}
 	if !key.created {
-		log.Warn("no JWT key configured: using the generated development secret; for a token run: usersd token --role admin --db "+cfg.DB, "path", key.path)
+		log.Warn("no JWT key configured: using the generated development secret; for a token run: "+tokenCommand(cfg), "path", key.path)
 		return
 	}
 	log.Warn("no JWT key configured: created a development secret", "path", key.path)
 	if err := printBanner(stdout, cfg, key, addrs); err != nil {
 		log.Error("printing the development token", "error", err)
 	}
+}
+
+// tokenCommand is the `usersd token` command line that signs with the
+// secret this server uses.
+func tokenCommand(cfg Config) string {
+	cmd := "usersd token --role admin --db " + cfg.DB
+	if cfg.Auth.DataDir != "" {
+		cmd += " --data-dir " + cfg.Auth.DataDir
+	}
+	return cmd
 }
 
 // printBanner prints a ready admin token and two commands that work as
@@ -74,7 +84,7 @@ func printBanner(w io.Writer, cfg Config, key secret, addrs Addrs) error {
 		return fmt.Errorf("issue admin token: %w", err)
 	}
 	return banner.Execute(w, map[string]any{
-		"Path": key.path, "DB": cfg.DB, "Token": token, "HTTP": addrs.HTTP, "GRPC": addrs.GRPC,
+		"Path": key.path, "TokenCmd": tokenCommand(cfg), "Token": token, "HTTP": addrs.HTTP, "GRPC": addrs.GRPC,
 		"TLS": cfg.TLS.enabled(),
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,19 @@ type AuthConfig struct {
 	Issuer     string
 	Audience   string
 	RolesClaim string
+	DataDir    string // holds the generated secret; "" means dataDir's default
+}
+
+// dataDir is where the generated secret lives: --data-dir, else the
+// directory of a SQLite --db file, else ./data (PostgreSQL).
+func (a AuthConfig) dataDir(db string) string {
+	switch {
+	case a.DataDir != "":
+		return a.DataDir
+	case isPostgres(db):
+		return "data"
+	}
+	return filepath.Dir(db)
 }
 
 // GRPCBounds limit what gRPC clients may hold or do (contract §3). All but
@@ -137,12 +151,13 @@ func grpcBoundFlags(fs *flag.FlagSet, b *GRPCBounds) {
 }
 
 func dbFlag(fs *flag.FlagSet, db *string) {
-	fs.StringVar(db, "db", "./data/users.db", "SQLite database file; its directory also holds the generated JWT secret (a postgres:// URL is reserved for PostgreSQL)")
+	fs.StringVar(db, "db", "./data/users.db", "SQLite database file (a postgres:// URL is reserved for PostgreSQL)")
 }
 
 // authFlags are shared by `serve` and `token`, so a token is signed the
 // way the server verifies it.
 func authFlags(fs *flag.FlagSet, a *AuthConfig) {
+	fs.StringVar(&a.DataDir, "data-dir", "", "`directory` of the generated JWT secret used when no key is configured (default: the directory of --db)")
 	fs.StringVar(&a.SecretFile, "jwt-secret-file", "", "file holding the HS256 secret (at least 32 bytes; or set "+SecretEnv+")")
 	fs.StringVar(&a.Issuer, "jwt-issuer", "", "required iss claim, when set")
 	fs.StringVar(&a.Audience, "jwt-audience", "", "required aud claim, when set")

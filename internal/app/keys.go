@@ -18,7 +18,7 @@ import (
 	"github.com/usersd/usersd/internal/auth"
 )
 
-// generatedSecretName is the file, next to the database, holding the
+// generatedSecretName is the file, in the data directory, holding the
 // secret usersd creates when no key is configured.
 const generatedSecretName = "jwt-secret"
 
@@ -31,8 +31,8 @@ type secret struct {
 }
 
 // findSecret finds the HS256 secret that `serve` and `token` both use: the
-// configured file, USERS_JWT_SECRET, or else the generated one beside the
-// database. It creates nothing: a generated secret that does not exist yet
+// configured file, USERS_JWT_SECRET, or else the generated one in the data
+// directory. It creates nothing: a generated secret that does not exist yet
 // comes back with its path and no key (see ensure).
 func findSecret(a AuthConfig, db string) (secret, error) {
 	switch {
@@ -46,7 +46,7 @@ func findSecret(a AuthConfig, db string) (secret, error) {
 		// by one would not be known to the others.
 		return secret{}, fmt.Errorf("--db is a PostgreSQL URL: configure a key with --jwt-secret-file, %s or --jwks-url", SecretEnv)
 	}
-	path := filepath.Join(filepath.Dir(db), generatedSecretName)
+	path := filepath.Join(a.dataDir(db), generatedSecretName)
 	key, err := readSecretFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return secret{path: path, generated: true}, nil
@@ -105,6 +105,10 @@ func readSecretFile(path string) ([]byte, error) {
 // processes starting at once never overwrite each other's secret; the
 // loser reads the winner's.
 func createSecretFile(path string) ([]byte, error) {
+	// --data-dir may name a directory the database did not create.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create JWT secret: %w (set --data-dir or USERS_DATA_DIR to a directory usersd can write)", err)
+	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	key := []byte(hex.EncodeToString(raw))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // listen binds both ports before anything is created on disk, so that a
@@ -33,7 +34,8 @@ func closeListeners(ls ...net.Listener) {
 }
 
 // newFiles are the paths a start would create that do not exist before
-// it: the missing directories of --db (outermost first), the database
+// it: the missing directories of --db and of the data directory
+// (outermost first), the database
 // with its -wal and -shm, and the generated secret.
 type newFiles []string
 
@@ -41,24 +43,36 @@ func filesToCreate(db string, key secret) newFiles {
 	if isPostgres(db) {
 		return nil
 	}
-	var dirs newFiles
-	for dir := filepath.Dir(db); !exists(dir); dir = filepath.Dir(dir) {
-		dirs = append(newFiles{dir}, dirs...)
-		if filepath.Dir(dir) == dir {
-			break
-		}
-	}
+	files := missingDirs(filepath.Dir(db))
 	candidates := []string{db, db + "-wal", db + "-shm"}
 	if key.generated && key.key == nil {
+		// --data-dir may name another directory than --db's.
+		for _, dir := range missingDirs(filepath.Dir(key.path)) {
+			if !slices.Contains(files, dir) {
+				files = append(files, dir)
+			}
+		}
 		candidates = append(candidates, key.path)
 	}
-	files := dirs
 	for _, p := range candidates {
 		if !exists(p) {
 			files = append(files, p)
 		}
 	}
 	return files
+}
+
+// missingDirs lists dir and the parents of it that do not exist, outermost
+// first.
+func missingDirs(dir string) newFiles {
+	var dirs newFiles
+	for ; !exists(dir); dir = filepath.Dir(dir) {
+		dirs = append(newFiles{dir}, dirs...)
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	return dirs
 }
 
 func exists(path string) bool {

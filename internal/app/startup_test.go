@@ -128,3 +128,24 @@ func tree(t *testing.T, dir string) []string {
 	}
 	return paths
 }
+
+// A failed start also removes a --data-dir it created for the secret.
+func TestFailedStartRemovesANewDataDir(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	runToFailure(t, "--db", filepath.Join(dir, "db", "users.db"), "--data-dir", filepath.Join(dir, "state", "dev"), "--http-addr", busy.Addr().String())
+	if left := tree(t, dir); !slices.Equal(left, []string{"."}) {
+		t.Fatalf("left %v", left)
+	}
+	key := secret{path: filepath.Join(dir, "state", "dev", generatedSecretName), generated: true}
+	files := filesToCreate(filepath.Join(dir, "db", "users.db"), key)
+	for _, want := range []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "dev"), key.path} {
+		if !slices.Contains(files, want) {
+			t.Errorf("files to create %v lack %s", files, want)
+		}
+	}
+}

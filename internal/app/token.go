@@ -99,7 +99,7 @@ func IssueToken(c TokenConfig, now time.Time) (string, error) {
 		if err != nil {
 			path = key.path
 		}
-		return "", fmt.Errorf("no JWT secret at %s (beside --db %s): start `usersd serve` once to create it, or pass the --db the server uses, or --jwt-secret-file", path, c.DB)
+		return "", fmt.Errorf("no JWT secret at %s (the data directory: --data-dir, default the directory of --db %s): start `usersd serve` once to create it, or pass the --db or --data-dir the server uses, or --jwt-secret-file", path, c.DB)
 	}
 	return auth.IssueHS256(key.key, auth.TokenSpec{
 		Subject: c.Subject, Roles: c.Roles, TTL: c.TTL,

@@ -115,3 +115,58 @@ func TestTokenOnPostgresNeedsAConfiguredKey(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// --data-dir (USERS_DATA_DIR) moves the generated secret away from the
+// database, for serve and token alike.
+func TestDataDirHoldsTheGeneratedSecret(t *testing.T) {
+	dbDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "state")
+	db := filepath.Join(dbDir, "users.db")
+	cfg, err := ParseConfig([]string{"--db", db}, env(map[string]string{"USERS_DATA_DIR": dataDir}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := serveKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dataDir, generatedSecretName); key.path != want || !key.generated {
+		t.Fatalf("generated secret at %q, want %q", key.path, want)
+	}
+	if key, err = key.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dbDir); len(entries) != 0 {
+		t.Fatalf("the secret went beside the database: %v", entries)
+	}
+	// token finds it with the same --data-dir, and not without it.
+	c, err := ParseTokenConfig([]string{"--role", "admin", "--db", db, "--data-dir", dataDir}, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := IssueToken(c, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewHMAC(key.key, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("token signed with another secret: %v", err)
+	}
+	c.Auth.DataDir = ""
+	if _, err := IssueToken(c, time.Now()); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("without --data-dir: err %v, want one naming --data-dir", err)
+	}
+	// The hints name the same flags.
+	if cmd := tokenCommand(cfg); cmd != "usersd token --role admin --db "+db+" --data-dir "+dataDir {
+		t.Fatalf("token command %q", cmd)
+	}
+	// Without --data-dir: the directory of a SQLite --db, else ./data.
+	if d := (AuthConfig{}).dataDir(db); d != dbDir {
+		t.Fatalf("default data dir %q, want %q", d, dbDir)
+	}
+	if d := (AuthConfig{}).dataDir("postgres://db/users"); d != "data" {
+		t.Fatalf("data dir with PostgreSQL %q, want data", d)
+	}
+}
