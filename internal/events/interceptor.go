@@ -2,14 +2,13 @@ package events
 
 import (
 	"context"
-	"strings"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc"
 
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -95,8 +94,8 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 func startMetadata(req any) metadata {
 	var m metadata
 	if r, ok := req.(interface{ GetId() string }); ok {
-		if id := r.GetId(); len(id) == 36 && uuid.Validate(id) == nil {
-			m.userID = strings.ToLower(id)
+		if id, ok := rules.CanonicalUUID(r.GetId()); ok {
+			m.userID = id
 		}
 	}
 	if r, ok := req.(interface{ GetLimit() int32 }); ok && r.GetLimit() != 0 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -120,7 +121,7 @@ func commonConds(f store.EventFilter) conds {
 	c.in("id", f.IDs)
 	c.in("request_id", f.RequestIDs)
 	if f.From != nil {
-		c.add("ts >= ?", ceilMilli(*f.From))
+		c.add("ts >= ?", rules.FromMillisecond(*f.From).UnixMilli())
 	}
 	// Before and To both bound ts from above, and an index range uses
 	// only one of them: keep the one that implies the other, so that a
@@ -191,7 +192,7 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) 
 	}
 	var n int64
 	err := s.write(ctx, "delete events", func(g *groupTx) error {
-		res, err := g.execSQL(deleteOldEvents, ceilMilli(t), limit)
+		res, err := g.execSQL(deleteOldEvents, rules.FromMillisecond(t).UnixMilli(), limit)
 		if err != nil {
 			return err
 		}
@@ -212,18 +213,6 @@ func scanEvent(row interface{ Scan(...any) error }) (store.Event, error) {
 	}
 	e.Time = time.UnixMilli(ts).UTC()
 	return e, nil
-}
-
-// ceilMilli is t in unix milliseconds, rounded up. Events are stored to
-// the millisecond, so an event is at or after t exactly when its
-// millisecond is at or after ceilMilli(t), and before t exactly when its
-// millisecond is before it.
-func ceilMilli(t time.Time) int64 {
-	ms := t.UnixMilli() // rounds down
-	if time.UnixMilli(ms).Before(t) {
-		ms++
-	}
-	return ms
 }
 
 // conds is a conjunction of SQL conditions with their arguments.

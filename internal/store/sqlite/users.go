@@ -11,6 +11,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -176,7 +177,7 @@ func providerArgs(p *store.ProviderLink) (id, url, subject any) {
 // now is the time of a write by the store's clock, in UTC at the
 // millisecond resolution stored.
 func (s *Store) now() time.Time {
-	return s.clock().UTC().Truncate(time.Millisecond)
+	return rules.ToMillisecond(s.clock().UTC())
 }
 
 // opError wraps an error of op for callers: a missing row becomes
