@@ -2,7 +2,6 @@ package accesslog
 
 import (
 	"context"
-	"net"
 	"strings"
 	"time"
 
@@ -10,46 +9,11 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/requestid"
 )
-
-// GatewayListener marks the connections of the listener only the REST
-// gateway can reach (the in-memory one): calls over them are REST
-// requests, already logged as such. The mark is the connection's type,
-// which no client can forge.
-func GatewayListener(lis net.Listener) net.Listener { return gatewayListener{lis} }
-
-type gatewayListener struct{ net.Listener }
-
-func (l gatewayListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return gatewayConn{c}, nil
-}
-
-type gatewayConn struct{ net.Conn }
-
-func (gatewayConn) RemoteAddr() net.Addr { return gatewayAddr{} }
-
-type gatewayAddr struct{}
-
-func (gatewayAddr) Network() string { return "gateway" }
-func (gatewayAddr) String() string  { return "gateway" }
-
-// viaGateway reports whether the call in ctx came over a GatewayListener.
-func viaGateway(ctx context.Context) bool {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return false
-	}
-	_, gw := p.Addr.(gatewayAddr)
-	return gw
-}
 
 const transportLabel = "transport"
 
@@ -102,7 +66,7 @@ var healthPrefix = healthpb.Health_ServiceDesc.ServiceName + "/"
 // endCall writes the line of a native call; a gateway call only sends its
 // caller back for the REST line.
 func (rc *Recorder) endCall(ctx context.Context, e *entry, fullMethod string, err error) {
-	if viaGateway(ctx) {
+	if gatewayconn.FromContext(ctx) {
 		if e.subject != "" {
 			// Fails only once the status was sent, which cannot have
 			// happened before the handler returned.

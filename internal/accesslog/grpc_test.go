@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/requestid"
 )
 
@@ -77,7 +78,7 @@ func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 	usersv1.RegisterUserServiceServer(srv, missingUsers{})
 	native, gw := bufconn.Listen(1<<16), bufconn.Listen(1<<16)
 	go srv.Serve(native)
-	go srv.Serve(GatewayListener(gw))
+	go srv.Serve(gatewayconn.Listener(gw))
 	t.Cleanup(srv.Stop)
 
 	ctx := metadata.AppendToOutgoingContext(t.Context(), requestid.MetadataKey, "rid-native")

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // rpcMetrics counts gRPC calls in the grpc_server_* series that
@@ -84,7 +86,7 @@ func (m *rpcMetrics) collectors() []prometheus.Collector {
 
 // transport is the transport label of a call: "rest" for the gateway's.
 func transport(ctx context.Context) string {
-	if viaGateway(ctx) {
+	if gatewayconn.FromContext(ctx) {
 		return REST
 	}
 	return GRPC
@@ -119,7 +121,7 @@ func codeOf(err error) codes.Code {
 
 func (m *rpcMetrics) unarySeries(ctx context.Context, fullMethod string) *series {
 	t := 0
-	if viaGateway(ctx) {
+	if gatewayconn.FromContext(ctx) {
 		t = 1
 	}
 	if s, ok := m.unary.Load(fullMethod); ok {

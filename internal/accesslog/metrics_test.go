@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // outcomes ends each RPC differently: success, a status, a bare context
@@ -61,7 +62,7 @@ func metricsAfterCalls(t *testing.T, reg *prometheus.Registry, unary grpc.UnaryS
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	native, gw := bufconn.Listen(1<<16), bufconn.Listen(1<<16)
 	go srv.Serve(native)
-	go srv.Serve(GatewayListener(gw))
+	go srv.Serve(gatewayconn.Listener(gw))
 	ctx := t.Context()
 	for _, lis := range []*bufconn.Listener{native, gw, native} {
 		c := dial(t, lis)

@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/requestid"
@@ -160,7 +161,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	// every REST call passes the full interceptor chain without a TCP hop.
 	memLis := bufconn.Listen(1 << 20)
 	grpcSrv, healthSrv, err := buildGRPC(ctx, cfg, st, certs, memLis, grpcOptions{
-		Logger: log, Access: access, Authenticate: authenticate, Events: recorder, Gateway: memLis.Addr(),
+		Logger: log, Access: access, Authenticate: authenticate, Events: recorder,
 		InFlight: limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 	})
 	if err != nil {
@@ -242,7 +243,7 @@ func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloa
 	}
 	opts.Transport = grpcTransport(cfg.GRPC)
 	if certs != nil {
-		opts.Transport = append(opts.Transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs), memLis.Addr())))
+		opts.Transport = append(opts.Transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs))))
 	}
 	opts.MaxRecvMsgSize = cfg.GRPCMaxRecv
 	opts.Deadline = deadline.UnaryServerInterceptor(cfg.RequestTimeout)
@@ -277,7 +278,7 @@ func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *ce
 func startServing(grpcSrv *grpc.Server, grpcLis net.Listener, memLis *bufconn.Listener, serveHTTP func(net.Listener) error, httpLis net.Listener) <-chan error {
 	errc := make(chan error, 3)
 	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
-	go func() { errc <- serveGRPC(grpcSrv, accesslog.GatewayListener(memLis), "in-memory gRPC") }()
+	go func() { errc <- serveGRPC(grpcSrv, gatewayconn.Listener(memLis), "in-memory gRPC") }()
 	go func() {
 		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("HTTP server: %w", err)

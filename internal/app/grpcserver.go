@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"runtime/debug"
 	"slices"
 
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -27,6 +25,7 @@ import (
 	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
@@ -54,10 +53,6 @@ type grpcOptions struct {
 	// Deadline, when set, comes right after the outer recovery: it gives
 	// every call a deadline (internal/deadline), bounding every wait in it.
 	Deadline grpc.UnaryServerInterceptor
-	// Gateway is the address of the in-memory listener only the REST
-	// gateway can reach: a call whose connection has it as local address
-	// comes from the gateway, and may carry the gateway's refusal mark.
-	Gateway net.Addr
 	// Transport bounds every connection (streams, metadata, keepalive,
 	// idle and age limits).
 	Transport []grpc.ServerOption
@@ -113,7 +108,7 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 	)
 	unary = append(unary,
 		selector.UnaryServerInterceptor(d.stage(stageAuthorization, auth.UnaryAuthorize(service.MethodRoles)), guarded),
-		d.stage(stageRejections, gatewayRejections(opts.Gateway)),
+		d.stage(stageRejections, gatewayRejections()),
 		service.ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
@@ -142,24 +137,16 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 // them, with an empty body, so that such a request is authenticated,
 // recorded and authorized like any other before it fails: without a token
 // it is 401, with a token it leaves START and FAIL events. The mark is the
-// refusal's reason under rpcerr.RejectedMetadata, honoured only on a
-// connection to the gateway's listener (local address gateway): no
-// network client can have one, so a native client's mark is ignored.
-func gatewayRejections(gateway net.Addr) grpc.UnaryServerInterceptor {
+// refusal's reason under rpcerr.RejectedMetadata, honoured only on the
+// gateway's own connection (gatewayconn): a native client's mark is
+// ignored.
+func gatewayRejections() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if mark := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata); len(mark) > 0 && fromGateway(ctx, gateway) {
+		if mark := metadata.ValueFromIncomingContext(ctx, rpcerr.RejectedMetadata); len(mark) > 0 && gatewayconn.FromContext(ctx) {
 			return nil, rpcerr.Rejected(mark[0])
 		}
 		return handler(ctx, req)
 	}
-}
-
-// fromGateway reports whether the call in ctx came over a connection to
-// the gateway's listener. The addresses compare by type and value; the
-// in-memory listener's is of a type no network connection has.
-func fromGateway(ctx context.Context, gateway net.Addr) bool {
-	p, ok := peer.FromContext(ctx)
-	return ok && gateway != nil && p.LocalAddr == gateway
 }
 
 // panicHandler logs the panic with its stack and request id; the client

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -24,8 +25,8 @@ import (
 // connection, with the reason the mark names; elsewhere the mark is
 // ignored.
 func TestGatewayRejectionsOnlyOverTheGatewayConnection(t *testing.T) {
-	gateway := bufconn.Listen(1).Addr()
-	stage := gatewayRejections(gateway)
+	gateway := gatewayPeerAddr(t)
+	stage := gatewayRejections()
 	marked := metadata.Pairs(rpcerr.RejectedMetadata, rpcerr.ReasonPayloadTooLarge)
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}
 	for _, tc := range []struct {
@@ -58,6 +59,25 @@ func TestGatewayRejectionsOnlyOverTheGatewayConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatewayPeerAddr is the peer address grpc-go sees on a connection the
+// gateway's listener accepted.
+func gatewayPeerAddr(t *testing.T) net.Addr {
+	t.Helper()
+	mem := bufconn.Listen(1 << 10)
+	defer mem.Close()
+	go func() {
+		if c, err := mem.Dial(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := gatewayconn.Listener(mem).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.RemoteAddr()
 }
 
 // Through the whole server: a native gRPC call carrying the gateway's

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // TLSConfig names the server's certificate and key (PEM files). Both or
@@ -135,17 +137,16 @@ func serverTLS(r *certReloader) *tls.Config {
 // over TLS requires (measured; these credentials close such connections).
 type tlsExceptInMemory struct {
 	credentials.TransportCredentials
-	inMemory net.Addr // the in-memory listener's address
 }
 
-func newTLSExceptInMemory(cfg *tls.Config, inMemory net.Addr) tlsExceptInMemory {
-	return tlsExceptInMemory{credentials.NewTLS(cfg), inMemory}
+func newTLSExceptInMemory(cfg *tls.Config) tlsExceptInMemory {
+	return tlsExceptInMemory{credentials.NewTLS(cfg)}
 }
 
 // ServerHandshake goes without TLS only for connections of the in-memory
 // listener: anything else, TCP or not, gets TLS.
 func (c tlsExceptInMemory) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if conn.LocalAddr().Network() == c.inMemory.Network() {
+	if gatewayconn.Is(conn) {
 		return insecure.NewCredentials().ServerHandshake(conn)
 	}
 	return c.TransportCredentials.ServerHandshake(conn)
@@ -153,7 +154,7 @@ func (c tlsExceptInMemory) ServerHandshake(conn net.Conn) (net.Conn, credentials
 
 // Clone keeps the in-memory exception (the embedded Clone would drop it).
 func (c tlsExceptInMemory) Clone() credentials.TransportCredentials {
-	return tlsExceptInMemory{c.TransportCredentials.Clone(), c.inMemory}
+	return tlsExceptInMemory{c.TransportCredentials.Clone()}
 }
 
 // reloadOnSIGHUP re-reads the certificate at each SIGHUP until the

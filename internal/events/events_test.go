@@ -215,7 +215,7 @@ func TestStartMetadataTakesOnlyWellFormedIDs(t *testing.T) {
 		if got != want {
 			t.Errorf("startMetadata(%q) has userId = %v", id, got)
 		}
-	}	// An upper-case id names the same user: its events carry it in the
+	} // An upper-case id names the same user: its events carry it in the
 	// canonical lower case.
 	if got := startMetadata(getReq{id: "0190A7C2-7E3B-7C41-9F3E-2B1C4D5E6F70"}).userID; got != "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70" {
 		t.Errorf("userId %q, want the lower-case id", got)
