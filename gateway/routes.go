@@ -8,6 +8,7 @@ import (
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
 )
@@ -51,12 +52,8 @@ func (rt *route) maskPaths(named jsonbody.Result) string {
 
 // pathVar reports whether name is bound to a path segment of the route.
 func (rt *route) pathVar(name string) bool {
-	for _, s := range rt.segments {
-		if s == "{"+name+"}" {
-			return true
-		}
-	}
-	return false
+	_, ok := slices.BinarySearch(rt.vars, name)
+	return ok
 }
 
 // match returns the path variables when path fits the route's template.
@@ -143,12 +140,15 @@ func bodyOf(req protoreflect.MessageDescriptor, body string) (protoreflect.Messa
 	var mask protoreflect.FieldDescriptor
 	fields := req.Fields()
 	for i := 0; i < fields.Len(); i++ {
-		if md := fields.Get(i).Message(); md != nil && md.FullName() == "google.protobuf.FieldMask" {
+		if md := fields.Get(i).Message(); md != nil && md.FullName() == fieldMaskName {
 			mask = fields.Get(i)
 		}
 	}
 	return fields.ByName(protoreflect.Name(body)).Message(), mask
 }
+
+// fieldMaskName names the update mask's type, from its descriptor.
+var fieldMaskName = (&fieldmaskpb.FieldMask{}).ProtoReflect().Descriptor().FullName()
 
 func ruleBinding(rule *annotations.HttpRule) (method, template string) {
 	switch p := rule.GetPattern().(type) {
