@@ -295,10 +295,7 @@ func TestEventsRequestID(t *testing.T) {
 		evWantHeaderRID(t, hdr, "rid-unauth-1")
 	})
 
-	for _, cl := range calls {
-		evPoll(t, s, auditor, cl.rid, 2)
-	}
-	evFence(t, s, auditor)
+	evFence(t, s, auditor) // every earlier request's events are listable after it
 	seen := map[string]bool{}
 	for _, cl := range calls {
 		if seen[cl.rid] {

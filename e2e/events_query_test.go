@@ -235,7 +235,9 @@ func TestEventsFiltersAndPaging(t *testing.T) {
 		if r := evDo(t, s, token, rid, "POST", "/v1/users", `{}`); r.Status != http.StatusCreated {
 			t.Fatalf("create: %d %s", r.Status, r.Body)
 		}
-		evPoll(t, s, auditor, rid, 2)
+		if evs := evPoll(t, s, auditor, rid, 2); len(evs) != 2 {
+			t.Fatalf("the late create's events are not listed: %+v", evs)
+		}
 		got := evIDs(evAll(t, s, auditor, "cursor="+url.QueryEscape(first.NextCursor), 10))
 		if !slices.Equal(got, evIDs(all[10:])) {
 			t.Fatalf("after the cursor: %d events, want %d", len(got), len(all)-10)

@@ -293,14 +293,20 @@ func garbleTable(t *testing.T, path, table string) {
 // until it answers status.
 func wantReady(t *testing.T, s *server, status int) {
 	t.Helper()
-	deadline := time.Now().Add(wait(5 * time.Second))
+	wantReadyWithin(t, s, status, wait(5*time.Second))
+}
+
+// wantReadyWithin is wantReady with its own bound.
+func wantReadyWithin(t *testing.T, s *server, status int, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		r := s.send(t, "GET", "/readyz", "", nil)
 		if r.Status == status {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %s, want %d", r.Status, r.Body, status)
+			t.Fatalf("/readyz still %d %s after %v, want %d\n%s", r.Status, r.Body, limit, status, s.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -35,18 +35,7 @@ func TestReadinessWaitsForJWKS(t *testing.T) {
 
 	js.Recover()
 	// Readiness fetches at most every 5 s while it has no keys.
-	limit := wait(15 * time.Second)
-	deadline := time.Now().Add(limit)
-	for {
-		r := s.do(t, "GET", "/readyz", "", "Authorization", "")
-		if r.Status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %v after the JWKS recovered: %s\n%s", r.Status, limit, r.Body, s.logs)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	wantReadyWithin(t, s, http.StatusOK, wait(15*time.Second))
 	tok := authtest.Sign(t, jwt.SigningMethodES256, key, "ec-1", jwtClaims(nil))
 	if r := s.do(t, "GET", "/v1/users", "", "Authorization", "Bearer "+tok); r.Status != http.StatusOK {
 		t.Fatalf("a token of the fetched key: %d %s", r.Status, r.Body)
