@@ -138,14 +138,19 @@ func NoteCall(ctx context.Context, fullMethod string, err error, trailer metadat
 	if e == nil {
 		return
 	}
+	e.noteCall(fullMethod, err)
+	if s := trailer.Get(subjectTrailer); len(s) == 1 {
+		e.subject = s[0]
+	}
+}
+
+// noteCall records the gRPC call of the line: its method and outcome.
+func (e *entry) noteCall(fullMethod string, err error) {
 	e.called = true
 	e.rpc = trimSlash(fullMethod)
 	if err != nil {
 		st := status.Convert(err)
 		e.code, e.message = st.Code(), st.Message()
-	}
-	if s := trailer.Get(subjectTrailer); len(s) == 1 {
-		e.subject = s[0]
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/requestid"
@@ -75,13 +74,9 @@ func (rc *Recorder) endCall(ctx context.Context, e *entry, fullMethod string, er
 		return
 	}
 	took := time.Since(e.start)
-	e.transport, e.called = GRPC, true
-	e.rpc = trimSlash(fullMethod)
+	e.transport = GRPC
+	e.noteCall(fullMethod, err)
 	e.probe = strings.HasPrefix(e.rpc, healthPrefix)
-	if err != nil {
-		st := status.Convert(err)
-		e.code, e.message = st.Code(), st.Message()
-	}
 	e.requestID = requestid.FromContext(ctx)
 	rc.write(ctx, e, took)
 }

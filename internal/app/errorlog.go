@@ -15,7 +15,7 @@ import (
 // log. Lines beyond the rate are counted; the next line that passes says
 // how many were dropped before it.
 func httpErrorLog(log *slog.Logger) *log.Logger {
-	h := &limitedHandler{Handler: log.Handler(), lim: rate.NewLimiter(5, 10)}
+	h := &limitedHandler{Handler: log.Handler(), lim: rate.NewLimiter(5, 10), dropped: new(atomic.Int64)}
 	return slog.NewLogLogger(h, slog.LevelWarn)
 }
 
@@ -23,7 +23,7 @@ func httpErrorLog(log *slog.Logger) *log.Logger {
 type limitedHandler struct {
 	slog.Handler
 	lim     *rate.Limiter
-	dropped atomic.Int64
+	dropped *atomic.Int64 // shared with the handlers WithAttrs and WithGroup derive
 }
 
 func (h *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -38,9 +38,9 @@ func (h *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *limitedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &limitedHandler{Handler: h.Handler.WithAttrs(attrs), lim: h.lim}
+	return &limitedHandler{Handler: h.Handler.WithAttrs(attrs), lim: h.lim, dropped: h.dropped}
 }
 
 func (h *limitedHandler) WithGroup(name string) slog.Handler {
-	return &limitedHandler{Handler: h.Handler.WithGroup(name), lim: h.lim}
+	return &limitedHandler{Handler: h.Handler.WithGroup(name), lim: h.lim, dropped: h.dropped}
 }

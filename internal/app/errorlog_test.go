@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/time/rate"
@@ -32,7 +33,7 @@ func TestHTTPErrorLogIsRateLimited(t *testing.T) {
 func TestLimitedHandlerCountsDrops(t *testing.T) {
 	var buf bytes.Buffer
 	lim := rate.NewLimiter(0, 1) // one line, then none until the test allows more
-	log := slog.New(&limitedHandler{Handler: slog.NewJSONHandler(&buf, nil), lim: lim})
+	log := slog.New(&limitedHandler{Handler: slog.NewJSONHandler(&buf, nil), lim: lim, dropped: new(atomic.Int64)})
 	for range 6 {
 		log.Warn("x")
 	}
