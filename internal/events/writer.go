@@ -153,15 +153,16 @@ func (w *Writer) Start(ctx context.Context, ev store.Event) error {
 			w.waits.Inc()
 			counted = true
 		}
+		expired := false
 		select {
 		case <-room:
-			w.mu.Lock()
-			w.waiters--
-			w.mu.Unlock()
 		case <-ctx.Done():
-			w.mu.Lock()
-			w.waiters--
-			w.mu.Unlock()
+			expired = true
+		}
+		w.mu.Lock()
+		w.waiters--
+		w.mu.Unlock()
+		if expired {
 			w.refused.Inc()
 			return fmt.Errorf("events: waiting for room in the buffer: %w", context.Cause(ctx))
 		}
@@ -284,7 +285,11 @@ func (w *Writer) writeOldest(ctx context.Context, stop <-chan struct{}) bool {
 	var since time.Time
 	for attempt := 1; ; attempt++ {
 		w.mu.Lock()
-		batch := append([]store.Event(nil), w.queue[:min(len(w.queue), w.opts.BatchSize)]...)
+		// No copy: the queue's head is never written, only appended to
+		// past its end and resliced (wrote), and the full slice expression
+		// keeps appends off the batch's array.
+		n := min(len(w.queue), w.opts.BatchSize)
+		batch := w.queue[:n:n]
 		w.mu.Unlock()
 		actx, cancel := context.WithTimeout(ctx, writeTimeout)
 		err := w.st.AppendEvents(actx, batch)
