@@ -101,8 +101,8 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		writeError(w, httpErr.HTTPStatus, genericMessages[httpErr.HTTPStatus], nil)
 		return
 	}
-	noteCall(ctx, err)
 	rpc, _ := runtime.RPCMethod(ctx)
+	reached := noteCall(ctx, rpc, err)
 	st := status.Convert(err)
 	info := rpcerr.Info(st)
 	code := rpcerr.HTTPStatus(st.Code(), info)
@@ -122,7 +122,7 @@ func (g *Gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		writeError(w, code, rej.message, rej.details)
 		return
 	}
-	if info == nil && st.Code() == codes.Internal && !reachedServer(ctx) {
+	if info == nil && st.Code() == codes.Internal && !reached {
 		g.log.WarnContext(ctx, "request could not be encoded for gRPC", "request_id", requestid.FromContext(ctx), "rpc", rpc)
 		code = http.StatusBadRequest
 	}
@@ -146,10 +146,11 @@ func retryAfter(ri *errdetails.RetryInfo) string {
 	return strconv.FormatInt(max(secs, 1), 10)
 }
 
-// reachedServer reports whether the failed call got as far as our gRPC
-// server: its request id interceptor sets x-request-id header metadata on
-// every call, errors included, and the gateway keeps what the server sent
-// in ctx.
+// noteCall gives the access log the outcome of the gRPC call rpc made for
+// a request, if it reached the server (its code, and the caller the server
+// verified, in the trailer), and reports whether it did: the server's
+// request id interceptor sets x-request-id header metadata on every call,
+// errors included, and the gateway keeps what the server sent in ctx.
 //
 // An INTERNAL status from a call that never got there is grpc-go failing
 // to marshal the request, and the only thing that fails to marshal is a
@@ -160,21 +161,13 @@ func retryAfter(ri *errdetails.RetryInfo) string {
 // with an HTTP/2 INTERNAL_ERROR before any header (grpc-go maps it to
 // INTERNAL too) is shown as 400; on the in-memory connection that is not
 // expected, and it is logged.
-func reachedServer(ctx context.Context) bool {
+func noteCall(ctx context.Context, rpc string, err error) (reached bool) {
 	md, ok := runtime.ServerMetadataFromContext(ctx)
-	return ok && len(md.HeaderMD.Get(requestid.MetadataKey)) > 0
-}
-
-// noteCall gives the access log the outcome of the gRPC call made for a
-// request, if it reached the server: its code, and the caller the server
-// verified (in the trailer).
-func noteCall(ctx context.Context, err error) {
-	if !reachedServer(ctx) {
-		return
+	if !ok || len(md.HeaderMD.Get(requestid.MetadataKey)) == 0 {
+		return false
 	}
-	md, _ := runtime.ServerMetadataFromContext(ctx)
-	rpc, _ := runtime.RPCMethod(ctx)
 	accesslog.NoteCall(ctx, rpc, err, md.TrailerMD)
+	return true
 }
 
 // bearerChallenge is the RFC 6750 challenge of a 401: error="invalid_token"

@@ -147,7 +147,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 // no body on delete.
 func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
 	method, _ := runtime.RPCMethod(ctx)
-	noteCall(ctx, nil)
+	noteCall(ctx, method, nil)
 	switch method {
 	case usersv1.UserService_CreateUser_FullMethodName:
 		if created, ok := resp.(interface{ GetUser() *usersv1.User }); ok {
