@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -245,5 +247,41 @@ func TestRefusalsReachTheServerAsReasons(t *testing.T) {
 				t.Errorf("got %d %q, want %d %q", rec.Code, body.Message, tc.status, tc.message)
 			}
 		})
+	}
+}
+
+// failingBody is a request body whose client vanished mid-way.
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+// A body that cannot be read at all is answered 400 by the gateway itself:
+// the client is gone, so there is nobody to authenticate and no call is
+// made.
+func TestUnreadableBodyIsAnsweredWithoutACall(t *testing.T) {
+	calls := make(chan struct{}, 1)
+	counting := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		calls <- struct{}{}
+		return handler(ctx, req)
+	}
+	h, err := New(t.Context(), inMemoryConn(t, usersv1.UnimplementedUserServiceServer{}, counting), Options{
+		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1 << 10, MaxJSONDepth: 8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/v1/users", io.NopCloser(failingBody{}))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	var body errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusBadRequest || body.Code != "BadRequest" ||
+		body.Message != "The request body could not be read" {
+		t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
+	}
+	select {
+	case <-calls:
+		t.Fatal("a request whose body could not be read reached the server")
+	default:
 	}
 }
