@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +30,7 @@ import (
 //
 //	go test ./internal/app -run '^$' -fuzz '^FuzzREST$' -fuzztime 60s
 func FuzzREST(f *testing.F) {
+	keepCrashReport(f)
 	s := startServer(f, seams{dialGateway: dialInMemory})
 	created, err := s.users.CreateUser(f.Context(), &usersv1.CreateUserRequest{User: &usersv1.User{}})
 	if err != nil {
@@ -65,6 +68,28 @@ func FuzzREST(f *testing.F) {
 			t.Fatalf("/healthz after %q (token: %v): %v %v", shown, withToken, health, err)
 		}
 	})
+}
+
+// crashDirEnv names a directory where each fuzzing process writes the
+// runtime's report of a crash. A panic on a server goroutine (not the fuzz
+// function's) kills the worker process, and go test then says only
+// "fuzzing process hung or terminated unexpectedly: exit status 2": the
+// report is the only trace of where it was.
+const crashDirEnv = "USERSD_FUZZ_CRASH_DIR"
+
+func keepCrashReport(f *testing.F) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		return
+	}
+	out, err := os.CreateTemp(dir, "crash-*.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := debug.SetCrashOutput(out, debug.CrashOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	out.Close() // SetCrashOutput keeps its own descriptor
 }
 
 type restSeed struct {
@@ -136,6 +161,10 @@ func refusedByNetHTTP(req []byte) string {
 	}
 	if !httpguts.ValidHostHeader(r.Host) {
 		return "an invalid Host"
+	}
+	// net/http answers 417 to any other expectation, with an empty body.
+	if e := r.Header.Get("Expect"); e != "" && !httpguts.HeaderValuesContainsToken([]string{e}, "100-continue") {
+		return "an Expect other than 100-continue"
 	}
 	for name, values := range r.Header {
 		if !httpguts.ValidHeaderFieldName(name) {
