@@ -57,7 +57,7 @@ func (f *fakeStore) CreateUser(_ context.Context, u store.User, trail []store.Ev
 	if f.err != nil {
 		return store.User{}, f.err
 	}
-	u.Seq, u.CreatedAt, u.UpdatedAt = 1, storedAt, storedAt
+	u.Seq, u.Version, u.CreatedAt, u.UpdatedAt = 1, 1, storedAt, storedAt
 	return u, nil
 }
 
@@ -81,10 +81,11 @@ func (f *fakeStore) UpdateUser(_ context.Context, id string, c store.UserChange,
 	if c.SetProvider {
 		u.Provider = c.Provider
 	}
+	u.Version++
 	return u, nil
 }
 
-func (f *fakeStore) DeleteUser(_ context.Context, id string, trail []store.Event) error {
+func (f *fakeStore) DeleteUser(_ context.Context, id string, _ int64, trail []store.Event) error {
 	f.calls = append(f.calls, storeCall{method: "DeleteUser", id: id, trail: trail})
 	return f.err
 }

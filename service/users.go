@@ -180,7 +180,7 @@ func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) 
 		return nil, err
 	}
 	events.SetUserID(ctx, id)
-	if err := s.store.DeleteUser(ctx, id, events.TrailInTransaction(ctx, id)); err != nil {
+	if err := s.store.DeleteUser(ctx, id, 0, events.TrailInTransaction(ctx, id)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
 	return &usersv1.DeleteUserResponse{}, nil
