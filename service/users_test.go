@@ -216,6 +216,9 @@ func TestCreateUser(t *testing.T) {
 		{"case=provider with every field wrong", func(*testing.T) *usersv1.User {
 			return &usersv1.User{AuthenticationProvider: &usersv1.AuthenticationProvider{ProviderId: "nope", Url: "/relative", SubjectId: "a\nb"}}
 		}, "", "", []string{"user.authentication_provider.provider_id", "user.authentication_provider.url", "user.authentication_provider.subject_id"}},
+		{"case=U+0000 in claims", func(t *testing.T) *usersv1.User {
+			return &usersv1.User{Claims: mustStruct(t, map[string]any{"s": "\x00", "k\x00": 1})}
+		}, "", "", []string{"user.claims", "user.claims.s"}},
 		{"case=empty provider", func(*testing.T) *usersv1.User {
 			return &usersv1.User{AuthenticationProvider: &usersv1.AuthenticationProvider{}}
 		}, "", "", []string{"user.authentication_provider.provider_id", "user.authentication_provider.url", "user.authentication_provider.subject_id"}},
