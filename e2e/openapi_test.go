@@ -46,7 +46,7 @@ func servedOpenAPI(t *testing.T, s *server) map[string]openAPIOperation {
 // contractCodes are the error codes of contract §3 by status.
 var contractCodes = map[int]string{
 	400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-	405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge",
+	405: "MethodNotAllowed", 409: "Conflict", 412: "PreconditionFailed", 413: "PayloadTooLarge",
 	415: "UnsupportedMediaType", 429: "TooManyRequests", 503: "ServiceUnavailable",
 }
 
@@ -116,6 +116,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		}},
 		"GET /v1/users/{id}": {call{"GET", "/v1/users/" + existing, ""}, auth.RoleAuditor, map[int]func() response{
 			200: func() response { return send(s, admin, "GET", "/v1/users/"+existing, "") },
+			304: func() response { return send(s, admin, "GET", "/v1/users/"+existing, "", "If-None-Match", "*") },
 			400: func() response { return send(s, admin, "GET", "/v1/users/not-a-uuid", "") },
 			404: func() response { return send(s, admin, "GET", "/v1/users/"+missingID, "") },
 		}},
@@ -124,6 +125,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 			400: func() response { return send(s, admin, "PUT", "/v1/users/"+existing, `{"id":"`+missingID+`"}`) },
 			404: func() response { return send(s, admin, "PUT", "/v1/users/"+missingID, `{}`) },
 			409: func() response { return send(s, admin, "PUT", "/v1/users/"+existing, takenLink) },
+			412: func() response { return send(s, admin, "PUT", "/v1/users/"+existing, `{}`, "If-Match", `W/"1"`) },
 			413: func() response { return send(s, admin, "PUT", "/v1/users/"+existing, tooLarge) },
 			415: func() response {
 				return send(s, admin, "PUT", "/v1/users/"+existing, `{}`, "Content-Type", "application/x-www-form-urlencoded")
@@ -135,6 +137,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 			},
 			400: func() response { return send(s, admin, "DELETE", "/v1/users/not-a-uuid", "") },
 			404: func() response { return send(s, admin, "DELETE", "/v1/users/"+missingID, "") },
+			412: func() response { return send(s, admin, "DELETE", "/v1/users/"+existing, "", "If-Match", `W/"1"`) },
 		}},
 		"GET /v1/users": {call{"GET", "/v1/users", ""}, auth.RoleAuditor, map[int]func() response{
 			200: func() response { return send(s, admin, "GET", "/v1/users", "") },

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
 const (
@@ -132,14 +134,38 @@ func TestRESTCreateVariants(t *testing.T) {
 		})
 	}
 	t.Run("case=values are data: metacharacters stored literally", func(t *testing.T) {
-		claims := `{"$where":"1=1","a.b[0]":"'; DROP TABLE users; --","\u0000k":"nul"}`
+		claims := `{"$where":"1=1","a.b[0]":"'; DROP TABLE users; --","\u0001k":"\u001f"}`
 		u := createUser(t, s, `{"claims":`+claims+`}`)
 		r := s.do(t, "GET", "/v1/users/"+u["id"].(string), "")
 		got := r.JSON(t)["claims"].(map[string]any)
-		if got["$where"] != "1=1" || got["a.b[0]"] != "'; DROP TABLE users; --" || got["\x00k"] != "nul" {
+		if got["$where"] != "1=1" || got["a.b[0]"] != "'; DROP TABLE users; --" || got["\x01k"] != "\x1f" {
 			t.Fatalf("claims %v", got)
 		}
 	})
+}
+
+// U+0000 in a claim key or string is refused on both transports (every
+// backend must store the same claims, and PostgreSQL's jsonb cannot hold
+// it), naming where it is: a string by its path, a key by the object that
+// holds it.
+func TestClaimsRefuseNUL(t *testing.T) {
+	t.Parallel()
+	s := start(t, "")
+	id := createUser(t, s, `{"claims":{"v":1}}`)["id"].(string)
+	body := `{"claims":{"a":{"k\u0000":1},"s":"x\u0000y"}}`
+	wantError(t, s.do(t, "POST", "/v1/users", body), 400, "BadRequest", "claims.a@body", "claims.s@body")
+	e := wantError(t, s.do(t, "PUT", "/v1/users/"+id, body), 400, "BadRequest", "claims.a@body", "claims.s@body")
+	for _, d := range e.Details {
+		if d.Param == "claims.s" && d.Value != "x\x00y" {
+			t.Errorf("detail value %q, want the string sent", d.Value)
+		}
+	}
+	_, err := s.grpc().CreateUser(t.Context(), &usersv1.CreateUserRequest{User: &usersv1.User{
+		Claims: mustStruct(t, map[string]any{"s": "\x00"})}})
+	wantViolations(t, err, "user.claims.s")
+	if got := s.do(t, "GET", "/v1/users/"+id, ""); got.Status != 200 || got.JSON(t)["claims"].(map[string]any)["v"] != 1.0 {
+		t.Fatalf("the refused update changed the user: %d %s", got.Status, got.Body)
+	}
 }
 
 func TestRESTProviderLinkConflict(t *testing.T) {

@@ -43,6 +43,8 @@ func describe(rt *route, r *http.Request, violations []*errdetails.BadRequest_Fi
 			d.Value = vars[d.Param]
 		case locQuery:
 			d.Value = r.Form.Get(d.Param) // see setForm
+		case locHeaders:
+			d.Value = strings.Join(r.Header.Values(d.Param), ", ")
 		default:
 			if !decoded {
 				body, decoded = decodeJSON(checkedBodyOf(r)), true
@@ -56,8 +58,12 @@ func describe(rt *route, r *http.Request, violations []*errdetails.BadRequest_Fi
 
 // locate maps a proto field path of the route's request message onto the
 // REST request: path variable, body (with the bound field's name dropped,
-// since the body is that field) or query parameter.
+// since the body is that field) or query parameter; or a metadata key the
+// gateway forwards from a header onto that header.
 func (rt *route) locate(field, msg string) detail {
+	if header, ok := headerOf(field); ok {
+		return detail{Msg: msg, Param: header, Location: locHeaders}
+	}
 	segs := strings.Split(field, ".")
 	md := rt.rpc.Input()
 	d := detail{Msg: msg, Location: locQuery}

@@ -23,9 +23,10 @@ import (
 
 // Detail locations, as the contract names them.
 const (
-	locParams = "params"
-	locQuery  = "query"
-	locBody   = "body"
+	locParams  = "params"
+	locQuery   = "query"
+	locBody    = "body"
+	locHeaders = "headers"
 )
 
 const maxDetailValueBytes = 256

@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/gen/openapi"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/accesslog"
+	"github.com/usersd/usersd/internal/etag"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
 )
@@ -142,23 +143,56 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// successStatus tells the access log the call succeeded, and sets the
-// contract's non-200 success codes: 201 with Location on create, 204 with
-// no body on delete.
+// successStatus tells the access log the call succeeded, sets the ETag of
+// a response that carries a user (from the service's etag header
+// metadata), and the contract's other success codes: 201 with Location on
+// create, 204 with no body on delete, 304 with no body on a get whose
+// If-None-Match matches.
 func successStatus(ctx context.Context, w http.ResponseWriter, resp proto.Message) error {
 	method, _ := runtime.RPCMethod(ctx)
 	noteCall(ctx, method, nil)
+	var tag string
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		if tags := md.HeaderMD.Get(etag.Metadata); len(tags) == 1 {
+			tag = tags[0]
+			w.Header().Set("ETag", tag)
+		}
+	}
 	switch method {
 	case usersv1.UserService_CreateUser_FullMethodName:
 		if created, ok := resp.(interface{ GetUser() *usersv1.User }); ok {
 			w.Header().Set("Location", "/v1/users/"+created.GetUser().GetId())
 		}
 		w.WriteHeader(http.StatusCreated)
+	case usersv1.UserService_GetUser_FullMethodName:
+		// The read happened (and was recorded); only its body is spared.
+		if inm := ifNoneMatchOf(ctx); inm != nil && tag != "" && etag.NoneMatch(inm, tag) {
+			w.Header().Del("Content-Type")
+			w.WriteHeader(http.StatusNotModified)
+		}
 	case usersv1.UserService_DeleteUser_FullMethodName:
 		w.Header().Del("Content-Type")
 		w.WriteHeader(http.StatusNoContent)
 	}
 	return nil
+}
+
+type ifNoneMatchKey struct{}
+
+// withIfNoneMatch keeps a GET's If-None-Match in its context, where
+// successStatus compares it with the response's entity tag; a request
+// without one is left as it is.
+func withIfNoneMatch(r *http.Request) *http.Request {
+	inm := r.Header.Values("If-None-Match")
+	if inm == nil || r.Method != http.MethodGet {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), ifNoneMatchKey{}, inm))
+}
+
+func ifNoneMatchOf(ctx context.Context) []string {
+	inm, _ := ctx.Value(ifNoneMatchKey{}).([]string)
+	return inm
 }
 
 // dropGatewayHeaders removes the headers grpc-gateway reads to steer its
@@ -174,11 +208,31 @@ func dropGatewayHeaders(h http.Header) {
 	}
 }
 
-// incomingHeader forwards only the headers the service reads (the
-// gateway always forwards Authorization itself).
+// forwardedHeaders are the request headers the service reads, each with
+// the metadata key the gateway forwards it as (the gateway always forwards
+// Authorization itself). The service names a bad one by its key, which the
+// error renderer shows as the header.
+var forwardedHeaders = [...]struct{ header, key string }{
+	{requestid.Header, requestid.MetadataKey},
+	{"If-Match", etag.IfMatchMetadata},
+}
+
+// incomingHeader forwards only the forwardedHeaders.
 func incomingHeader(key string) (string, bool) {
-	if strings.EqualFold(key, requestid.Header) {
-		return requestid.MetadataKey, true
+	for _, f := range forwardedHeaders {
+		if strings.EqualFold(key, f.header) {
+			return f.key, true
+		}
+	}
+	return "", false
+}
+
+// headerOf is the header forwarded as the metadata key, if any.
+func headerOf(key string) (string, bool) {
+	for _, f := range forwardedHeaders {
+		if key == f.key {
+			return f.header, true
+		}
 	}
 	return "", false
 }
@@ -196,8 +250,9 @@ func (c markRejections) Invoke(ctx context.Context, method string, args, reply a
 	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
 }
 
-// dropMetadata keeps gRPC response metadata off REST responses: the
-// request id is already set by the HTTP middleware, and nothing else is
+// dropMetadata keeps gRPC response metadata off REST responses (no
+// Grpc-Metadata-* headers): the request id is already set by the HTTP
+// middleware, successStatus turns etag into ETag, and nothing else is
 // meant for REST clients.
 func dropMetadata(string) (string, bool) { return "", false }
 

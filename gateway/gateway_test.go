@@ -99,6 +99,8 @@ func TestLocate(t *testing.T) {
 		{put, "update_mask", "updateMask", locQuery},
 		{list, "limit", "limit", locQuery},
 		{list, "cursor", "cursor", locQuery},
+		{put, "if-match", "If-Match", locHeaders},
+		{testRoute(t, "DeleteUser"), "if-match", "If-Match", locHeaders},
 	} {
 		d := tc.rt.locate(tc.field, "msg")
 		if d.Param != tc.param || d.Location != tc.location {

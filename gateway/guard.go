@@ -71,7 +71,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			r.Body = newCheckedBody(body)
 			r.ContentLength = int64(len(body))
 		}
-		next(w, r, pathParams)
+		next(w, withIfNoneMatch(r), pathParams)
 	}
 }
 

@@ -20,6 +20,7 @@ const (
 	ReasonInvalidArgument      = "INVALID_ARGUMENT"
 	ReasonUserNotFound         = "USER_NOT_FOUND"
 	ReasonProviderLinkConflict = "PROVIDER_LINK_CONFLICT"
+	ReasonETagMismatch         = "ETAG_MISMATCH"
 	ReasonInternal             = "INTERNAL"
 )
 
@@ -42,6 +43,8 @@ func errorStatus(ctx context.Context, log *slog.Logger, method string, err error
 	case errors.Is(err, store.ErrProviderLinkConflict):
 		return rpcerr.New(codes.AlreadyExists,
 			"This authentication provider account is already linked to another user", ReasonProviderLinkConflict)
+	case errors.Is(err, store.ErrVersionMismatch):
+		return rpcerr.New(codes.FailedPrecondition, "The user's version does not match If-Match", ReasonETagMismatch)
 	case errors.Is(err, store.ErrUnavailable):
 		// Not the client's fault, nor a bug: say what broke to the operator,
 		// and to the client only that retrying later may work.

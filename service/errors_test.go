@@ -29,6 +29,7 @@ func TestErrorStatus(t *testing.T) {
 		{"case=validation", &ValidationError{Violations: []FieldViolation{{"id", "must be a UUID"}, {"limit", "bad"}}}, codes.InvalidArgument, ReasonInvalidArgument},
 		{"case=not found (wrapped)", fmt.Errorf("get user: %w", store.ErrNotFound), codes.NotFound, ReasonUserNotFound},
 		{"case=conflict", fmt.Errorf("create: %w", store.ErrProviderLinkConflict), codes.AlreadyExists, ReasonProviderLinkConflict},
+		{"case=version mismatch", fmt.Errorf("update: %w", store.ErrVersionMismatch), codes.FailedPrecondition, ReasonETagMismatch},
 		{"case=unavailable", fmt.Errorf("create user: sqlite: create user: %w: database or disk is full (13)", store.ErrUnavailable), codes.Unavailable, rpcerr.ReasonUnavailable},
 		{"case=canceled", fmt.Errorf("x: %w", context.Canceled), codes.Canceled, ""},
 		{"case=deadline", context.DeadlineExceeded, codes.DeadlineExceeded, ""},

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/events"
@@ -35,13 +36,14 @@ type fakeStore struct {
 
 // storeCall is one recorded call: the method and its arguments.
 type storeCall struct {
-	method string
-	id     string            // GetUser, UpdateUser, DeleteUser
-	user   store.User        // CreateUser
-	change store.UserChange  // UpdateUser
-	trail  []store.Event     // mutations
-	page   store.Page        // ListUsers
-	filter store.EventFilter // ListEvents
+	method    string
+	id        string            // GetUser, UpdateUser, DeleteUser
+	ifVersion int64             // DeleteUser (UpdateUser's is in change)
+	user      store.User        // CreateUser
+	change    store.UserChange  // UpdateUser
+	trail     []store.Event     // mutations
+	page      store.Page        // ListUsers
+	filter    store.EventFilter // ListEvents
 }
 
 // testCursorKey is the fake database's cursor key.
@@ -57,7 +59,7 @@ func (f *fakeStore) CreateUser(_ context.Context, u store.User, trail []store.Ev
 	if f.err != nil {
 		return store.User{}, f.err
 	}
-	u.Seq, u.CreatedAt, u.UpdatedAt = 1, storedAt, storedAt
+	u.Seq, u.Version, u.CreatedAt, u.UpdatedAt = 1, 1, storedAt, storedAt
 	return u, nil
 }
 
@@ -81,11 +83,12 @@ func (f *fakeStore) UpdateUser(_ context.Context, id string, c store.UserChange,
 	if c.SetProvider {
 		u.Provider = c.Provider
 	}
+	u.Version++
 	return u, nil
 }
 
-func (f *fakeStore) DeleteUser(_ context.Context, id string, trail []store.Event) error {
-	f.calls = append(f.calls, storeCall{method: "DeleteUser", id: id, trail: trail})
+func (f *fakeStore) DeleteUser(_ context.Context, id string, ifVersion int64, trail []store.Event) error {
+	f.calls = append(f.calls, storeCall{method: "DeleteUser", id: id, ifVersion: ifVersion, trail: trail})
 	return f.err
 }
 
@@ -155,18 +158,43 @@ func (nopSink) End(*store.Event)                         {}
 // would get.
 func serve[Req, Resp any](t *testing.T, method string, h func(context.Context, Req) (Resp, error), req Req) (Resp, *status.Status) {
 	t.Helper()
+	resp, st, _ := serveMD(t, nil, method, h, req)
+	return resp, st
+}
+
+// serveMD is serve for a call with request metadata md; it also returns
+// the header metadata the handler set.
+func serveMD[Req, Resp any](t *testing.T, md metadata.MD, method string, h func(context.Context, Req) (Resp, error), req Req) (Resp, *status.Status, metadata.MD) {
+	t.Helper()
 	info := &grpc.UnaryServerInfo{FullMethod: method}
 	mapping := ErrorMapping(slog.New(slog.DiscardHandler))
 	handler := func(ctx context.Context, req any) (any, error) {
 		return mapping(ctx, req, info, func(ctx context.Context, req any) (any, error) { return h(ctx, req.(Req)) })
 	}
-	resp, err := events.NewRecorder(EventOps, nopSink{}).UnaryServerInterceptor()(t.Context(), req, info, handler)
+	stream := &headerStream{method: method}
+	ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(t.Context(), md), stream)
+	resp, err := events.NewRecorder(EventOps, nopSink{}).UnaryServerInterceptor()(ctx, req, info, handler)
 	if err != nil {
 		var zero Resp
-		return zero, status.Convert(err)
+		return zero, status.Convert(err), stream.header
 	}
-	return resp.(Resp), nil
+	return resp.(Resp), nil, stream.header
 }
+
+// headerStream stands in for the server's transport stream of a call: it
+// keeps the header metadata the handler sets.
+type headerStream struct {
+	method string
+	header metadata.MD
+}
+
+func (s *headerStream) Method() string { return s.method }
+func (s *headerStream) SetHeader(md metadata.MD) error {
+	s.header = metadata.Join(s.header, md)
+	return nil
+}
+func (s *headerStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
+func (s *headerStream) SetTrailer(metadata.MD) error    { return nil }
 
 // wantOK fails the test when the call failed.
 func wantOK(t *testing.T, st *status.Status) {

@@ -10,7 +10,11 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/etag"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/rules"
@@ -70,6 +74,7 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	if err != nil {
 		return nil, err
 	}
+	sendETag(ctx, created)
 	return &usersv1.CreateUserResponse{User: pb}, nil
 }
 
@@ -89,14 +94,17 @@ func (s *Users) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*user
 	if err != nil {
 		return nil, err
 	}
+	sendETag(ctx, u)
 	return &usersv1.GetUserResponse{User: pb}, nil
 }
 
 // UpdateUser replaces the parts of a user named by the update mask (or,
-// without a mask, the parts that are populated).
+// without a mask, the parts that are populated), when the user has the
+// version if-match names.
 func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) (*usersv1.UpdateUserResponse, error) {
 	var vs violations
 	id := checkID(&vs, "id", req.GetId())
+	ifVersion := checkIfMatch(ctx, &vs)
 	u := req.GetUser()
 	if bodyID := u.GetId(); bodyID != "" {
 		if canon, ok := rules.CanonicalUUID(bodyID); !ok || canon != id {
@@ -104,6 +112,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 		}
 	}
 	change := s.updateChange(&vs, req)
+	change.IfVersion = ifVersion
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
@@ -116,6 +125,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	if err != nil {
 		return nil, err
 	}
+	sendETag(ctx, updated)
 	return &usersv1.UpdateUserResponse{User: pb}, nil
 }
 
@@ -172,15 +182,17 @@ func maskPaths(req *usersv1.UpdateUserRequest) ([]string, bool) {
 	return paths, true
 }
 
-// DeleteUser removes a user and all that is stored about them.
+// DeleteUser removes a user and all that is stored about them, when the
+// user has the version if-match names.
 func (s *Users) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) (*usersv1.DeleteUserResponse, error) {
 	var vs violations
 	id := checkID(&vs, "id", req.GetId())
+	ifVersion := checkIfMatch(ctx, &vs)
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
 	events.SetUserID(ctx, id)
-	if err := s.store.DeleteUser(ctx, id, events.TrailInTransaction(ctx, id)); err != nil {
+	if err := s.store.DeleteUser(ctx, id, ifVersion, events.TrailInTransaction(ctx, id)); err != nil {
 		return nil, fmt.Errorf("delete user: %w", err)
 	}
 	return &usersv1.DeleteUserResponse{}, nil
@@ -224,4 +236,22 @@ func (s *Users) userCursor(vs *violations, cursor string) int64 {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint64(pos))
+}
+
+// checkIfMatch reads the request's if-match metadata: the version the
+// user must have (see etag.IfMatch), or a violation when it is not "*" or
+// one entity tag.
+func checkIfMatch(ctx context.Context, vs *violations) int64 {
+	version, ok := etag.IfMatch(metadata.ValueFromIncomingContext(ctx, etag.IfMatchMetadata))
+	if !ok {
+		vs.add(etag.IfMatchMetadata, `must be * or one entity tag, such as "3"`)
+	}
+	return version
+}
+
+// sendETag sends the user's entity tag as etag header metadata (REST: the
+// ETag header). SetHeader fails only when headers were already sent,
+// which no handler does before it returns.
+func sendETag(ctx context.Context, u store.User) {
+	_ = grpc.SetHeader(ctx, metadata.MD{etag.Metadata: {etag.Of(u.Version)}})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +13,13 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/etag"
 	"github.com/usersd/usersd/internal/rpcerr"
 	"github.com/usersd/usersd/internal/store"
 )
@@ -213,6 +216,9 @@ func TestCreateUser(t *testing.T) {
 		{"case=provider with every field wrong", func(*testing.T) *usersv1.User {
 			return &usersv1.User{AuthenticationProvider: &usersv1.AuthenticationProvider{ProviderId: "nope", Url: "/relative", SubjectId: "a\nb"}}
 		}, "", "", []string{"user.authentication_provider.provider_id", "user.authentication_provider.url", "user.authentication_provider.subject_id"}},
+		{"case=U+0000 in claims", func(t *testing.T) *usersv1.User {
+			return &usersv1.User{Claims: mustStruct(t, map[string]any{"s": "\x00", "k\x00": 1})}
+		}, "", "", []string{"user.claims", "user.claims.s"}},
 		{"case=empty provider", func(*testing.T) *usersv1.User {
 			return &usersv1.User{AuthenticationProvider: &usersv1.AuthenticationProvider{}}
 		}, "", "", []string{"user.authentication_provider.provider_id", "user.authentication_provider.url", "user.authentication_provider.subject_id"}},
@@ -517,6 +523,10 @@ func TestStoreErrorsBecomeStatuses(t *testing.T) {
 			"This authentication provider account is already linked to another user"},
 		{"UpdateUser", fmt.Errorf("sqlite: update user: %w", store.ErrProviderLinkConflict), codes.AlreadyExists, ReasonProviderLinkConflict,
 			"This authentication provider account is already linked to another user"},
+		{"UpdateUser", fmt.Errorf("sqlite: update user: %w", store.ErrVersionMismatch), codes.FailedPrecondition, ReasonETagMismatch,
+			"The user's version does not match If-Match"},
+		{"DeleteUser", fmt.Errorf("sqlite: delete user: %w", store.ErrVersionMismatch), codes.FailedPrecondition, ReasonETagMismatch,
+			"The user's version does not match If-Match"},
 		{"CreateUser", unavailable, codes.Unavailable, rpcerr.ReasonUnavailable, "Service unavailable, retry later"},
 		{"ListUsers", unavailable, codes.Unavailable, rpcerr.ReasonUnavailable, "Service unavailable, retry later"},
 		{"ListEvents", unavailable, codes.Unavailable, rpcerr.ReasonUnavailable, "Service unavailable, retry later"},
@@ -539,6 +549,143 @@ func TestStoreErrorsBecomeStatuses(t *testing.T) {
 			if wantRetry := tc.code == codes.Unavailable; (retry != nil) != wantRetry ||
 				wantRetry && retry.GetRetryDelay().AsDuration() != rpcerr.RetryAfter {
 				t.Fatalf("RetryInfo %v, want one of %v only when UNAVAILABLE", retry, rpcerr.RetryAfter)
+			}
+		})
+	}
+}
+
+// UpdateUser and DeleteUser hand the store the version if-match names: "*"
+// and no if-match are unconditional (the store still says when the user
+// is missing), a weak tag or one this server never issues is a version no
+// user has, and anything but "*" or one entity tag is refused before the
+// store is asked.
+func TestIfMatch(t *testing.T) {
+	rpcs := []struct {
+		name string
+		call func(t *testing.T, s *Users, id string, md metadata.MD) *status.Status
+		// version returns the version the store was asked for.
+		version func(c storeCall) int64
+	}{
+		{"UpdateUser", func(t *testing.T, s *Users, id string, md metadata.MD) *status.Status {
+			_, st, _ := serveMD(t, md, usersv1.UserService_UpdateUser_FullMethodName, s.UpdateUser,
+				&usersv1.UpdateUserRequest{Id: id, User: &usersv1.User{Claims: &structpb.Struct{}}})
+			return st
+		}, func(c storeCall) int64 { return c.change.IfVersion }},
+		{"DeleteUser", func(t *testing.T, s *Users, id string, md metadata.MD) *status.Status {
+			_, st, _ := serveMD(t, md, usersv1.UserService_DeleteUser_FullMethodName, s.DeleteUser, &usersv1.DeleteUserRequest{Id: id})
+			return st
+		}, func(c storeCall) int64 { return c.ifVersion }},
+	}
+	for _, tc := range []struct {
+		name    string
+		id      string
+		ifMatch []string
+		version int64    // what the store is asked for
+		fields  []string // violations instead
+	}{
+		{"case=no if-match is unconditional", userID, nil, 0, nil},
+		{"case=star is any version", userID, []string{"*"}, 0, nil},
+		{"case=strong tag", userID, []string{`"3"`}, 3, nil},
+		{"case=strong tag with spaces", userID, []string{` "12" `}, 12, nil},
+		{"case=weak tag never matches", userID, []string{`W/"3"`}, etag.NoVersion, nil},
+		{"case=tag never issued", userID, []string{`"abc"`}, etag.NoVersion, nil},
+		{"case=zero is no version", userID, []string{`"0"`}, etag.NoVersion, nil},
+		{"case=unquoted", userID, []string{"3"}, 0, []string{"if-match"}},
+		{"case=empty", userID, []string{""}, 0, []string{"if-match"}},
+		{"case=a list", userID, []string{`"3", "4"`}, 0, []string{"if-match"}},
+		{"case=two values", userID, []string{`"3"`, `"3"`}, 0, []string{"if-match"}},
+		{"case=bad id and bad if-match, both listed", "nope", []string{"x"}, 0, []string{"id", "if-match"}},
+	} {
+		for _, rpc := range rpcs {
+			t.Run(tc.name+"/"+rpc.name, func(t *testing.T) {
+				s, f := newTestUsers(t, DefaultLimits)
+				f.user = store.User{ID: userID, Claims: []byte(`{}`), Version: 3}
+				var md metadata.MD
+				if tc.ifMatch != nil {
+					md = metadata.MD{"if-match": tc.ifMatch}
+				}
+				st := rpc.call(t, s, tc.id, md)
+				if tc.fields != nil {
+					wantViolations(t, st, tc.fields...)
+					f.none(t)
+					return
+				}
+				wantOK(t, st)
+				if got := rpc.version(f.only(t, rpc.name)); got != tc.version {
+					t.Fatalf("store asked for version %d, want %d", got, tc.version)
+				}
+			})
+		}
+	}
+}
+
+// A mismatch is FAILED_PRECONDITION, but a missing user stays NOT_FOUND
+// whatever if-match says: the condition is about a user that exists.
+func TestIfMatchOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		ifMatch string
+		code    codes.Code
+	}{
+		{"case=stale version", fmt.Errorf("sqlite: %w", store.ErrVersionMismatch), `"2"`, codes.FailedPrecondition},
+		{"case=weak tag on an existing user", fmt.Errorf("sqlite: %w", store.ErrVersionMismatch), `W/"3"`, codes.FailedPrecondition},
+		{"case=missing user with a tag", fmt.Errorf("sqlite: %w", store.ErrNotFound), `"3"`, codes.NotFound},
+		{"case=missing user with star", fmt.Errorf("sqlite: %w", store.ErrNotFound), "*", codes.NotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, f := newTestUsers(t, DefaultLimits)
+			f.err = tc.err
+			md := metadata.MD{"if-match": {tc.ifMatch}}
+			_, st, header := serveMD(t, md, usersv1.UserService_UpdateUser_FullMethodName, s.UpdateUser,
+				&usersv1.UpdateUserRequest{Id: userID, User: &usersv1.User{Claims: &structpb.Struct{}}})
+			if st.Code() != tc.code {
+				t.Fatalf("UpdateUser: status %v %q, want %v", st.Code(), st.Message(), tc.code)
+			}
+			if len(header.Get("etag")) != 0 {
+				t.Errorf("UpdateUser failed with etag %q", header.Get("etag"))
+			}
+			_, st, _ = serveMD(t, md, usersv1.UserService_DeleteUser_FullMethodName, s.DeleteUser, &usersv1.DeleteUserRequest{Id: userID})
+			if st.Code() != tc.code {
+				t.Fatalf("DeleteUser: status %v %q, want %v", st.Code(), st.Message(), tc.code)
+			}
+		})
+	}
+}
+
+// Every response that carries a user sends its version as the strong
+// entity tag in etag header metadata; a delete sends none.
+func TestETagHeader(t *testing.T) {
+	s, f := newTestUsers(t, DefaultLimits)
+	f.user = store.User{ID: userID, Claims: []byte(`{}`), Version: 4}
+	for _, tc := range []struct {
+		rpc  string
+		call func() (metadata.MD, *status.Status)
+		want []string
+	}{
+		{"CreateUser", func() (metadata.MD, *status.Status) {
+			_, st, h := serveMD(t, nil, usersv1.UserService_CreateUser_FullMethodName, s.CreateUser, &usersv1.CreateUserRequest{})
+			return h, st
+		}, []string{`"1"`}},
+		{"GetUser", func() (metadata.MD, *status.Status) {
+			_, st, h := serveMD(t, nil, usersv1.UserService_GetUser_FullMethodName, s.GetUser, &usersv1.GetUserRequest{Id: userID})
+			return h, st
+		}, []string{`"4"`}},
+		{"UpdateUser", func() (metadata.MD, *status.Status) {
+			_, st, h := serveMD(t, metadata.MD{"if-match": {`"4"`}}, usersv1.UserService_UpdateUser_FullMethodName, s.UpdateUser,
+				&usersv1.UpdateUserRequest{Id: userID, User: &usersv1.User{}})
+			return h, st
+		}, []string{`"5"`}},
+		{"DeleteUser", func() (metadata.MD, *status.Status) {
+			_, st, h := serveMD(t, nil, usersv1.UserService_DeleteUser_FullMethodName, s.DeleteUser, &usersv1.DeleteUserRequest{Id: userID})
+			return h, st
+		}, nil},
+	} {
+		t.Run(tc.rpc, func(t *testing.T) {
+			header, st := tc.call()
+			wantOK(t, st)
+			if got := header.Get("etag"); !slices.Equal(got, tc.want) {
+				t.Fatalf("etag %q, want %q", got, tc.want)
 			}
 		})
 	}

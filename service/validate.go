@@ -129,8 +129,11 @@ func checkURL(vs *violations, field, raw string) {
 }
 
 // checkClaims enforces the claims limits on a decoded Struct: depth,
-// non-empty keys, representable numbers, and the size of the compact JSON
-// the store would keep (returned, so it is encoded once).
+// non-empty keys, representable numbers, no U+0000, and the size of the
+// compact JSON the store would keep (returned, so it is encoded once).
+//
+// U+0000 is refused in keys and strings because PostgreSQL's jsonb cannot
+// store it: every backend refuses the same claims.
 func checkClaims(vs *violations, field string, claims *structpb.Struct, lim Limits) []byte {
 	before := len(*vs)
 	checkStruct(vs, field, claims, 1, lim.MaxClaimsDepth)
@@ -156,8 +159,13 @@ func checkStruct(vs *violations, path string, s *structpb.Struct, depth, maxDept
 		if vs.full() {
 			return
 		}
+		// A bad key is reported at the object that holds it.
 		if k == "" {
 			vs.add(path, "keys must not be empty")
+			continue
+		}
+		if strings.IndexByte(k, 0) >= 0 {
+			vs.add(path, "keys must not contain U+0000")
 			continue
 		}
 		checkValue(vs, path+"."+k, fields[k], depth, maxDepth)
@@ -173,6 +181,10 @@ func checkValue(vs *violations, path string, v *structpb.Value, depth, maxDepth 
 			vs.add(path, "must be a finite number")
 		case rules.BeyondExactFloat(n):
 			vs.add(path, rules.InexactNumber)
+		}
+	case *structpb.Value_StringValue:
+		if strings.IndexByte(k.StringValue, 0) >= 0 {
+			vs.add(path, "must not contain U+0000")
 		}
 	case *structpb.Value_StructValue:
 		checkStruct(vs, path, k.StructValue, depth+1, maxDepth)

@@ -104,6 +104,12 @@ func TestCheckClaims(t *testing.T) {
 		{"case=value without kind", &structpb.Struct{Fields: map[string]*structpb.Value{"x": {}}}, []string{"c.x"}},
 		{"case=too large", mustStruct(t, map[string]any{"big": strings.Repeat("x", 16<<10)}), []string{"c"}},
 		{"case=all violations, sorted", mustStruct(t, map[string]any{"b": float64(1 << 60), "a": float64(-(1 << 60))}), []string{"c.a", "c.b"}},
+		{"case=U+0000 in a string", mustStruct(t, map[string]any{"s": "a\x00b"}), []string{"c.s"}},
+		{"case=U+0000 alone", mustStruct(t, map[string]any{"s": "\x00"}), []string{"c.s"}},
+		{"case=U+0000 in a nested string", mustStruct(t, map[string]any{"a": map[string]any{"b": []any{"ok", "x\x00"}}}), []string{"c.a.b[1]"}},
+		{"case=U+0000 in a key, at the object holding it", mustStruct(t, map[string]any{"a": map[string]any{"k\x00": 1}}), []string{"c.a"}},
+		{"case=U+0000 in a top-level key", mustStruct(t, map[string]any{"\x00": "v"}), []string{"c"}},
+		{"case=other control characters are data", mustStruct(t, map[string]any{"s\x01": "\x01\t\n\x7f\u0080"}), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var vs violations

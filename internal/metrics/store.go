@@ -47,6 +47,8 @@ func outcome(err error) string {
 		return "not_found"
 	case errors.Is(err, store.ErrProviderLinkConflict):
 		return "conflict"
+	case errors.Is(err, store.ErrVersionMismatch):
+		return "version_mismatch"
 	case errors.Is(err, store.ErrUnavailable):
 		return "unavailable"
 	default:
@@ -69,9 +71,9 @@ func (s *instrumented) UpdateUser(ctx context.Context, id string, c store.UserCh
 	return s.next.UpdateUser(ctx, id, c, trail)
 }
 
-func (s *instrumented) DeleteUser(ctx context.Context, id string, trail []store.Event) (err error) {
+func (s *instrumented) DeleteUser(ctx context.Context, id string, ifVersion int64, trail []store.Event) (err error) {
 	defer s.track("delete_user")(&err)
-	return s.next.DeleteUser(ctx, id, trail)
+	return s.next.DeleteUser(ctx, id, ifVersion, trail)
 }
 
 func (s *instrumented) ListUsers(ctx context.Context, p store.Page) (_ []store.User, _ bool, err error) {

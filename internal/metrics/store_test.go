@@ -18,6 +18,7 @@ func TestOutcome(t *testing.T) {
 		fmt.Errorf("get: %w", store.ErrNotFound): "not_found",
 		fmt.Errorf("create: %w", store.ErrProviderLinkConflict): "conflict",
 		fmt.Errorf("append: %w", store.ErrUnavailable):          "unavailable",
+		fmt.Errorf("update: %w", store.ErrVersionMismatch):      "version_mismatch",
 		errors.New("disk full"):                                 "error",
 	} {
 		if got := outcome(err); got != want {

@@ -145,6 +145,43 @@ func TestGeneratedDocument(t *testing.T) {
 			}
 		}
 	}
+	// Versions: every response carrying a user has its ETag; PUT and
+	// DELETE take If-Match and may fail 412; GET takes If-None-Match and
+	// may answer 304, with the ETag and no body.
+	user := doc.Paths["/v1/users/{id}"]
+	for _, tc := range []struct {
+		op      string
+		header  string // the conditional request header it takes
+		tagged  []string
+		refusal string
+	}{
+		{"get", "If-None-Match", []string{"200", "304"}, ""},
+		{"put", "If-Match", []string{"200"}, "412"},
+		{"delete", "If-Match", nil, "412"},
+	} {
+		op := user[tc.op]
+		takes := false
+		for _, p := range op.Parameters {
+			takes = takes || p.Name == tc.header && p.In == "header" && !p.Required
+		}
+		if !takes {
+			t.Errorf("%s /v1/users/{id}: no optional %s header parameter: %+v", tc.op, tc.header, op.Parameters)
+		}
+		for _, code := range tc.tagged {
+			if op.Responses[code].Headers["Etag"] == nil {
+				t.Errorf("%s /v1/users/{id} %s: no ETag header", tc.op, code)
+			}
+		}
+		if _, ok := op.Responses[tc.refusal]; tc.refusal != "" && !ok {
+			t.Errorf("%s /v1/users/{id}: no %s response", tc.op, tc.refusal)
+		}
+	}
+	if r := user["get"].Responses["304"]; r.Schema != nil {
+		t.Errorf("GET /v1/users/{id} 304 with a body")
+	}
+	if doc.Paths["/v1/users"]["post"].Responses["201"].Headers["Etag"] == nil {
+		t.Errorf("POST /v1/users 201: no ETag header")
+	}
 	var words []string
 	for _, status := range []int{400, 401, 403, 404, 405, 409, 412, 413, 415, 429, 500, 503} {
 		words = append(words, rpcerr.Word(status))

@@ -1159,13 +1159,15 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
 	"\x05param\x18\x03 \x01(\tR\x05param\x12A\n" +
 	"\blocation\x18\x04 \x01(\tB%\x92A\"\xf2\x02\x06params\xf2\x02\x05query\xf2\x02\x04body\xf2\x02\aheadersR\blocation:&\x92A#\n" +
-	"!\xd2\x01\x05value\xd2\x01\x03msg\xd2\x01\x05param\xd2\x01\blocation2\xcc\x0e\n" +
-	"\vUserService\x12\xad\x04\n" +
+	"!\xd2\x01\x05value\xd2\x01\x03msg\xd2\x01\x05param\xd2\x01\blocation2\xf8\x18\n" +
+	"\vUserService\x12\xaf\x05\n" +
 	"\n" +
-	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"\xe3\x03\x92A\xc2\x03Jo\n" +
-	"\x03201\x12h\n" +
+	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"\xe5\x04\x92A\xc4\x04J\xf0\x01\n" +
+	"\x03201\x12\xe8\x01\n" +
 	"\x15The user was created.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.User\x1a;\n" +
+	"\x10\x1a\x0e.users.v1.User\x1a~\n" +
+	"\x04ETag\x12v\n" +
+	"[The user's version as a strong entity tag, e.g. \"3\": 1 on create, one more on every update.\x12\x06stringj\x0f^\"[1-9][0-9]*\"$\x1a;\n" +
 	"\bLocation\x12/\n" +
 	"%Path of the new user: /v1/users/{id}.\x12\x06stringJV\n" +
 	"\x03409\x12O\n" +
@@ -1176,38 +1178,58 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x15\x1a\x13.users.v1.ErrorBodyJ\x89\x01\n" +
 	"\x03415\x12\x81\x01\n" +
 	"fUnsupportedMediaType: the body is not application/json, or has a Content-Encoding other than identity.\x12\x17\n" +
-	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x17:\x04userb\x04user\"\t/v1/users\x12\xca\x01\n" +
-	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"\x89\x01\x92AjJ&\n" +
-	"\x03200\x12\x1f\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x17:\x04userb\x04user\"\t/v1/users\x12\x92\x05\n" +
+	"\aGetUser\x12\x18.users.v1.GetUserRequest\x1a\x19.users.v1.GetUserResponse\"\xd1\x04\x92A\xb1\x04J\xa7\x01\n" +
+	"\x03200\x12\x9f\x01\n" +
 	"\tThe user.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.UserJ@\n" +
+	"\x10\x1a\x0e.users.v1.User\x1a~\n" +
+	"\x04ETag\x12v\n" +
+	"[The user's version as a strong entity tag, e.g. \"3\": 1 on create, one more on every update.\x12\x06stringj\x0f^\"[1-9][0-9]*\"$J\xc8\x01\n" +
+	"\x03304\x12\xc0\x01\n" +
+	">Not Modified: If-None-Match names the user's version. No body.\x1a~\n" +
+	"\x04ETag\x12v\n" +
+	"[The user's version as a strong entity tag, e.g. \"3\": 1 on create, one more on every update.\x12\x06stringj\x0f^\"[1-9][0-9]*\"$J@\n" +
 	"\x03404\x129\n" +
 	"\x1eNotFound: no user has this id.\x12\x17\n" +
-	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x16b\x04user\x12\x0e/v1/users/{id}\x12\xbc\x04\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyrx\n" +
+	"v\n" +
+	"\rIf-None-Match\x12cEntity tags (a list, weak or strong, or *): when one is the user's, the answer is 304 with no body.\x18\x01\x82\xd3\xe4\x93\x02\x16b\x04user\x12\x0e/v1/users/{id}\x12\xed\a\n" +
 	"\n" +
-	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"\xf2\x03\x92A\xcc\x03J7\n" +
-	"\x03200\x120\n" +
+	"UpdateUser\x12\x1b.users.v1.UpdateUserRequest\x1a\x1c.users.v1.UpdateUserResponse\"\xa3\a\x92A\xfd\x06J\xb8\x01\n" +
+	"\x03200\x12\xb0\x01\n" +
 	"\x1aThe user after the update.\x12\x12\n" +
-	"\x10\x1a\x0e.users.v1.UserJ@\n" +
+	"\x10\x1a\x0e.users.v1.User\x1a~\n" +
+	"\x04ETag\x12v\n" +
+	"[The user's version as a strong entity tag, e.g. \"3\": 1 on create, one more on every update.\x12\x06stringj\x0f^\"[1-9][0-9]*\"$J@\n" +
 	"\x03404\x129\n" +
 	"\x1eNotFound: no user has this id.\x12\x17\n" +
 	"\x15\x1a\x13.users.v1.ErrorBodyJV\n" +
 	"\x03409\x12O\n" +
 	"4Conflict: the provider link belongs to another user.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJ}\n" +
+	"\x03412\x12v\n" +
+	"[PreconditionFailed: If-Match does not name the user's current version. Nothing was changed.\x12\x17\n" +
 	"\x15\x1a\x13.users.v1.ErrorBodyJk\n" +
 	"\x03413\x12d\n" +
 	"IPayloadTooLarge: the body is over the server's limit (64 KiB by default).\x12\x17\n" +
 	"\x15\x1a\x13.users.v1.ErrorBodyJ\x89\x01\n" +
 	"\x03415\x12\x81\x01\n" +
 	"fUnsupportedMediaType: the body is not application/json, or has a Content-Encoding other than identity.\x12\x17\n" +
-	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x1c:\x04userb\x04user\x1a\x0e/v1/users/{id}\x12\xc4\x01\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyr\xad\x01\n" +
+	"\xaa\x01\n" +
+	"\bIf-Match\x12\x9b\x01Apply only to this version of the user: one strong entity tag as ETag gives it (\"3\"), or * for any version. A weak tag never matches. Anything else is 400.\x18\x01\x82\xd3\xe4\x93\x02\x1c:\x04userb\x04user\x1a\x0e/v1/users/{id}\x12\xf5\x03\n" +
 	"\n" +
-	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"{\x92AbJ\x1e\n" +
+	"DeleteUser\x12\x1b.users.v1.DeleteUserRequest\x1a\x1c.users.v1.DeleteUserResponse\"\xab\x03\x92A\x91\x03J\x1e\n" +
 	"\x03204\x12\x17\n" +
 	"\x15The user was deleted.J@\n" +
 	"\x03404\x129\n" +
 	"\x1eNotFound: no user has this id.\x12\x17\n" +
-	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12\x98\x01\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJ}\n" +
+	"\x03412\x12v\n" +
+	"[PreconditionFailed: If-Match does not name the user's current version. Nothing was changed.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyr\xad\x01\n" +
+	"\xaa\x01\n" +
+	"\bIf-Match\x12\x9b\x01Apply only to this version of the user: one strong entity tag as ETag gives it (\"3\"), or * for any version. A weak tag never matches. Anything else is 400.\x18\x01\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12\x98\x01\n" +
 	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"R\x92A>J<\n" +
 	"\x03200\x125\n" +
 	"\x12One page of users.\x12\x1f\n" +
@@ -1217,10 +1239,10 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x03200\x127\n" +
 	"\x13One page of events.\x12 \n" +
 	"\x1e\x1a\x1c.users.v1.ListEventsResponse\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/eventsB\xae\x0e\x92A\xfb\r\x12\xdf\x03\n" +
-	"\x10usersd Users API\x12\xc7\x03Users with free-form claims and an optional link to an external identity provider. REST-compatible with the MATTR VII Users API. Every error is a JSON ErrorBody; the statuses listed on each operation are all it can answer, besides plain-text refusals by the HTTP server itself (431 for an oversized header block, 400 for a malformed request line, 501 for an unsupported Transfer-Encoding) and 405 with an Allow header for a method the path does not serve.2\x0112\x10application/json:\x10application/jsonR~\n" +
-	"\x03400\x12w\n" +
-	"\\BadRequest: an invalid parameter or body. details lists the offending inputs (the first 50).\x12\x17\n" +
+	"/v1/eventsB\xb7\x0e\x92A\x84\x0e\x12\xdf\x03\n" +
+	"\x10usersd Users API\x12\xc7\x03Users with free-form claims and an optional link to an external identity provider. REST-compatible with the MATTR VII Users API. Every error is a JSON ErrorBody; the statuses listed on each operation are all it can answer, besides plain-text refusals by the HTTP server itself (431 for an oversized header block, 400 for a malformed request line, 501 for an unsupported Transfer-Encoding) and 405 with an Allow header for a method the path does not serve.2\x0112\x10application/json:\x10application/jsonR\x86\x01\n" +
+	"\x03400\x12\x7f\n" +
+	"dBadRequest: an invalid parameter, header or body. details lists the offending inputs (the first 50).\x12\x17\n" +
 	"\x15\x1a\x13.users.v1.ErrorBodyR\xfb\x01\n" +
 	"\x03401\x12\xf3\x01\n" +
 	"sUnauthorized: no bearer token, or one that is malformed, expired, not yet valid, wrongly signed or names no caller.\x12\x17\n" +

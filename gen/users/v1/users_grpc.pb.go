@@ -38,29 +38,38 @@ type UserServiceClient interface {
 	//
 	// Claims and the provider link are optional: an empty body or {} creates
 	// a user with no claims. A body that sets id is refused (400). REST
-	// answers 201 Created with a Location header naming the new user. A
+	// answers 201 Created with a Location header naming the new user, and
+	// its version, 1, as the ETag header (gRPC: etag header metadata). A
 	// provider link (providerId, subjectId) already held by another user is
 	// refused with 409 Conflict (gRPC ALREADY_EXISTS). Roles: admin, issuer.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// GetUser returns one user by id.
 	//
-	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
-	// issuer.
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. The user's
+	// version comes as its entity tag: the ETag header on REST, etag header
+	// metadata on gRPC. REST answers 304 Not Modified with no body when
+	// If-None-Match names it (weak comparison; * matches any user). Roles:
+	// admin, issuer.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
 	//
 	// REST (PUT): a top-level key that is present replaces that part of the
 	// user, an absent key leaves it unchanged; "claims": {} or null clears the
 	// claims, "authenticationProvider": null unlinks; an empty body or {}
-	// changes nothing. gRPC: update_mask names the parts to replace; without
-	// a mask the populated fields are replaced. An id in the body must equal
-	// the user's id, else 400. A provider link held by another user is 409
-	// Conflict. Roles: admin, issuer.
+	// changes nothing but the version. gRPC: update_mask names the parts to
+	// replace; without a mask the populated fields are replaced. An id in the
+	// body must equal the user's id, else 400. A provider link held by another
+	// user is 409 Conflict. Every successful update makes a new version (the
+	// ETag header on REST, etag header metadata on gRPC). With If-Match (gRPC:
+	// if-match metadata) the update applies only to that version, else 412
+	// Precondition Failed (gRPC FAILED_PRECONDITION). Roles: admin, issuer.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
 	// DeleteUser removes a user and every piece of data stored about them.
 	//
 	// REST: 204 No Content with an empty body; 404 when no user has that id.
-	// Roles: admin, issuer.
+	// With If-Match (gRPC: if-match metadata) only that version is deleted,
+	// else 412 Precondition Failed (gRPC FAILED_PRECONDITION) and the user
+	// stays. Roles: admin, issuer.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	// ListUsers returns users in creation order, one page at a time.
 	//
@@ -154,29 +163,38 @@ type UserServiceServer interface {
 	//
 	// Claims and the provider link are optional: an empty body or {} creates
 	// a user with no claims. A body that sets id is refused (400). REST
-	// answers 201 Created with a Location header naming the new user. A
+	// answers 201 Created with a Location header naming the new user, and
+	// its version, 1, as the ETag header (gRPC: etag header metadata). A
 	// provider link (providerId, subjectId) already held by another user is
 	// refused with 409 Conflict (gRPC ALREADY_EXISTS). Roles: admin, issuer.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// GetUser returns one user by id.
 	//
-	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. Roles: admin,
-	// issuer.
+	// 404 Not Found (gRPC NOT_FOUND) when no user has that id. The user's
+	// version comes as its entity tag: the ETag header on REST, etag header
+	// metadata on gRPC. REST answers 304 Not Modified with no body when
+	// If-None-Match names it (weak comparison; * matches any user). Roles:
+	// admin, issuer.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// UpdateUser changes a user's claims and/or provider link.
 	//
 	// REST (PUT): a top-level key that is present replaces that part of the
 	// user, an absent key leaves it unchanged; "claims": {} or null clears the
 	// claims, "authenticationProvider": null unlinks; an empty body or {}
-	// changes nothing. gRPC: update_mask names the parts to replace; without
-	// a mask the populated fields are replaced. An id in the body must equal
-	// the user's id, else 400. A provider link held by another user is 409
-	// Conflict. Roles: admin, issuer.
+	// changes nothing but the version. gRPC: update_mask names the parts to
+	// replace; without a mask the populated fields are replaced. An id in the
+	// body must equal the user's id, else 400. A provider link held by another
+	// user is 409 Conflict. Every successful update makes a new version (the
+	// ETag header on REST, etag header metadata on gRPC). With If-Match (gRPC:
+	// if-match metadata) the update applies only to that version, else 412
+	// Precondition Failed (gRPC FAILED_PRECONDITION). Roles: admin, issuer.
 	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
 	// DeleteUser removes a user and every piece of data stored about them.
 	//
 	// REST: 204 No Content with an empty body; 404 when no user has that id.
-	// Roles: admin, issuer.
+	// With If-Match (gRPC: if-match metadata) only that version is deleted,
+	// else 412 Precondition Failed (gRPC FAILED_PRECONDITION) and the user
+	// stays. Roles: admin, issuer.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	// ListUsers returns users in creation order, one page at a time.
 	//

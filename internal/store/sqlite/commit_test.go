@@ -228,7 +228,7 @@ func TestGroupWriteFailsAlone(t *testing.T) {
 		create(h.Store, fresh, trails[0]...),
 		// A taken link, then a missing user.
 		update(h.Store, other.ID, steal, trails[1]...),
-		func(ctx context.Context) error { return h.DeleteUser(ctx, uuid.NewString(), trails[2]) },
+		func(ctx context.Context) error { return h.DeleteUser(ctx, uuid.NewString(), 0, trails[2]) },
 		update(h.Store, owner.ID, claims(2), trails[3]...),
 	)
 	for i, want := range []error{nil, store.ErrProviderLinkConflict, store.ErrNotFound, nil} {
@@ -265,7 +265,7 @@ func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 		func(ctx context.Context) error {
 			// A create with its trail, that then fails.
 			return h.write(ctx, "half a write", func(g *groupTx) error {
-				if _, err := g.exec(stmtInsertUser, halfway.ID, "{}", nil, nil, nil, 1, 1); err != nil {
+				if _, err := g.exec(stmtInsertUser, halfway.ID, "{}", nil, nil, nil, 1, 1, 1); err != nil {
 					return err
 				}
 				if err := insertEvents(g, trail); err != nil {
@@ -302,7 +302,7 @@ func TestGroupWritePanicFailsAlone(t *testing.T) {
 		create(h.Store, before),
 		func(ctx context.Context) error {
 			return h.write(ctx, "panicking write", func(g *groupTx) error {
-				if _, err := g.exec(stmtInsertUser, halfway.ID, "{}", nil, nil, nil, 1, 1); err != nil {
+				if _, err := g.exec(stmtInsertUser, halfway.ID, "{}", nil, nil, nil, 1, 1, 1); err != nil {
 					return err
 				}
 				panic("boom")

@@ -200,7 +200,7 @@ func TestTrailAllOrNothing(t *testing.T) {
 			t.Errorf("UpdateUser(%+v) with a refused trail: no error", c)
 		}
 	}
-	if err := s.DeleteUser(ctx, u.ID, refused); err == nil {
+	if err := s.DeleteUser(ctx, u.ID, 0, refused); err == nil {
 		t.Error("DeleteUser with a refused trail: no error")
 	}
 	if got, err := s.GetUser(ctx, u.ID); err != nil || string(got.Claims) != `{"v":1}` {

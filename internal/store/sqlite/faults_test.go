@@ -198,7 +198,7 @@ func TestFileFaults(t *testing.T) {
 				"retention":     func() error { _, err := s.DeleteEventsBefore(ctx, time.Now(), 10); return err },
 				"ping":          func() error { return s.Ping(ctx) },
 				// Last: on success it would leave nothing to update.
-				"delete": func() error { return s.DeleteUser(ctx, u.ID, trail()) },
+				"delete": func() error { return s.DeleteUser(ctx, u.ID, 0, trail()) },
 			}
 			for name, write := range writes {
 				if err := write(); !errors.Is(err, store.ErrUnavailable) {

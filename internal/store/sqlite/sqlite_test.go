@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -134,7 +135,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
+	if err := s.DeleteUser(ctx, gone.ID, 0, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	key, err := s.CursorKey(ctx)
@@ -164,6 +165,42 @@ func TestDataSurvivesReopen(t *testing.T) {
 	}
 	if next.Seq <= gone.Seq {
 		t.Errorf("Seq %d after reopen reuses deleted Seq %d", next.Seq, gone.Seq)
+	}
+}
+
+// A database from before versions existed opens with its users at version
+// 1, which their next update makes 2.
+func TestMigrationGivesExistingUsersVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(t.Context(), 2); err != nil {
+		t.Fatalf("migrate to version 2: %v", err)
+	}
+	id := uuid.NewString()
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO users (id, claims, created_at, updated_at) VALUES (?, '{}', 1, 1)`, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openAt(t, path)
+	if u, err := s.GetUser(t.Context(), id); err != nil || u.Version != 1 {
+		t.Fatalf("GetUser after the migration: version %d, err %v; want 1", u.Version, err)
+	}
+	if u, err := s.UpdateUser(t.Context(), id, store.UserChange{IfVersion: 1}, nil); err != nil || u.Version != 2 {
+		t.Fatalf("UpdateUser expecting version 1: version %d, err %v; want 2", u.Version, err)
 	}
 }
 
@@ -217,7 +254,7 @@ func testSecureDelete(t *testing.T, otherOpen bool) {
 	}
 
 	for _, u := range []store.User{delSmall, delLarge} {
-		if err := s.DeleteUser(ctx, u.ID, nil); err != nil {
+		if err := s.DeleteUser(ctx, u.ID, 0, nil); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 	}

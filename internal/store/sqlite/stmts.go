@@ -13,7 +13,7 @@ const (
 	stmtSavepoint writeStmt = iota
 	stmtRelease
 	stmtRollbackTo
-	stmtSelectUser
+	stmtUserVersion
 	stmtInsertUser
 	stmtUpdateUser
 	stmtDeleteUser
@@ -24,15 +24,26 @@ const (
 var writeSQL = [numWriteStmts]string{
 	// One name serves every write of a group: each savepoint is
 	// released before the next is opened.
-	stmtSavepoint:  `SAVEPOINT one_write`,
-	stmtRelease:    `RELEASE one_write`,
-	stmtRollbackTo: `ROLLBACK TO one_write`,
-	stmtSelectUser: selectUser,
-	stmtInsertUser: `INSERT INTO users (id, claims, provider_id, provider_url, subject_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-	stmtUpdateUser: `UPDATE users SET claims = ?, provider_id = ?, provider_url = ?, subject_id = ?, updated_at = ?
-		WHERE seq = ?`,
-	stmtDeleteUser:  `DELETE FROM users WHERE id = ?`,
+	stmtSavepoint:   `SAVEPOINT one_write`,
+	stmtRelease:     `RELEASE one_write`,
+	stmtRollbackTo:  `ROLLBACK TO one_write`,
+	stmtUserVersion: `SELECT version FROM users WHERE id = ?`,
+	stmtInsertUser: `INSERT INTO users (id, claims, provider_id, provider_url, subject_id, version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	// Arguments: claims or NULL to keep them; whether to set the provider,
+	// and its three columns; updated_at or NULL to keep it; the id; the
+	// version the user must have, or 0 for any.
+	stmtUpdateUser: `UPDATE users SET
+			claims = coalesce(?1, claims),
+			provider_id = iif(?2, ?3, provider_id),
+			provider_url = iif(?2, ?4, provider_url),
+			subject_id = iif(?2, ?5, subject_id),
+			updated_at = coalesce(?6, updated_at),
+			version = version + 1
+		WHERE id = ?7 AND ?8 IN (0, version)
+		RETURNING ` + userColumns,
+	// Arguments: the id; the version the user must have, or 0 for any.
+	stmtDeleteUser:  `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
 	stmtInsertEvent: insertEvent,
 }
 

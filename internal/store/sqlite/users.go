@@ -16,20 +16,21 @@ import (
 )
 
 const (
-	userColumns = `seq, id, claims, provider_id, provider_url, subject_id, created_at, updated_at`
+	userColumns = `seq, id, claims, provider_id, provider_url, subject_id, version, created_at, updated_at`
 	selectUser  = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 	listUsers   = `SELECT ` + userColumns + ` FROM users WHERE seq > ? ORDER BY seq LIMIT ?`
 )
 
-// CreateUser inserts u and returns it with Seq and timestamps filled in;
-// the trail is inserted in the same transaction.
+// CreateUser inserts u and returns it with Seq, version 1 and timestamps
+// filled in; the trail is inserted in the same transaction.
 func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Event) (store.User, error) {
+	u.Version = 1
 	u.CreatedAt = s.now()
 	u.UpdatedAt = u.CreatedAt
 	err := s.write(ctx, "create user", func(g *groupTx) error {
 		pid, purl, sub := providerArgs(u.Provider)
 		res, err := g.exec(stmtInsertUser,
-			u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
+			u.ID, string(u.Claims), pid, purl, sub, u.Version, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -53,24 +54,31 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// UpdateUser applies c to the user and inserts the trail, in one write
-// transaction. The trail is written even when c changes nothing; with
-// neither, this is a plain read.
+// UpdateUser applies c to the user, increments its version and inserts
+// the trail, in one write transaction; also when c changes nothing, so
+// that of two updates expecting one version only the first applies. One
+// conditional UPDATE decides: it touches the row only when the user exists
+// with the version c expects (any, when c.IfVersion is 0).
 func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, trail []store.Event) (store.User, error) {
-	changes := c.SetClaims || c.SetProvider
-	if !changes && len(trail) == 0 {
-		return s.GetUser(ctx, id)
+	var claims, updatedAt any // NULL keeps the column as it is
+	if c.SetClaims {
+		claims = string(c.Claims)
 	}
+	// An empty change keeps UpdatedAt: nothing of the user changed but
+	// its version.
+	if c.SetClaims || c.SetProvider {
+		updatedAt = s.now().UnixMilli()
+	}
+	pid, purl, sub := providerArgs(c.Provider)
 	var u store.User
 	err := s.write(ctx, "update user", func(g *groupTx) error {
 		var err error
-		if u, err = scanUser(g.queryRow(stmtSelectUser, id)); err != nil {
-			return err
+		u, err = scanUser(g.queryRow(stmtUpdateUser, claims, c.SetProvider, pid, purl, sub, updatedAt, id, c.IfVersion))
+		if errors.Is(err, sql.ErrNoRows) {
+			return whyUntouched(g, id)
 		}
-		if changes {
-			if err := updateUser(g, &u, c, s.now()); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 		return insertEvents(g, trail)
 	})
@@ -80,30 +88,24 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 	return u, nil
 }
 
-// updateUser applies c to u, the user as read in g, and writes it back
-// updated at the given time.
-func updateUser(g *groupTx, u *store.User, c store.UserChange, at time.Time) error {
-	applyChange(u, c)
-	u.UpdatedAt = at
-	pid, purl, sub := providerArgs(u.Provider)
-	_, err := g.exec(stmtUpdateUser, string(u.Claims), pid, purl, sub, u.UpdatedAt.UnixMilli(), u.Seq)
-	return err
+// whyUntouched tells why a conditional write left the user's row alone,
+// asked inside the same write so nothing can come between: no such user
+// (sql.ErrNoRows, which opError makes store.ErrNotFound), or one with
+// another version.
+func whyUntouched(g *groupTx, id string) error {
+	var version int64
+	if err := g.queryRow(stmtUserVersion, id).Scan(&version); err != nil {
+		return err
+	}
+	return store.ErrVersionMismatch
 }
 
-func applyChange(u *store.User, c store.UserChange) {
-	if c.SetClaims {
-		u.Claims = c.Claims
-	}
-	if c.SetProvider {
-		u.Provider = c.Provider
-	}
-}
-
-// DeleteUser removes the user's row and inserts the trail in the same
-// transaction, or returns store.ErrNotFound.
-func (s *Store) DeleteUser(ctx context.Context, id string, trail []store.Event) error {
+// DeleteUser removes the user's row, when it has version ifVersion (any,
+// when 0), and inserts the trail in the same transaction;
+// store.ErrNotFound or store.ErrVersionMismatch otherwise.
+func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64, trail []store.Event) error {
 	return s.write(ctx, "delete user", func(g *groupTx) error {
-		res, err := g.exec(stmtDeleteUser, id)
+		res, err := g.exec(stmtDeleteUser, id, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -112,7 +114,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, trail []store.Event) 
 			return err
 		}
 		if n == 0 {
-			return store.ErrNotFound
+			return whyUntouched(g, id)
 		}
 		return insertEvents(g, trail)
 	})
@@ -154,7 +156,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 		pid, purl, sub   sql.NullString
 		created, updated int64
 	)
-	if err := row.Scan(&u.Seq, &u.ID, &u.Claims, &pid, &purl, &sub, &created, &updated); err != nil {
+	if err := row.Scan(&u.Seq, &u.ID, &u.Claims, &pid, &purl, &sub, &u.Version, &created, &updated); err != nil {
 		return store.User{}, err
 	}
 	// The table's CHECK keeps the three provider columns all set or all NULL.

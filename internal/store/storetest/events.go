@@ -68,15 +68,13 @@ func testEventWithUpdate(t *testing.T, s store.Store, _ *Clock) {
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
-	if string(got.Claims) != `{"v":2}` {
-		t.Errorf("Claims = %s, want the new ones", got.Claims)
-	}
+	assertClaims(t, got.Claims, `{"v":2}`)
 	assertUser(t, mustGet(t, s, u.ID), got)
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 // An update that changes nothing still succeeds, so it still has its
-// trail, and it leaves the user as it was, UpdatedAt included.
+// trail, and it leaves the user as it was but for its version.
 func testEventWithEmptyUpdate(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
 	clock.Advance(time.Second)
@@ -85,6 +83,7 @@ func testEventWithEmptyUpdate(t *testing.T, s store.Store, clock *Clock) {
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
+	u.Version++
 	assertUser(t, got, u)
 	assertUser(t, mustGet(t, s, u.ID), u)
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
@@ -93,7 +92,7 @@ func testEventWithEmptyUpdate(t *testing.T, s store.Store, clock *Clock) {
 func testEventWithDelete(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
 	trail := trailOf("USER_DELETE", "req-delete")
-	if err := s.DeleteUser(t.Context(), u.ID, trail); err != nil {
+	if err := s.DeleteUser(t.Context(), u.ID, 0, trail); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := s.GetUser(t.Context(), u.ID); !errors.Is(err, store.ErrNotFound) {
@@ -106,7 +105,7 @@ func testNoEventWhenNoneGiven(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
 	mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
 	mustUpdate(t, s, u.ID, store.UserChange{})
-	if err := s.DeleteUser(t.Context(), u.ID, nil); err != nil {
+	if err := s.DeleteUser(t.Context(), u.ID, 0, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	assertEvents(t, allEvents(t, s))
@@ -130,8 +129,12 @@ func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store, _ *Clock) {
 	assertErr(t, "UpdateUser of a missing user", err, store.ErrNotFound)
 	_, err = s.UpdateUser(ctx, missing, store.UserChange{}, trail())
 	assertErr(t, "empty UpdateUser of a missing user", err, store.ErrNotFound)
-	err = s.DeleteUser(ctx, missing, trail())
+	err = s.DeleteUser(ctx, missing, 0, trail())
 	assertErr(t, "DeleteUser of a missing user", err, store.ErrNotFound)
+	_, err = s.UpdateUser(ctx, other.ID, store.UserChange{IfVersion: other.Version + 1}, trail())
+	assertErr(t, "UpdateUser of another version", err, store.ErrVersionMismatch)
+	err = s.DeleteUser(ctx, other.ID, other.Version+1, trail())
+	assertErr(t, "DeleteUser of another version", err, store.ErrVersionMismatch)
 	assertEvents(t, allEvents(t, s))
 }
 

@@ -9,6 +9,7 @@ package storetest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -30,6 +31,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store) {
 	userCases := []testCase{
 		{"create_get_roundtrip", testCreateGet},
+		{"claims_roundtrip_as_json", testClaimsRoundtrip},
 		{"unlinked_user", testUnlinkedUser},
 		{"missing_user", testMissingUser},
 		{"delete", testDelete},
@@ -38,6 +40,11 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 		{"update_unlink_provider", testUpdateUnlink},
 		{"update_nothing", testUpdateNothing},
 		{"update_keeps_own_link", testUpdateKeepsOwnLink},
+		{"version_counts_updates", testVersionCountsUpdates},
+		{"update_if_version", testUpdateIfVersion},
+		{"update_stale_version_writes_nothing", testUpdateStaleVersion},
+		{"concurrent_updates_of_one_version", testConcurrentUpdatesOfOneVersion},
+		{"delete_if_version", testDeleteIfVersion},
 		{"link_conflict_on_create", testConflictOnCreate},
 		{"link_conflict_on_update", testConflictOnUpdate},
 		{"same_subject_other_provider", testSameSubjectOtherProvider},
@@ -101,22 +108,47 @@ func testCreateGet(t *testing.T, s store.Store, clock *Clock) {
 	if created.Seq <= 0 {
 		t.Errorf("Seq = %d, want > 0", created.Seq)
 	}
+	if created.Version != 1 {
+		t.Errorf("Version = %d, want 1", created.Version)
+	}
 	assertTime(t, "CreatedAt", created.CreatedAt, clock.Now())
 	if !created.UpdatedAt.Equal(created.CreatedAt) {
 		t.Errorf("UpdatedAt = %v, want CreatedAt %v", created.UpdatedAt, created.CreatedAt)
 	}
 	got := mustGet(t, s, created.ID)
 	assertUser(t, got, created)
-	if string(got.Claims) != `{"a":1}` || !reflect.DeepEqual(got.Provider, link) {
-		t.Errorf("stored claims %s, provider %+v; want the ones given", got.Claims, got.Provider)
+	assertClaims(t, got.Claims, `{"a":1}`)
+	if !reflect.DeepEqual(got.Provider, link) {
+		t.Errorf("stored provider %+v, want the one given", got.Provider)
+	}
+}
+
+// Claims come back as the same JSON value, not necessarily the same bytes:
+// keys in any order, any spacing, escapes resolved.
+func testClaimsRoundtrip(t *testing.T, s store.Store, _ *Clock) {
+	for _, claims := range []string{
+		`{}`,
+		`{"b":1,"a":{"z":[1,2.5,-3e-7,"x",null,true,{}],"y":null},"":false}`,
+		`{"é":"ü \u2028 \"q\" \\ <&>","emoji":"\ud83d\ude00","n":9007199254740991}`,
+		`{"deep":{"a":{"b":{"c":{"d":[[["x"]]]}}}},"empty":[],"s":""}`,
+	} {
+		u := mustCreate(t, s, claims, nil)
+		assertClaims(t, u.Claims, claims)
+		assertClaims(t, mustGet(t, s, u.ID).Claims, claims)
+		updated := mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(claims)})
+		assertClaims(t, updated.Claims, claims)
+		users, _ := mustList(t, s, store.Page{Limit: 1, AfterSeq: u.Seq - 1})
+		assertClaims(t, users[0].Claims, claims)
 	}
 }
 
 func testUnlinkedUser(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, nil)
-	if got := mustGet(t, s, u.ID); got.Provider != nil || string(got.Claims) != `{}` {
-		t.Errorf("got provider %+v, claims %s; want nil, {}", got.Provider, got.Claims)
+	got := mustGet(t, s, u.ID)
+	if got.Provider != nil {
+		t.Errorf("got provider %+v, want nil", got.Provider)
 	}
+	assertClaims(t, got.Claims, `{}`)
 }
 
 func testMissingUser(t *testing.T, s store.Store, _ *Clock) {
@@ -131,8 +163,15 @@ func testMissingUser(t *testing.T, s store.Store, _ *Clock) {
 	if _, err := s.UpdateUser(ctx, id, store.UserChange{}, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateUser with no change: err = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteUser(ctx, id, nil); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteUser(ctx, id, 0, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteUser: err = %v, want ErrNotFound", err)
+	}
+	// A condition on the version does not make a missing user a mismatch.
+	if _, err := s.UpdateUser(ctx, id, store.UserChange{SetClaims: true, Claims: []byte(`{}`), IfVersion: 1}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateUser with IfVersion: err = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteUser(ctx, id, 1, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteUser with ifVersion: err = %v, want ErrNotFound", err)
 	}
 }
 
@@ -140,13 +179,13 @@ func testDelete(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	gone := mustCreate(t, s, `{}`, nil)
 	kept := mustCreate(t, s, `{}`, nil)
-	if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
+	if err := s.DeleteUser(ctx, gone.ID, 0, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, err := s.GetUser(ctx, gone.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetUser after delete: err = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteUser(ctx, gone.ID, nil); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteUser(ctx, gone.ID, 0, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteUser: err = %v, want ErrNotFound", err)
 	}
 	assertUser(t, mustGet(t, s, kept.ID), kept)
@@ -159,6 +198,7 @@ func testUpdateClaimsOnly(t *testing.T, s store.Store, clock *Clock) {
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
 	want := u
 	want.Claims = []byte(`{"v":2}`)
+	want.Version = 2
 	want.UpdatedAt = got.UpdatedAt
 	assertUser(t, got, want)
 	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
@@ -172,6 +212,7 @@ func testUpdateProviderOnly(t *testing.T, s store.Store, clock *Clock) {
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetProvider: true, Provider: link})
 	want := u
 	want.Provider = link
+	want.Version = 2
 	want.UpdatedAt = got.UpdatedAt
 	assertUser(t, got, want)
 	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
@@ -185,18 +226,21 @@ func testUpdateUnlink(t *testing.T, s store.Store, clock *Clock) {
 	if got.Provider != nil {
 		t.Errorf("Provider after unlink = %+v, want nil", got.Provider)
 	}
-	if string(got.Claims) != `{"v":1}` {
-		t.Errorf("Claims after unlink = %s, want unchanged", got.Claims)
-	}
+	assertClaims(t, got.Claims, `{"v":1}`)
 	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
 	assertUser(t, mustGet(t, s, u.ID), got)
 }
 
+// An update that changes nothing still makes a new version (so that of two
+// updates expecting one version only one applies), and keeps the rest of
+// the user as it was, UpdatedAt included.
 func testUpdateNothing(t *testing.T, s store.Store, clock *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, newLink())
 	clock.Advance(time.Second)
-	assertUser(t, mustUpdate(t, s, u.ID, store.UserChange{}), u)
-	assertUser(t, mustGet(t, s, u.ID), u)
+	want := u
+	want.Version = 2
+	assertUser(t, mustUpdate(t, s, u.ID, store.UserChange{}), want)
+	assertUser(t, mustGet(t, s, u.ID), want)
 }
 
 // Re-setting the link a user already has is not a conflict with itself.
@@ -205,9 +249,152 @@ func testUpdateKeepsOwnLink(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{}`, link)
 	same := *link
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetProvider: true, Provider: &same, SetClaims: true, Claims: []byte(`{"x":1}`)})
-	if !reflect.DeepEqual(got.Provider, link) || string(got.Claims) != `{"x":1}` {
-		t.Errorf("got provider %+v, claims %s", got.Provider, got.Claims)
+	if !reflect.DeepEqual(got.Provider, link) {
+		t.Errorf("got provider %+v, want %+v", got.Provider, link)
 	}
+	assertClaims(t, got.Claims, `{"x":1}`)
+}
+
+// Version is 1 on create and one more after every update, whatever it
+// changes (nothing, too), and reads agree with what the update returned.
+func testVersionCountsUpdates(t *testing.T, s store.Store, _ *Clock) {
+	u := mustCreate(t, s, `{}`, nil)
+	if u.Version != 1 || mustGet(t, s, u.ID).Version != 1 {
+		t.Fatalf("Version after create = %d, want 1", u.Version)
+	}
+	for i, c := range []store.UserChange{
+		{SetClaims: true, Claims: []byte(`{"v":2}`)},
+		{},
+		{SetProvider: true, Provider: newLink()},
+		{SetProvider: true},
+		{SetClaims: true, Claims: []byte(`{"v":2}`)}, // the same claims again
+		{},
+	} {
+		want := int64(i + 2)
+		if got := mustUpdate(t, s, u.ID, c); got.Version != want {
+			t.Fatalf("update %d returned Version %d, want %d", i, got.Version, want)
+		}
+		if got := mustGet(t, s, u.ID); got.Version != want {
+			t.Fatalf("after update %d GetUser has Version %d, want %d", i, got.Version, want)
+		}
+	}
+	if users, _ := mustList(t, s, store.Page{Limit: 1}); users[0].Version != 7 {
+		t.Errorf("ListUsers has Version %d, want 7", users[0].Version)
+	}
+}
+
+// An update expecting the user's current version applies like an
+// unconditional one, empty ones too.
+func testUpdateIfVersion(t *testing.T, s store.Store, clock *Clock) {
+	u := mustCreate(t, s, `{"v":1}`, nil)
+	clock.Advance(time.Millisecond)
+	trail := trailOf("USER_UPDATE", "req-if-version")
+	got, err := s.UpdateUser(t.Context(), u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`), IfVersion: 1}, trail)
+	if err != nil {
+		t.Fatalf("UpdateUser with the current version: %v", err)
+	}
+	want := u
+	want.Claims, want.Version, want.UpdatedAt = []byte(`{"v":2}`), 2, got.UpdatedAt
+	assertUser(t, got, want)
+	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
+
+	want.Version = 3
+	assertUser(t, mustUpdate(t, s, u.ID, store.UserChange{IfVersion: 2}), want)
+	assertUser(t, mustGet(t, s, u.ID), want)
+}
+
+// An update expecting another version than the user's fails with
+// ErrVersionMismatch and writes nothing: not the change, not the version,
+// not the trail. That holds for a version the user had, one it does not
+// have yet, and one no user can have (the service asks with a negative one
+// for an entity tag that can never match).
+func testUpdateStaleVersion(t *testing.T, s store.Store, clock *Clock) {
+	ctx := t.Context()
+	link := newLink()
+	u := mustCreate(t, s, `{"v":1}`, nil)
+	u = mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}) // version 2
+	clock.Advance(time.Second)
+	for _, stale := range []int64{1, 3, 1 << 40, -1} {
+		for _, c := range []store.UserChange{
+			{SetClaims: true, Claims: []byte(`{"v":"stale"}`), SetProvider: true, Provider: link, IfVersion: stale},
+			{IfVersion: stale},
+		} {
+			_, err := s.UpdateUser(ctx, u.ID, c, trailOf("USER_UPDATE", "req-stale"))
+			assertErr(t, fmt.Sprintf("UpdateUser with IfVersion %d", stale), err, store.ErrVersionMismatch)
+		}
+	}
+	assertUser(t, mustGet(t, s, u.ID), u)
+	assertEvents(t, allEvents(t, s))
+	// The link the stale updates named was never taken.
+	mustCreate(t, s, `{}`, link)
+}
+
+// Of concurrent updates that all expect the same version, exactly one
+// applies (with its trail); every other fails with ErrVersionMismatch and
+// leaves no trace.
+func testConcurrentUpdatesOfOneVersion(t *testing.T, s store.Store, _ *Clock) {
+	const n = 8
+	u := mustCreate(t, s, `{}`, nil)
+	trails := make([][]store.Event, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		trails[i] = trailOf("USER_UPDATE", fmt.Sprintf("req-%d", i))
+		wg.Go(func() {
+			<-start
+			_, errs[i] = s.UpdateUser(t.Context(), u.ID,
+				store.UserChange{SetClaims: true, Claims: fmt.Appendf(nil, `{"winner":%d}`, i), IfVersion: u.Version}, trails[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			t.Fatalf("updates %d and %d both applied to version %d", winner, i, u.Version)
+		case !errors.Is(err, store.ErrVersionMismatch):
+			t.Errorf("update %d: err = %v, want nil or ErrVersionMismatch", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no update applied")
+	}
+	got := mustGet(t, s, u.ID)
+	if got.Version != u.Version+1 {
+		t.Errorf("Version %d, want %d", got.Version, u.Version+1)
+	}
+	assertClaims(t, got.Claims, fmt.Sprintf(`{"winner":%d}`, winner))
+	assertEvents(t, allEvents(t, s), trails[winner][1], trails[winner][0])
+}
+
+// A delete expecting another version than the user's fails with
+// ErrVersionMismatch and leaves the user and no trail; one expecting its
+// version deletes it.
+func testDeleteIfVersion(t *testing.T, s store.Store, _ *Clock) {
+	ctx := t.Context()
+	u := mustCreate(t, s, `{}`, nil)
+	u = mustUpdate(t, s, u.ID, store.UserChange{}) // version 2
+	for _, stale := range []int64{1, 3, -1} {
+		err := s.DeleteUser(ctx, u.ID, stale, trailOf("USER_DELETE", "req-stale"))
+		assertErr(t, fmt.Sprintf("DeleteUser with ifVersion %d", stale), err, store.ErrVersionMismatch)
+	}
+	assertUser(t, mustGet(t, s, u.ID), u)
+	assertEvents(t, allEvents(t, s))
+
+	trail := trailOf("USER_DELETE", "req-current")
+	if err := s.DeleteUser(ctx, u.ID, u.Version, trail); err != nil {
+		t.Fatalf("DeleteUser with the current version: %v", err)
+	}
+	if _, err := s.GetUser(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUser after delete: err = %v, want ErrNotFound", err)
+	}
+	assertEvents(t, allEvents(t, s), trail[1], trail[0])
 }
 
 func testConflictOnCreate(t *testing.T, s store.Store, _ *Clock) {
@@ -268,7 +455,7 @@ func testUnlinkFreesLink(t *testing.T, s store.Store, _ *Clock) {
 func testDeleteFreesLink(t *testing.T, s store.Store, _ *Clock) {
 	link := newLink()
 	first := mustCreate(t, s, `{}`, link)
-	if err := s.DeleteUser(t.Context(), first.ID, nil); err != nil {
+	if err := s.DeleteUser(t.Context(), first.ID, 0, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	mustCreate(t, s, `{}`, link)
@@ -364,7 +551,7 @@ func testListUnderChurn(t *testing.T, s store.Store, _ *Clock) {
 	page1, _ := mustList(t, s, store.Page{Limit: 2})
 	assertIDs(t, page1, u[0].ID, u[1].ID)
 	for _, gone := range []store.User{u[1], u[2]} { // one listed, one not yet
-		if err := s.DeleteUser(ctx, gone.ID, nil); err != nil {
+		if err := s.DeleteUser(ctx, gone.ID, 0, nil); err != nil {
 			t.Fatalf("DeleteUser: %v", err)
 		}
 	}
@@ -382,7 +569,7 @@ func testListUnderChurn(t *testing.T, s store.Store, _ *Clock) {
 func testSeqNotReused(t *testing.T, s store.Store, _ *Clock) {
 	mustCreate(t, s, `{}`, nil)
 	last := mustCreate(t, s, `{}`, nil)
-	if err := s.DeleteUser(t.Context(), last.ID, nil); err != nil {
+	if err := s.DeleteUser(t.Context(), last.ID, 0, nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	next := mustCreate(t, s, `{}`, nil)
@@ -514,7 +701,7 @@ func assertIDs(t *testing.T, users []store.User, want ...string) {
 
 func assertUser(t *testing.T, got, want store.User) {
 	t.Helper()
-	if got.ID != want.ID || !bytes.Equal(got.Claims, want.Claims) || got.Seq != want.Seq ||
+	if got.ID != want.ID || !sameJSON(got.Claims, want.Claims) || got.Seq != want.Seq || got.Version != want.Version ||
 		!reflect.DeepEqual(got.Provider, want.Provider) ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("user\n got  %s\n want %s", format(got), format(want))
@@ -522,8 +709,27 @@ func assertUser(t *testing.T, got, want store.User) {
 }
 
 func format(u store.User) string {
-	return fmt.Sprintf("{ID:%s Claims:%s Provider:%+v Seq:%d CreatedAt:%v UpdatedAt:%v}",
-		u.ID, u.Claims, u.Provider, u.Seq, u.CreatedAt, u.UpdatedAt)
+	return fmt.Sprintf("{ID:%s Claims:%s Provider:%+v Seq:%d Version:%d CreatedAt:%v UpdatedAt:%v}",
+		u.ID, u.Claims, u.Provider, u.Seq, u.Version, u.CreatedAt, u.UpdatedAt)
+}
+
+// assertClaims checks that got is the JSON value want.
+func assertClaims(t *testing.T, got []byte, want string) {
+	t.Helper()
+	if !sameJSON(got, []byte(want)) {
+		t.Errorf("claims %s, want the JSON value %s", got, want)
+	}
+}
+
+// sameJSON reports whether a and b are one JSON value. Claims are equal by
+// meaning, not bytes: PostgreSQL's jsonb reorders keys and respaces. Numbers
+// compare as the doubles they are to the service.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // assertTime checks that ts is the UTC time at, as the store's clock gave

@@ -50,7 +50,7 @@ func testConcurrentMutations(t *testing.T, s store.Store, _ *Clock) {
 				return err
 			}},
 			call{want: store.ErrNotFound, run: func(ctx context.Context, trail []store.Event) error {
-				return s.DeleteUser(ctx, newID(t), trail)
+				return s.DeleteUser(ctx, newID(t), 0, trail)
 			}},
 			call{run: func(ctx context.Context, trail []store.Event) error {
 				_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`)}, trail)
@@ -96,9 +96,7 @@ func testConcurrentMutations(t *testing.T, s store.Store, _ *Clock) {
 		t.Errorf("%d creates got the link, want exactly 1", winners)
 	}
 	for i, u := range existing {
-		if got := mustGet(t, s, u.ID); string(got.Claims) != fmt.Sprintf(`{"v":%d}`, i+1) {
-			t.Errorf("user %d: claims %s after its update", i, got.Claims)
-		}
+		assertClaims(t, mustGet(t, s, u.ID).Claims, fmt.Sprintf(`{"v":%d}`, i+1))
 	}
 	if n := len(listAll(t, s)); n != 2*each+1 {
 		t.Errorf("%d users, want %d", n, 2*each+1)
@@ -128,7 +126,7 @@ func testEndedCallChangesNothing(t *testing.T, s store.Store, _ *Clock) {
 	assertErr(t, "CreateUser", err, context.Canceled)
 	_, err = s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, trail)
 	assertErr(t, "UpdateUser", err, context.Canceled)
-	assertErr(t, "DeleteUser", s.DeleteUser(ctx, u.ID, trail), context.Canceled)
+	assertErr(t, "DeleteUser", s.DeleteUser(ctx, u.ID, 0, trail), context.Canceled)
 	assertErr(t, "AppendEvents", s.AppendEvents(ctx, trail), context.Canceled)
 
 	assertUser(t, mustGet(t, s, u.ID), u)
