@@ -1,6 +1,6 @@
 // Package store defines the persistence port of usersd: the records the
 // service keeps and the operations it needs, in the service's own terms.
-// Implementations (internal/store/sqlite, later postgres) live in
+// Implementations (internal/store/sqlite, internal/store/postgres) live in
 // sub-packages; this package imports no protobuf and no driver.
 package store
 
@@ -25,6 +25,11 @@ var (
 	// the failed call was committed; the same call may succeed once the
 	// fault clears, without a restart.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrVersionMismatch: the user exists but its version is not the one
+	// the caller expected (UserChange.IfVersion, DeleteUser's ifVersion).
+	// Nothing was written. Decided inside the write, never by a
+	// read-then-write.
+	ErrVersionMismatch = errors.New("store: version does not match")
 )
 
 // ProviderLink ties a user to an account at an external identity provider.
@@ -37,13 +42,22 @@ type ProviderLink struct {
 // User is the stored form of a user.
 type User struct {
 	ID string // canonical lower-case UUID, assigned by the caller
-	// Claims is the canonical compact JSON object, e.g. `{}` or `{"a":1}`.
-	// The store keeps the bytes as given and never interprets them.
+	// Claims is a JSON object, e.g. `{}` or `{"a":1}`. A backend returns
+	// the same JSON value it was given (the same keys, strings, numbers,
+	// nesting), not necessarily the same bytes: PostgreSQL's jsonb
+	// reorders keys and respaces. Equality is JSON equality.
 	Claims   []byte
 	Provider *ProviderLink // nil when not linked
 	// Seq is the store-assigned creation sequence: strictly increasing in
-	// creation order, never reused. It is the key of keyset pagination.
-	Seq       int64
+	// creation order, never reused. It is the key of keyset pagination,
+	// so a backend must make it visible in order: once a reader sees the
+	// user with Seq n, no user with a smaller Seq may commit later (else
+	// a cursor past n would skip it).
+	Seq int64
+	// Version is 1 on create and grows by one on every successful
+	// UpdateUser (also one that changes nothing, so that of two updates
+	// expecting one version exactly one succeeds). It is the user's ETag.
+	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -55,6 +69,9 @@ type UserChange struct {
 	Claims      []byte // canonical JSON object; required when SetClaims
 	SetProvider bool
 	Provider    *ProviderLink // nil with SetProvider unlinks
+	// IfVersion, when not 0, is the version the user must have for the
+	// update to apply; otherwise it fails with ErrVersionMismatch.
+	IfVersion int64
 }
 
 // Event is one analytic event as stored. The store keeps the fields as
@@ -113,14 +130,17 @@ type Store interface {
 	CreateUser(ctx context.Context, u User, trail []Event) (User, error)
 	// GetUser returns the user with the given id or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
-	// UpdateUser applies the change in one transaction and returns the
-	// user as it is afterwards; ErrNotFound, ErrProviderLinkConflict. The
+	// UpdateUser applies the change in one transaction, increments the
+	// version and returns the user as it is afterwards; ErrNotFound,
+	// ErrProviderLinkConflict, ErrVersionMismatch (c.IfVersion). The
 	// trail is written in the same transaction (also when the change is
 	// empty).
 	UpdateUser(ctx context.Context, id string, c UserChange, trail []Event) (User, error)
 	// DeleteUser removes the user and everything stored about them, and
-	// writes trail in the same transaction.
-	DeleteUser(ctx context.Context, id string, trail []Event) error
+	// writes trail in the same transaction; ErrNotFound, and
+	// ErrVersionMismatch when ifVersion is not 0 and not the user's
+	// version.
+	DeleteUser(ctx context.Context, id string, ifVersion int64, trail []Event) error
 	// ListUsers returns one page in creation order. The page holds at
 	// most p.Limit users; more reports whether any user follows it.
 	ListUsers(ctx context.Context, p Page) (users []User, more bool, err error)
@@ -132,6 +152,8 @@ type Store interface {
 	ListEvents(ctx context.Context, f EventFilter) (events []Event, more bool, err error)
 	// DeleteEventsBefore deletes at most limit events older than t and
 	// returns how many it deleted (retention works in small batches).
+	// Backends shared by several instances let one instance at a time do
+	// it; the others delete nothing (0, nil).
 	DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (int, error)
 	// CursorKey returns the secret that signs pagination cursors. It is
 	// created once per database, so every instance sharing the database
