@@ -147,8 +147,7 @@ func TestStatementTimeoutIsUnavailable(t *testing.T) {
 	t.Parallel()
 	dsn, _ := testDB(t)
 	s := openStore(t, dsn, Options{StatementTimeout: 100 * time.Millisecond})
-	tx := holdSeqLock(t, connect(t, dsn, 1))
-	defer tx.Rollback(context.Background())
+	holdSeqLock(t, connect(t, dsn, 1))
 	_, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("CreateUser past the statement timeout: err = %v, want ErrUnavailable", err)
@@ -237,13 +236,15 @@ func TestUnreachableServerIsUnavailable(t *testing.T) {
 }
 
 // holdSeqLock begins a transaction on pool holding the Seq lock
-// exclusively, as a listing does: creates wait for it.
+// exclusively, as a listing does: creates wait for it until it ends, at
+// the latest when t ends.
 func holdSeqLock(t *testing.T, pool *pgxpool.Pool) pgx.Tx {
 	t.Helper()
 	tx, err := pool.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
 	if _, err := tx.Exec(t.Context(), lockSeqExclusive, lockSeq); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,7 @@ func TestRetentionSkipsWhileAnotherInstanceRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
 	if _, err := tx.Exec(t.Context(), tryLockRetention, lockRetention); err != nil {
 		t.Fatal(err)
 	}

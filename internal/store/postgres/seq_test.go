@@ -34,6 +34,8 @@ func TestListWaitsForCreateInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// On failure too, or the held create, and Close after it, would wait for ever.
+	t.Cleanup(func() { held.tx.Rollback(context.Background()) })
 	type created struct {
 		u   store.User
 		err error
