@@ -176,6 +176,10 @@ func TestVersions(t *testing.T) {
 	if err := s.DeleteUser(ctx, missing, 1, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("delete of a missing user expecting a version: err = %v, want ErrNotFound", err)
 	}
+	// A version beyond 32 bits (any int64 a client sends) is just another version.
+	if _, err := update(store.UserChange{IfVersion: 1 << 40}); !errors.Is(err, store.ErrVersionMismatch) {
+		t.Errorf("update expecting version 2^40: err = %v, want ErrVersionMismatch", err)
+	}
 	if err := s.DeleteUser(ctx, u.ID, 2, nil); !errors.Is(err, store.ErrVersionMismatch) {
 		t.Errorf("delete expecting a past version: err = %v, want ErrVersionMismatch", err)
 	}

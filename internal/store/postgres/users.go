@@ -38,9 +38,9 @@ const (
 			subject_id   = CASE WHEN $5 THEN $8 ELSE subject_id END,
 			updated_at   = CASE WHEN $3 OR $5 THEN $9 ELSE updated_at END,
 			version      = version + 1
-		WHERE id = $1 AND ($2 = 0 OR version = $2)
+		WHERE id = $1 AND ($2::bigint = 0 OR version = $2)
 		RETURNING ` + userColumns
-	deleteUser = `DELETE FROM users WHERE id = $1 AND ($2 = 0 OR version = $2)`
+	deleteUser = `DELETE FROM users WHERE id = $1 AND ($2::bigint = 0 OR version = $2)`
 	userExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
 )
 
