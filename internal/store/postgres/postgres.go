@@ -14,12 +14,12 @@
 // and none serves from a schema still being changed. Migrations run on a
 // connection of their own, without the statement timeout requests get.
 //
-// Every call is one transaction at READ COMMITTED on one pooled
-// connection, set explicitly so a database whose default isolation is
-// stricter does not change the reasoning below. A mutation writes its
-// trail (events) in its own transaction, each event with
-// ON CONFLICT (id) DO NOTHING, so an event is stored once whichever path
-// writes it first.
+// Every call is one transaction on one pooled connection. Those of more
+// than one statement begin at READ COMMITTED, said explicitly so that a
+// database whose default isolation is stricter does not change the
+// reasoning below. A mutation writes its trail (events) in its own
+// transaction, each event with ON CONFLICT (id) DO NOTHING, so an event is
+// stored once whichever path writes it first.
 //
 // # Seq: the pagination key under concurrent commits
 //
@@ -88,12 +88,16 @@
 //
 // The SQL targets PostgreSQL 13 and later (tested on 15). It needs
 // advisory locks, identity columns, jsonb and ON CONFLICT. CockroachDB and
-// YugabyteDB are not tested and not supported. Both speak the protocol,
-// but advisory locks are where they differ: CockroachDB long had the
-// session-level functions as stubs that lock nothing (goose's migration
-// lock) and lacked the transaction-level ones (the Seq rule, retention),
-// which only recent versions add. Where the locks do not hold, the Seq
-// rule and the one-instance retention silently do not either.
+// YugabyteDB speak the protocol but are not tested and not supported.
+// Advisory locks are where they differ: CockroachDB long had the
+// session-level functions (which the migration lock uses) as stubs that
+// lock nothing and lacked the transaction-level ones (the Seq rule and
+// retention use those), which only recent versions add; YugabyteDB
+// refused or ignored them until recent versions too. Where the locks do
+// not hold, the migration lock, the Seq rule and the one-instance
+// retention silently do not either. The Seq argument above also rests on
+// PostgreSQL's own ordering of commit and lock release, and on a sequence
+// shared by every session.
 //
 // # Deleted data
 //
