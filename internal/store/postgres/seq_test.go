@@ -1,0 +1,287 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+// The Seq rule (store.User.Seq): a listing never passes a user that
+// commits later with a smaller Seq. A create is held open between drawing
+// its Seq and committing, by giving it a trail event whose id another
+// transaction has inserted and not committed: its insert waits for that
+// transaction. A create with a larger Seq commits meanwhile. The listing
+// must wait for the held create and then list both, in order, rather than
+// answer at once with the larger Seq and without the smaller one.
+func TestListWaitsForCreateInFlight(t *testing.T) {
+	t.Parallel()
+	dsn, admin := testDB(t)
+	s := openStore(t, dsn, Options{MaxConns: 8})
+	other := connect(t, dsn, 2)
+	ctx := t.Context()
+	first := create(t, s, `{}`, nil)
+
+	held, err := holdEvent(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On failure too, or the held create, and Close after it, would wait for ever.
+	t.Cleanup(func() { held.tx.Rollback(context.Background()) })
+	type created struct {
+		u   store.User
+		err error
+	}
+	slow := make(chan created, 1)
+	go func() {
+		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, []store.Event{held.event})
+		slow <- created{u, err}
+	}()
+	waitFor(t, "the create to wait for the held event", func() bool { return waiting(t, admin, dsn, "transactionid") == 1 })
+	fast := create(t, s, `{}`, nil)
+
+	type listed struct {
+		users []store.User
+		err   error
+	}
+	list := make(chan listed, 1)
+	go func() {
+		users, _, err := s.ListUsers(ctx, store.Page{Limit: 10})
+		list <- listed{users, err}
+	}()
+	waitFor(t, "the listing to wait for the create in flight", func() bool {
+		select {
+		case l := <-list:
+			t.Fatalf("ListUsers answered %v, %v while a create that drew a smaller Seq was in flight; it must wait for it",
+				idsOf(l.users), l.err)
+		default:
+		}
+		return waiting(t, admin, dsn, "advisory") == 1
+	})
+
+	if err := held.release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := <-slow
+	if c.err != nil {
+		t.Fatalf("held CreateUser: %v", c.err)
+	}
+	if c.u.Seq <= first.Seq || c.u.Seq >= fast.Seq {
+		t.Fatalf("Seqs %d, %d (held), %d: the held create did not draw between the others", first.Seq, c.u.Seq, fast.Seq)
+	}
+	l := <-list
+	if l.err != nil {
+		t.Fatalf("ListUsers: %v", l.err)
+	}
+	if got, want := idsOf(l.users), []string{first.ID, c.u.ID, fast.ID}; !slices.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
+// Many creates, some held open between drawing their Seq and committing,
+// and deletes, all through separate connections, while a listing follows
+// the creation order in pages of 7 until a page that began after the last
+// write reports no more. No user is listed twice, Seq only grows, and
+// every user still there at the end was listed.
+func TestListUnderConcurrentHeldCreates(t *testing.T) {
+	t.Parallel()
+	dsn, _ := testDB(t)
+	const (
+		existing = 30
+		creators = 6
+		rounds   = 24 // per creator; every third makes a held create and another
+		pageSize = 7
+	)
+	s := openStore(t, dsn, Options{MaxConns: 2*creators + 2})
+	other := connect(t, dsn, creators)
+	ctx := t.Context()
+	var doomed []store.User
+	for i := range existing {
+		if u := create(t, s, `{}`, nil); i%2 == 0 {
+			doomed = append(doomed, u)
+		}
+	}
+
+	start := make(chan struct{})
+	wrote := make(chan struct{}, 1)
+	done := make(chan struct{})
+	signal := func() {
+		select {
+		case wrote <- struct{}{}:
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range creators {
+		wg.Go(func() {
+			<-start
+			for i := range rounds {
+				if i%3 == 0 {
+					if err := heldCreate(ctx, s, other); err != nil {
+						t.Errorf("creator %d: held CreateUser: %v", w, err)
+						return
+					}
+				} else if _, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil); err != nil {
+					t.Errorf("creator %d: CreateUser: %v", w, err)
+					return
+				}
+				signal()
+				if d := i*creators + w; d < len(doomed) {
+					if err := s.DeleteUser(ctx, doomed[d].ID, 0, nil); err != nil {
+						t.Errorf("creator %d: DeleteUser: %v", w, err)
+						return
+					}
+					signal()
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	defer wg.Wait()
+
+	close(start)
+	seen := make(map[string]bool)
+	var after int64
+	pages := 0
+	for {
+		var over bool
+		select {
+		case <-done:
+			over = true
+		default:
+		}
+		users, more, err := s.ListUsers(ctx, store.Page{Limit: pageSize, AfterSeq: after})
+		if err != nil {
+			t.Fatalf("ListUsers: %v", err)
+		}
+		pages++
+		for _, u := range users {
+			if u.Seq <= after {
+				t.Fatalf("Seq %d listed after Seq %d", u.Seq, after)
+			}
+			if seen[u.ID] {
+				t.Fatalf("user %s listed twice", u.ID)
+			}
+			seen[u.ID] = true
+			after = u.Seq
+		}
+		switch {
+		case more:
+		case over:
+			all, _, err := s.ListUsers(ctx, store.Page{Limit: 1000})
+			if err != nil {
+				t.Fatalf("ListUsers: %v", err)
+			}
+			missed := 0
+			for _, u := range all {
+				if !seen[u.ID] {
+					missed++
+				}
+			}
+			if missed > 0 {
+				t.Errorf("the listing passed %d of the %d users stored at the end", missed, len(all))
+			}
+			if want := existing - len(doomed) + creators*(rounds+rounds/3); len(all) != want {
+				t.Errorf("%d users at the end, want %d", len(all), want)
+			}
+			t.Logf("%d pages", pages)
+			return
+		default:
+			select {
+			case <-wrote:
+			case <-done:
+			}
+		}
+	}
+}
+
+// heldCreate creates a user whose create stays open after drawing its Seq
+// until another create, likely drawing a larger one, has committed, or
+// for 5 ms if that create is waiting: for a listing, which waits for the
+// held create (the rule at work).
+func heldCreate(ctx context.Context, s *Store, other *pgxpool.Pool) error {
+	held, err := holdEvent(ctx, other)
+	if err != nil {
+		return err
+	}
+	heldDone, otherDone := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, []store.Event{held.event})
+		heldDone <- err
+	}()
+	go func() {
+		_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+		otherDone <- err
+	}()
+	var otherErr error
+	select {
+	case otherErr = <-otherDone:
+		otherDone = nil
+	case <-time.After(5 * time.Millisecond):
+	}
+	err = errors.Join(held.release(ctx), <-heldDone)
+	if otherDone != nil {
+		otherErr = <-otherDone
+	}
+	return errors.Join(err, otherErr)
+}
+
+// heldEvent is an event inserted by a transaction that has not committed:
+// another insert of its id waits until release.
+type heldEvent struct {
+	event store.Event
+	tx    pgx.Tx
+}
+
+func holdEvent(ctx context.Context, pool *pgxpool.Pool) (heldEvent, error) {
+	e := store.Event{
+		ID: uuid.NewString(), Time: time.Now(), Type: "USER_CREATE_START", Category: "user",
+		RequestID: "held", ClientID: "test", Metadata: []byte(`{}`),
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return heldEvent{}, err
+	}
+	if _, err := tx.Exec(ctx, insertEvents, eventArgs([]store.Event{e})...); err != nil {
+		return heldEvent{}, errors.Join(err, tx.Rollback(ctx))
+	}
+	return heldEvent{event: e, tx: tx}, nil
+}
+
+// release commits the held event: the waiting insert of its id then does
+// nothing, and its transaction goes on.
+func (h heldEvent) release(ctx context.Context) error {
+	return h.tx.Commit(ctx)
+}
+
+// waiting counts the sessions on dsn's database waiting for a lock of the
+// given kind (pg_stat_activity's wait_event: "advisory", "transactionid").
+func waiting(t *testing.T, admin *pgxpool.Pool, dsn, kind string) int {
+	t.Helper()
+	var n int
+	err := admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = $2`, dbName(t, dsn), kind).Scan(&n)
+	if err != nil {
+		t.Fatalf("pg_stat_activity: %v", err)
+	}
+	return n
+}
+
+func idsOf(users []store.User) []string {
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	return ids
+}
