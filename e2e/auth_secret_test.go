@@ -22,6 +22,7 @@ import (
 // No open mode: the generated secret and the banner
 
 func TestAuthOpenModeRefused(t *testing.T) {
+	sqliteOnly(t, "the generated secret in the data directory exists only for SQLite (PostgreSQL needs a configured key)")
 	t.Parallel()
 	dir := t.TempDir()
 	secretPath := filepath.Join(dir, "jwt-secret")
@@ -287,6 +288,7 @@ func TestAuthShortSecret(t *testing.T) {
 // --data-dir holds the generated secret instead of the database's
 // directory; usersd token given the same --data-dir signs with it.
 func TestAuthDataDir(t *testing.T) {
+	sqliteOnly(t, "the generated secret in the data directory exists only for SQLite (PostgreSQL needs a configured key)")
 	t.Parallel()
 	dbDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "state")
 	s := startEnv(t, dbDir, nil, "--data-dir", dataDir)

@@ -17,6 +17,7 @@ import (
 // database holding every user acknowledged before it began, and only
 // users that were acknowledged: a server started on it serves them.
 func TestBackupUnderWriteLoad(t *testing.T) {
+	sqliteOnly(t, "usersd backup copies SQLite files (PostgreSQL has pg_dump)")
 	t.Parallel()
 	s := start(t, "")
 	c := s.grpc()

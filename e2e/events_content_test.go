@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -145,7 +146,7 @@ func TestEventsCarryNoPersonalData(t *testing.T) {
 		t.Fatalf("graceful stop: %v\n%s", err, s.logs)
 	}
 
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: s.DB}).EscapedPath()+"?mode=ro")
+	db, err := openStored(s.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +308,13 @@ func TestEventsRequestID(t *testing.T) {
 	if len(calls) != 27 {
 		t.Fatalf("%d calls checked", len(calls))
 	}
+}
+
+// openStored opens a server's database (stopped, or shared) for reading
+// what it stored: its SQLite file read-only, or its PostgreSQL database.
+func openStored(db string) (*sql.DB, error) {
+	if onPostgres {
+		return sql.Open("pgx", db)
+	}
+	return sql.Open("sqlite", "file:"+(&url.URL{Path: db}).EscapedPath()+"?mode=ro")
 }

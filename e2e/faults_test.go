@@ -66,6 +66,7 @@ var dbFaults = []dbFault{
 }
 
 func TestFaultsWritesFailFastAndRecover(t *testing.T) {
+	sqliteOnly(t, "it breaks the SQLite file, its directory or its disk")
 	t.Parallel()
 	for _, fault := range dbFaults {
 		t.Run("case="+fault.name, func(t *testing.T) {
@@ -160,6 +161,7 @@ func TestFaultsWritesFailFastAndRecover(t *testing.T) {
 // --shutdown-timeout, and the events it could not write are reported in
 // one log line with their count.
 func TestFaultsShutdownWithFailingDatabase(t *testing.T) {
+	sqliteOnly(t, "it breaks the SQLite file, its directory or its disk")
 	t.Parallel()
 	dir := tmpfsDir(t, 4<<20)
 	const budget = 3 * time.Second
@@ -201,6 +203,7 @@ func TestFaultsShutdownWithFailingDatabase(t *testing.T) {
 // A database that fails its integrity check at startup is refused with a
 // message naming the file; --db-quick-check=false skips the check.
 func TestFaultsDamagedDatabaseRefused(t *testing.T) {
+	sqliteOnly(t, "it breaks the SQLite file, its directory or its disk")
 	t.Parallel()
 	dir := t.TempDir()
 	s := start(t, dir)

@@ -128,9 +128,9 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// start runs usersd on free loopback ports with a database in dir (a new
-// temp dir when ""), verifying tokens with testSecret, and stops it
-// gracefully when the test ends.
+// start runs usersd on free loopback ports with the database of dir (a
+// new temp dir when ""; see databaseIn), verifying tokens with testSecret,
+// and stops it gracefully when the test ends.
 func start(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
 	return startEnv(t, dir, []string{"USERS_JWT_SECRET=" + string(testSecret)}, args...)
@@ -143,7 +143,22 @@ func startEnv(t *testing.T, dir string, env []string, args ...string) *server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	s := &server{t: t, DB: filepath.Join(dir, "users.db"), logs: &lockedBuffer{}, stdout: &lockedBuffer{}, exited: make(chan struct{})}
+	return launch(t, databaseIn(t, dir), env, args...)
+}
+
+// startDB runs usersd on the database db (a SQLite path or a PostgreSQL
+// URL), verifying tokens with testSecret; several servers may share one
+// PostgreSQL database.
+func startDB(t *testing.T, db string, args ...string) *server {
+	t.Helper()
+	return launch(t, db, []string{"USERS_JWT_SECRET=" + string(testSecret)}, args...)
+}
+
+// launch runs usersd on db with the given extra environment, and stops it
+// gracefully when the test ends.
+func launch(t *testing.T, db string, env []string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, DB: db, logs: &lockedBuffer{}, stdout: &lockedBuffer{}, exited: make(chan struct{})}
 	argv := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", s.DB}, args...)
 	s.cmd = exec.Command(binary, argv...)
 	s.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)

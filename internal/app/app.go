@@ -32,6 +32,7 @@ import (
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
+	"github.com/usersd/usersd/internal/store/postgres"
 	"github.com/usersd/usersd/internal/store/sqlite"
 	"github.com/usersd/usersd/service"
 )
@@ -184,7 +185,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	errc := startServing(grpcSrv, grpcLis, memLis, serveHTTP, httpLis)
 	started = true
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
-	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", cfg.DB)
+	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", redactDB(cfg.DB))
 	announceKey(log, env.Stdout, cfg, key, addrs)
 	if env.Listening != nil {
 		env.Listening(addrs)
@@ -318,7 +319,15 @@ func closeReserve(timeout time.Duration) time.Duration {
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	if isPostgres(cfg.DB) {
-		return nil, errors.New("--db: PostgreSQL is not supported yet; give a SQLite file path")
+		st, err := postgres.Open(ctx, cfg.DB, postgres.Options{
+			MaxConns:         int32(cfg.Postgres.MaxConns),
+			StatementTimeout: cfg.Postgres.StatementTimeout,
+			ConnectRetry:     cfg.Postgres.ConnectRetry,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database %s (--db, USERS_DB): %w", redactDB(cfg.DB), err)
+		}
+		return st, nil
 	}
 	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck})
 	switch {

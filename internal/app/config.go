@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,10 +37,19 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
 	DBQuickCheck    bool
+	Postgres        PostgresConfig
 	EventsRetention time.Duration
 	Auth            AuthConfig
 	Load            LoadConfig
 	TLS             TLSConfig
+}
+
+// PostgresConfig tunes the PostgreSQL store (--db postgres://…); a SQLite
+// store ignores it.
+type PostgresConfig struct {
+	MaxConns         int           // pool size of this instance
+	StatementTimeout time.Duration // longest one SQL statement may run
+	ConnectRetry     time.Duration // how long a start waits for the server
 }
 
 // LoadConfig bounds the work the server accepts at once.
@@ -122,7 +132,10 @@ func ParseConfig(args []string, getenv func(string) string, help io.Writer) (Con
 	grpcBoundFlags(fs, &c.GRPC)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown on SIGTERM/SIGINT may take in all: in-flight requests, buffered events, the final checkpoint")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
-	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
+	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "SQLite: check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
+	fs.IntVar(&c.Postgres.MaxConns, "db-max-conns", 16, "PostgreSQL: connections this instance keeps at most (instances × this must stay under the server's max_connections)")
+	fs.DurationVar(&c.Postgres.StatementTimeout, "db-statement-timeout", 10*time.Second, "PostgreSQL: longest one SQL statement may run (0: no limit)")
+	fs.DurationVar(&c.Postgres.ConnectRetry, "db-connect-retry", 30*time.Second, "PostgreSQL: how long a start keeps trying to reach the database before giving up (0: one try)")
 	c.EventsRetention = 90 * 24 * time.Hour
 	fs.Var((*days)(&c.EventsRetention), "events-retention", "how long analytic events are kept: a `duration` such as 36h, or days such as 90d")
 	fs.IntVar(&c.Load.MaxInFlight, "max-in-flight", 256, "API calls served at once; beyond, 503 with Retry-After (0: no bound)")
@@ -151,7 +164,7 @@ func grpcBoundFlags(fs *flag.FlagSet, b *GRPCBounds) {
 }
 
 func dbFlag(fs *flag.FlagSet, db *string) {
-	fs.StringVar(db, "db", "./data/users.db", "SQLite database file (a postgres:// URL is reserved for PostgreSQL)")
+	fs.StringVar(db, "db", "./data/users.db", "SQLite database file, or a postgres:// URL for PostgreSQL")
 }
 
 // authFlags are shared by `serve` and `token`, so a token is signed the
@@ -200,6 +213,9 @@ func (c Config) validate(setting func(flag string) string) error {
 	need(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
 	need(c.RequestTimeout > 0, "request-timeout", "must be positive")
 	need(c.EventsRetention >= time.Hour, "events-retention", "must be at least 1h")
+	need(c.Postgres.MaxConns >= 1 && c.Postgres.MaxConns <= math.MaxInt32, "db-max-conns", "must be at least 1")
+	need(c.Postgres.StatementTimeout >= 0, "db-statement-timeout", "must not be negative")
+	need(c.Postgres.ConnectRetry >= 0, "db-connect-retry", "must not be negative")
 	need(c.Auth.RolesClaim != "", "roles-claim", "must not be empty")
 	need(c.Load.MaxInFlight >= 0, "max-in-flight", "must not be negative")
 	need(c.Load.MaxInFlightWrites >= 0, "max-in-flight-writes", "must not be negative")
@@ -225,6 +241,24 @@ func (c Config) validate(setting func(flag string) string) error {
 // isPostgres reports whether a --db value selects PostgreSQL.
 func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// redactDB is a --db value fit for logs and errors: a PostgreSQL URL
+// without its password (in the URL or as a password= parameter).
+func redactDB(db string) string {
+	if !isPostgres(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // days is a duration flag that also takes whole days ("90d").

@@ -140,7 +140,8 @@ func eventsQuery(f store.EventFilter) (string, []any) {
 			continue
 		}
 		conds := append([]string{kind.column + " = k.v"}, common...)
-		branches = append(branches, `SELECT e.* FROM unnest(`+q.arg(kind.values)+`::text[]) AS k(v)
+		// DISTINCT: a value listed twice is still one branch.
+		branches = append(branches, `SELECT e.* FROM (SELECT DISTINCT unnest(`+q.arg(kind.values)+`::text[])) AS k(v)
 			CROSS JOIN LATERAL (SELECT `+eventColumns+` FROM events`+where(conds)+newestFirst+` LIMIT `+limit+`) AS e`)
 	}
 	return `SELECT ` + eventColumns + ` FROM (` + strings.Join(branches, " UNION ") + `) AS matched` +

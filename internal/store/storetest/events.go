@@ -220,6 +220,8 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 		{"types", store.EventFilter{Types: []string{"T1", "T2"}}, 24},
 		{"category_or_types", store.EventFilter{Categories: []string{"admin"}, Types: []string{"T0", "T2"}}, 28},
 		{"repeated_values", store.EventFilter{Categories: []string{"admin", "admin"}, Types: []string{"T0", "T0"}}, 20},
+		{"repeated_type", store.EventFilter{Types: []string{"T1", "T1"}}, 12},
+		{"repeated_category", store.EventFilter{Categories: []string{"user", "user"}}, 12},
 		{"category_or_type_and_request_ids", store.EventFilter{
 			Categories: []string{"admin"}, Types: []string{"T1"}, RequestIDs: []string{"req-a", "req-c"},
 		}, 10},
