@@ -189,13 +189,56 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func TestPostgresURLIsRefusedClearly(t *testing.T) {
-	c, err := ParseConfig([]string{"--db", "postgres://localhost/users"}, env(nil), io.Discard)
+func TestParseConfigPostgres(t *testing.T) {
+	c, err := ParseConfig(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openStore(t.Context(), c); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
-		t.Fatalf("err %v", err)
+	if want := (PostgresConfig{MaxConns: 16, StatementTimeout: 10 * time.Second, ConnectRetry: 30 * time.Second}); c.Postgres != want {
+		t.Fatalf("defaults %+v, want %+v", c.Postgres, want)
+	}
+	c, err = ParseConfig([]string{"--db-statement-timeout", "0"}, env(map[string]string{
+		"USERS_DB_MAX_CONNS": "4", "USERS_DB_CONNECT_RETRY": "2m",
+	}), io.Discard)
+	if want := (PostgresConfig{MaxConns: 4, ConnectRetry: 2 * time.Minute}); err != nil || c.Postgres != want {
+		t.Fatalf("%+v (%v), want %+v", c.Postgres, err, want)
+	}
+	for _, args := range [][]string{
+		{"--db-max-conns", "0"},
+		{"--db-max-conns", "3000000000"},
+		{"--db-statement-timeout", "-1s"},
+		{"--db-connect-retry", "-1s"},
+	} {
+		if _, err := ParseConfig(args, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: err %v, want one naming the flag", args, err)
+		}
+	}
+}
+
+func TestRedactDB(t *testing.T) {
+	for in, want := range map[string]string{
+		"./data/users.db":                       "./data/users.db",
+		"postgres://u:secret@db:5432/users":     "postgres://u:xxxxx@db:5432/users",
+		"postgresql://db/users?password=secret": "postgresql://db/users?password=xxxxx",
+		"postgres://db/users?sslmode=require":   "postgres://db/users?sslmode=require",
+		"postgres://u:secret@db:port/users":     "postgres://(unparsable URL)",
+	} {
+		if got := redactDB(in); got != want {
+			t.Errorf("redactDB(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An unreachable PostgreSQL server fails the start with the URL, without
+// its password, and the flag to change.
+func TestOpenStorePostgresUnreachable(t *testing.T) {
+	c, err := ParseConfig([]string{"--db", "postgres://usersd:secret@127.0.0.1:1/users", "--db-connect-retry", "0"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openStore(t.Context(), c)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "--db") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("err %v, want one naming the server and --db, without the password", err)
 	}
 }
 
