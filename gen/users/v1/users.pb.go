@@ -652,6 +652,205 @@ func (x *ListUsersResponse) GetNextCursor() string {
 	return ""
 }
 
+// SearchUsersRequest gives the criteria a user must all match (AND) and
+// asks for one page of the matches. No criteria match every user.
+type SearchUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Claims the user must have: every key, with an equal value of the same
+	// JSON type; nested objects by containment, arrays by equality. Same
+	// limits as a user's claims.
+	Claims *structpb.Struct `protobuf:"bytes,1,opt,name=claims,proto3" json:"claims,omitempty"`
+	// The provider link the user must have: any subset of its fields.
+	AuthenticationProvider *ProviderCriteria `protobuf:"bytes,2,opt,name=authentication_provider,json=authenticationProvider,proto3" json:"authentication_provider,omitempty"`
+	// Page size, 1..1000; 100 when absent.
+	Limit *int32 `protobuf:"varint,3,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// Opaque cursor from the previous page of the same search; absent for
+	// the first page.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchUsersRequest) Reset() {
+	*x = SearchUsersRequest{}
+	mi := &file_users_v1_users_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchUsersRequest) ProtoMessage() {}
+
+func (x *SearchUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchUsersRequest.ProtoReflect.Descriptor instead.
+func (*SearchUsersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SearchUsersRequest) GetClaims() *structpb.Struct {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *SearchUsersRequest) GetAuthenticationProvider() *ProviderCriteria {
+	if x != nil {
+		return x.AuthenticationProvider
+	}
+	return nil
+}
+
+func (x *SearchUsersRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
+}
+
+func (x *SearchUsersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// ProviderCriteria selects users by their provider link; every field given
+// must be equal, an absent or empty field does not constrain.
+type ProviderCriteria struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the identity provider, a UUID (upper or lower case).
+	ProviderId string `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// URL of the provider, compared exactly; at most 2048 bytes.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The user's subject id at the provider: at most 256 bytes, no control
+	// characters.
+	SubjectId     string `protobuf:"bytes,3,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderCriteria) Reset() {
+	*x = ProviderCriteria{}
+	mi := &file_users_v1_users_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderCriteria) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderCriteria) ProtoMessage() {}
+
+func (x *ProviderCriteria) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderCriteria.ProtoReflect.Descriptor instead.
+func (*ProviderCriteria) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProviderCriteria) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *ProviderCriteria) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ProviderCriteria) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+// SearchUsersResponse is one page of the users matching a search.
+type SearchUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The matching users on this page, in creation order; empty when there
+	// are none.
+	Data []*User `protobuf:"bytes,1,rep,name=data,proto3" json:"data,omitempty"`
+	// Cursor for the next page of the same search; absent on the last page.
+	NextCursor    *string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3,oneof" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchUsersResponse) Reset() {
+	*x = SearchUsersResponse{}
+	mi := &file_users_v1_users_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchUsersResponse) ProtoMessage() {}
+
+func (x *SearchUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v1_users_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchUsersResponse.ProtoReflect.Descriptor instead.
+func (*SearchUsersResponse) Descriptor() ([]byte, []int) {
+	return file_users_v1_users_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SearchUsersResponse) GetData() []*User {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SearchUsersResponse) GetNextCursor() string {
+	if x != nil && x.NextCursor != nil {
+		return *x.NextCursor
+	}
+	return ""
+}
+
 // Event is one analytic event: an operation's START, SUCCESS or FAIL.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -679,7 +878,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_users_v1_users_proto_msgTypes[12]
+	mi := &file_users_v1_users_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +890,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[12]
+	mi := &file_users_v1_users_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +903,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{12}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetId() string {
@@ -788,7 +987,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_users_v1_users_proto_msgTypes[13]
+	mi := &file_users_v1_users_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +999,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[13]
+	mi := &file_users_v1_users_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1012,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{13}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListEventsRequest) GetLimit() int32 {
@@ -885,7 +1084,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_users_v1_users_proto_msgTypes[14]
+	mi := &file_users_v1_users_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1096,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[14]
+	mi := &file_users_v1_users_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1109,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{14}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListEventsResponse) GetData() []*Event {
@@ -943,7 +1142,7 @@ type ErrorBody struct {
 
 func (x *ErrorBody) Reset() {
 	*x = ErrorBody{}
-	mi := &file_users_v1_users_proto_msgTypes[15]
+	mi := &file_users_v1_users_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1154,7 @@ func (x *ErrorBody) String() string {
 func (*ErrorBody) ProtoMessage() {}
 
 func (x *ErrorBody) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[15]
+	mi := &file_users_v1_users_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1167,7 @@ func (x *ErrorBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBody.ProtoReflect.Descriptor instead.
 func (*ErrorBody) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{15}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ErrorBody) GetCode() string {
@@ -1010,7 +1209,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_users_v1_users_proto_msgTypes[16]
+	mi := &file_users_v1_users_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1221,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v1_users_proto_msgTypes[16]
+	mi := &file_users_v1_users_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1234,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_users_v1_users_proto_rawDescGZIP(), []int{16}
+	return file_users_v1_users_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ErrorDetail) GetValue() string {
@@ -1115,6 +1314,25 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
 	"nextCursor\x88\x01\x01:\f\x92A\t\n" +
 	"\a\xd2\x01\x04dataB\x0e\n" +
+	"\f_next_cursor\"\x95\x02\n" +
+	"\x12SearchUsersRequest\x12/\n" +
+	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims\x12S\n" +
+	"\x17authentication_provider\x18\x02 \x01(\v2\x1a.users.v1.ProviderCriteriaR\x16authenticationProvider\x12\x19\n" +
+	"\x05limit\x18\x03 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
+	"\x06cursor\x18\x04 \x01(\tR\x06cursor:<\x92A927{\"claims\": {\"address\": {\"country\": \"NZ\"}}, \"limit\": 10}B\b\n" +
+	"\x06_limit\"\x80\x01\n" +
+	"\x10ProviderCriteria\x12+\n" +
+	"\vprovider_id\x18\x01 \x01(\tB\n" +
+	"\x92A\a\xa2\x02\x04uuidR\n" +
+	"providerId\x12\x18\n" +
+	"\x03url\x18\x02 \x01(\tB\x06\x92A\x03x\x80\x10R\x03url\x12%\n" +
+	"\n" +
+	"subject_id\x18\x03 \x01(\tB\x06\x92A\x03x\x80\x02R\tsubjectId\"}\n" +
+	"\x13SearchUsersResponse\x12\"\n" +
+	"\x04data\x18\x01 \x03(\v2\x0e.users.v1.UserR\x04data\x12$\n" +
+	"\vnext_cursor\x18\x02 \x01(\tH\x00R\n" +
+	"nextCursor\x88\x01\x01:\f\x92A\t\n" +
+	"\a\xd2\x01\x04dataB\x0e\n" +
 	"\f_next_cursor\"\xf4\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\x02id\x18\x01 \x01(\tB\n" +
@@ -1159,7 +1377,7 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x14\n" +
 	"\x05param\x18\x03 \x01(\tR\x05param\x12A\n" +
 	"\blocation\x18\x04 \x01(\tB%\x92A\"\xf2\x02\x06params\xf2\x02\x05query\xf2\x02\x04body\xf2\x02\aheadersR\blocation:&\x92A#\n" +
-	"!\xd2\x01\x05value\xd2\x01\x03msg\xd2\x01\x05param\xd2\x01\blocation2\xf8\x18\n" +
+	"!\xd2\x01\x05value\xd2\x01\x03msg\xd2\x01\x05param\xd2\x01\blocation2\xad\x1c\n" +
 	"\vUserService\x12\xaf\x05\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v1.CreateUserRequest\x1a\x1c.users.v1.CreateUserResponse\"\xe5\x04\x92A\xc4\x04J\xf0\x01\n" +
@@ -1233,7 +1451,17 @@ const file_users_v1_users_proto_rawDesc = "" +
 	"\tListUsers\x12\x1a.users.v1.ListUsersRequest\x1a\x1b.users.v1.ListUsersResponse\"R\x92A>J<\n" +
 	"\x03200\x125\n" +
 	"\x12One page of users.\x12\x1f\n" +
-	"\x1d\x1a\x1b.users.v1.ListUsersResponse\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\x9e\x01\n" +
+	"\x1d\x1a\x1b.users.v1.ListUsersResponse\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12\xb2\x03\n" +
+	"\vSearchUsers\x12\x1c.users.v1.SearchUsersRequest\x1a\x1d.users.v1.SearchUsersResponse\"\xe5\x02\x92A\xc6\x02JK\n" +
+	"\x03200\x12D\n" +
+	"\x1fOne page of the matching users.\x12!\n" +
+	"\x1f\x1a\x1d.users.v1.SearchUsersResponseJk\n" +
+	"\x03413\x12d\n" +
+	"IPayloadTooLarge: the body is over the server's limit (64 KiB by default).\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBodyJ\x89\x01\n" +
+	"\x03415\x12\x81\x01\n" +
+	"fUnsupportedMediaType: the body is not application/json, or has a Content-Encoding other than identity.\x12\x17\n" +
+	"\x15\x1a\x13.users.v1.ErrorBody\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/users/search\x12\x9e\x01\n" +
 	"\n" +
 	"ListEvents\x12\x1b.users.v1.ListEventsRequest\x1a\x1c.users.v1.ListEventsResponse\"U\x92A@J>\n" +
 	"\x03200\x127\n" +
@@ -1283,7 +1511,7 @@ func file_users_v1_users_proto_rawDescGZIP() []byte {
 	return file_users_v1_users_proto_rawDescData
 }
 
-var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_users_v1_users_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_users_v1_users_proto_goTypes = []any{
 	(*User)(nil),                   // 0: users.v1.User
 	(*AuthenticationProvider)(nil), // 1: users.v1.AuthenticationProvider
@@ -1297,46 +1525,54 @@ var file_users_v1_users_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),     // 9: users.v1.DeleteUserResponse
 	(*ListUsersRequest)(nil),       // 10: users.v1.ListUsersRequest
 	(*ListUsersResponse)(nil),      // 11: users.v1.ListUsersResponse
-	(*Event)(nil),                  // 12: users.v1.Event
-	(*ListEventsRequest)(nil),      // 13: users.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 14: users.v1.ListEventsResponse
-	(*ErrorBody)(nil),              // 15: users.v1.ErrorBody
-	(*ErrorDetail)(nil),            // 16: users.v1.ErrorDetail
-	(*structpb.Struct)(nil),        // 17: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),  // 18: google.protobuf.FieldMask
-	(*structpb.Value)(nil),         // 19: google.protobuf.Value
+	(*SearchUsersRequest)(nil),     // 12: users.v1.SearchUsersRequest
+	(*ProviderCriteria)(nil),       // 13: users.v1.ProviderCriteria
+	(*SearchUsersResponse)(nil),    // 14: users.v1.SearchUsersResponse
+	(*Event)(nil),                  // 15: users.v1.Event
+	(*ListEventsRequest)(nil),      // 16: users.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 17: users.v1.ListEventsResponse
+	(*ErrorBody)(nil),              // 18: users.v1.ErrorBody
+	(*ErrorDetail)(nil),            // 19: users.v1.ErrorDetail
+	(*structpb.Struct)(nil),        // 20: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),  // 21: google.protobuf.FieldMask
+	(*structpb.Value)(nil),         // 22: google.protobuf.Value
 }
 var file_users_v1_users_proto_depIdxs = []int32{
-	17, // 0: users.v1.User.claims:type_name -> google.protobuf.Struct
+	20, // 0: users.v1.User.claims:type_name -> google.protobuf.Struct
 	1,  // 1: users.v1.User.authentication_provider:type_name -> users.v1.AuthenticationProvider
 	0,  // 2: users.v1.CreateUserRequest.user:type_name -> users.v1.User
 	0,  // 3: users.v1.CreateUserResponse.user:type_name -> users.v1.User
 	0,  // 4: users.v1.GetUserResponse.user:type_name -> users.v1.User
 	0,  // 5: users.v1.UpdateUserRequest.user:type_name -> users.v1.User
-	18, // 6: users.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	21, // 6: users.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 7: users.v1.UpdateUserResponse.user:type_name -> users.v1.User
 	0,  // 8: users.v1.ListUsersResponse.data:type_name -> users.v1.User
-	17, // 9: users.v1.Event.metadata:type_name -> google.protobuf.Struct
-	19, // 10: users.v1.Event.data:type_name -> google.protobuf.Value
-	12, // 11: users.v1.ListEventsResponse.data:type_name -> users.v1.Event
-	16, // 12: users.v1.ErrorBody.details:type_name -> users.v1.ErrorDetail
-	2,  // 13: users.v1.UserService.CreateUser:input_type -> users.v1.CreateUserRequest
-	4,  // 14: users.v1.UserService.GetUser:input_type -> users.v1.GetUserRequest
-	6,  // 15: users.v1.UserService.UpdateUser:input_type -> users.v1.UpdateUserRequest
-	8,  // 16: users.v1.UserService.DeleteUser:input_type -> users.v1.DeleteUserRequest
-	10, // 17: users.v1.UserService.ListUsers:input_type -> users.v1.ListUsersRequest
-	13, // 18: users.v1.UserService.ListEvents:input_type -> users.v1.ListEventsRequest
-	3,  // 19: users.v1.UserService.CreateUser:output_type -> users.v1.CreateUserResponse
-	5,  // 20: users.v1.UserService.GetUser:output_type -> users.v1.GetUserResponse
-	7,  // 21: users.v1.UserService.UpdateUser:output_type -> users.v1.UpdateUserResponse
-	9,  // 22: users.v1.UserService.DeleteUser:output_type -> users.v1.DeleteUserResponse
-	11, // 23: users.v1.UserService.ListUsers:output_type -> users.v1.ListUsersResponse
-	14, // 24: users.v1.UserService.ListEvents:output_type -> users.v1.ListEventsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	20, // 9: users.v1.SearchUsersRequest.claims:type_name -> google.protobuf.Struct
+	13, // 10: users.v1.SearchUsersRequest.authentication_provider:type_name -> users.v1.ProviderCriteria
+	0,  // 11: users.v1.SearchUsersResponse.data:type_name -> users.v1.User
+	20, // 12: users.v1.Event.metadata:type_name -> google.protobuf.Struct
+	22, // 13: users.v1.Event.data:type_name -> google.protobuf.Value
+	15, // 14: users.v1.ListEventsResponse.data:type_name -> users.v1.Event
+	19, // 15: users.v1.ErrorBody.details:type_name -> users.v1.ErrorDetail
+	2,  // 16: users.v1.UserService.CreateUser:input_type -> users.v1.CreateUserRequest
+	4,  // 17: users.v1.UserService.GetUser:input_type -> users.v1.GetUserRequest
+	6,  // 18: users.v1.UserService.UpdateUser:input_type -> users.v1.UpdateUserRequest
+	8,  // 19: users.v1.UserService.DeleteUser:input_type -> users.v1.DeleteUserRequest
+	10, // 20: users.v1.UserService.ListUsers:input_type -> users.v1.ListUsersRequest
+	12, // 21: users.v1.UserService.SearchUsers:input_type -> users.v1.SearchUsersRequest
+	16, // 22: users.v1.UserService.ListEvents:input_type -> users.v1.ListEventsRequest
+	3,  // 23: users.v1.UserService.CreateUser:output_type -> users.v1.CreateUserResponse
+	5,  // 24: users.v1.UserService.GetUser:output_type -> users.v1.GetUserResponse
+	7,  // 25: users.v1.UserService.UpdateUser:output_type -> users.v1.UpdateUserResponse
+	9,  // 26: users.v1.UserService.DeleteUser:output_type -> users.v1.DeleteUserResponse
+	11, // 27: users.v1.UserService.ListUsers:output_type -> users.v1.ListUsersResponse
+	14, // 28: users.v1.UserService.SearchUsers:output_type -> users.v1.SearchUsersResponse
+	17, // 29: users.v1.UserService.ListEvents:output_type -> users.v1.ListEventsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_users_v1_users_proto_init() }
@@ -1346,15 +1582,17 @@ func file_users_v1_users_proto_init() {
 	}
 	file_users_v1_users_proto_msgTypes[10].OneofWrappers = []any{}
 	file_users_v1_users_proto_msgTypes[11].OneofWrappers = []any{}
-	file_users_v1_users_proto_msgTypes[13].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[12].OneofWrappers = []any{}
 	file_users_v1_users_proto_msgTypes[14].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[16].OneofWrappers = []any{}
+	file_users_v1_users_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v1_users_proto_rawDesc), len(file_users_v1_users_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

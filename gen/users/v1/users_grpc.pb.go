@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UserService_CreateUser_FullMethodName = "/users.v1.UserService/CreateUser"
-	UserService_GetUser_FullMethodName    = "/users.v1.UserService/GetUser"
-	UserService_UpdateUser_FullMethodName = "/users.v1.UserService/UpdateUser"
-	UserService_DeleteUser_FullMethodName = "/users.v1.UserService/DeleteUser"
-	UserService_ListUsers_FullMethodName  = "/users.v1.UserService/ListUsers"
-	UserService_ListEvents_FullMethodName = "/users.v1.UserService/ListEvents"
+	UserService_CreateUser_FullMethodName  = "/users.v1.UserService/CreateUser"
+	UserService_GetUser_FullMethodName     = "/users.v1.UserService/GetUser"
+	UserService_UpdateUser_FullMethodName  = "/users.v1.UserService/UpdateUser"
+	UserService_DeleteUser_FullMethodName  = "/users.v1.UserService/DeleteUser"
+	UserService_ListUsers_FullMethodName   = "/users.v1.UserService/ListUsers"
+	UserService_SearchUsers_FullMethodName = "/users.v1.UserService/SearchUsers"
+	UserService_ListEvents_FullMethodName  = "/users.v1.UserService/ListEvents"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -76,6 +77,18 @@ type UserServiceClient interface {
 	// Keyset pagination: stable while users are created and deleted. A
 	// cursor the server did not issue is 400. Roles: admin, issuer.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// SearchUsers returns the users matching every given criterion, in
+	// creation order, one page at a time.
+	//
+	// claims: the user's claims must contain every key given, with an equal
+	// value of the same JSON type (1 does not match "1"; 1 matches 1.0);
+	// nested objects match by containment ({} matches any object); arrays
+	// match an equal array (same elements, same order). Keys are matched
+	// literally: dots, brackets and $ are data. authenticationProvider: any
+	// subset of providerId, subjectId and url. An empty body lists every
+	// user. The cursor is bound to the criteria it was issued for: sent with
+	// other criteria it is 400. Roles: admin, issuer.
+	SearchUsers(ctx context.Context, in *SearchUsersRequest, opts ...grpc.CallOption) (*SearchUsersResponse, error)
 	// ListEvents returns analytic events, newest first.
 	//
 	// Who did what to which user, when, and what failed. The list filters
@@ -142,6 +155,16 @@ func (c *userServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 	return out, nil
 }
 
+func (c *userServiceClient) SearchUsers(ctx context.Context, in *SearchUsersRequest, opts ...grpc.CallOption) (*SearchUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchUsersResponse)
+	err := c.cc.Invoke(ctx, UserService_SearchUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *userServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListEventsResponse)
@@ -201,6 +224,18 @@ type UserServiceServer interface {
 	// Keyset pagination: stable while users are created and deleted. A
 	// cursor the server did not issue is 400. Roles: admin, issuer.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// SearchUsers returns the users matching every given criterion, in
+	// creation order, one page at a time.
+	//
+	// claims: the user's claims must contain every key given, with an equal
+	// value of the same JSON type (1 does not match "1"; 1 matches 1.0);
+	// nested objects match by containment ({} matches any object); arrays
+	// match an equal array (same elements, same order). Keys are matched
+	// literally: dots, brackets and $ are data. authenticationProvider: any
+	// subset of providerId, subjectId and url. An empty body lists every
+	// user. The cursor is bound to the criteria it was issued for: sent with
+	// other criteria it is 400. Roles: admin, issuer.
+	SearchUsers(context.Context, *SearchUsersRequest) (*SearchUsersResponse, error)
 	// ListEvents returns analytic events, newest first.
 	//
 	// Who did what to which user, when, and what failed. The list filters
@@ -231,6 +266,9 @@ func (UnimplementedUserServiceServer) DeleteUser(context.Context, *DeleteUserReq
 }
 func (UnimplementedUserServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedUserServiceServer) SearchUsers(context.Context, *SearchUsersRequest) (*SearchUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchUsers not implemented")
 }
 func (UnimplementedUserServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
@@ -346,6 +384,24 @@ func _UserService_ListUsers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_SearchUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).SearchUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_SearchUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).SearchUsers(ctx, req.(*SearchUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _UserService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListEventsRequest)
 	if err := dec(in); err != nil {
@@ -390,6 +446,10 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUsers",
 			Handler:    _UserService_ListUsers_Handler,
+		},
+		{
+			MethodName: "SearchUsers",
+			Handler:    _UserService_SearchUsers_Handler,
 		},
 		{
 			MethodName: "ListEvents",
