@@ -76,6 +76,11 @@ func (s *instrumented) DeleteUser(ctx context.Context, id string, ifVersion int6
 	return s.next.DeleteUser(ctx, id, ifVersion, trail)
 }
 
+func (s *instrumented) SearchUsers(ctx context.Context, c store.Criteria, p store.Page) (_ []store.User, _ bool, err error) {
+	defer s.track("search_users")(&err)
+	return s.next.SearchUsers(ctx, c, p)
+}
+
 func (s *instrumented) ListUsers(ctx context.Context, p store.Page) (_ []store.User, _ bool, err error) {
 	defer s.track("list_users")(&err)
 	return s.next.ListUsers(ctx, p)

@@ -58,7 +58,7 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 		{"cursor_key_concurrent_first_use", testCursorKeyConcurrent},
 		{"ping", testPing},
 	}
-	for _, tc := range slices.Concat(userCases, eventCases, writeCases, concurrencyCases) {
+	for _, tc := range slices.Concat(userCases, eventCases, writeCases, concurrencyCases, searchCases) {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			t.Parallel()
 			clock := &Clock{now: clockStart}

@@ -1,0 +1,195 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+// claimLeaf is one lookup in the claims index: the user must have a row
+// (path, kind, value). See migrations/00004_user_claims.sql.
+type claimLeaf struct {
+	path, kind string
+	value      any // int64, float64 or string, as json_tree gave it
+}
+
+// decomposeClaims is the criteria's own json_tree, with the index's kind
+// and value expressions, so a criterion's paths and values are spelled
+// exactly as the triggers spelled the users'.
+const decomposeClaims = `SELECT t.id, t.parent, t.fullkey, t.type,
+	CASE t.type WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' ELSE t.type END,
+	CASE WHEN t.type IN ('integer', 'real', 'text') THEN t.atom WHEN t.type = 'array' THEN t.value ELSE '' END,
+	CASE WHEN t.type = 'object' THEN t.value = '{}' ELSE 0 END
+FROM json_tree(?) AS t WHERE t.fullkey <> '$'`
+
+// claimLeaves turns a claims criterion into the index rows a match must
+// have: every scalar by its path, every array whole (arrays match when
+// equal, so nothing inside one is looked up), and every empty object
+// (which asks only that an object be there). A non-empty object asks for
+// nothing of its own: its leaves imply it. The most selective kinds come
+// first, as the search reads the first one's matches and checks the rest.
+func (s *Store) claimLeaves(ctx context.Context, claims []byte) ([]claimLeaf, error) {
+	rows, err := s.r.QueryContext(ctx, decomposeClaims, string(claims))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var leaves []claimLeaf
+	inArray := map[int64]bool{} // arrays and everything in them, by json_tree id
+	for rows.Next() {
+		var (
+			id, parent int64
+			typ        string
+			leaf       claimLeaf
+			emptyObj   bool
+		)
+		if err := rows.Scan(&id, &parent, &leaf.path, &typ, &leaf.kind, &leaf.value, &emptyObj); err != nil {
+			return nil, err
+		}
+		switch {
+		case inArray[parent]:
+			inArray[id] = true
+		case typ == "array":
+			inArray[id] = true
+			leaves = append(leaves, leaf)
+		case typ != "object" || emptyObj:
+			leaves = append(leaves, leaf)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(leaves, func(a, b claimLeaf) int { return leafRank(a) - leafRank(b) })
+	return leaves, nil
+}
+
+// leafRank orders lookups by how few users they are likely to match:
+// values first, then arrays, then bare kinds (true, false, null), then
+// "is an object".
+func leafRank(l claimLeaf) int {
+	switch l.kind {
+	case "number", "text":
+		return 0
+	case "array":
+		return 1
+	case "object":
+		return 3
+	}
+	return 2
+}
+
+// userColumnsOf is userColumns of the users table aliased u.
+var userColumnsOf = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
+
+// SearchUsers returns up to p.Limit users matching c with Seq >
+// p.AfterSeq, in Seq order, and whether more follow.
+//
+// Every criterion is an index lookup, and the page is read in seq order
+// from the first one's index, so a page costs the rows scanned to fill it
+// wherever the cursor is (never OFFSET, never a sort of all matches):
+//   - claims: the first leaf's rows in user_claims (path, kind, value,
+//     seq) drive; each candidate must have the other leaves too, a point
+//     lookup each;
+//   - a provider id with a subject id: the unique index finds the one
+//     user, and its claims are checked;
+//   - other provider fields alone: their index on users, whose entries
+//     end in seq.
+func (s *Store) SearchUsers(ctx context.Context, c store.Criteria, p store.Page) ([]store.User, bool, error) {
+	if p.Limit < 0 {
+		return nil, false, fmt.Errorf("sqlite: search users: negative limit %d", p.Limit)
+	}
+	var leaves []claimLeaf
+	if c.Claims != nil {
+		var err error
+		if leaves, err = s.claimLeaves(ctx, c.Claims); err != nil {
+			return nil, false, opError("search users: criteria", err)
+		}
+	}
+	query, args := searchQuery(c, leaves, p)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, false, opError("search users", err)
+	}
+	defer rows.Close()
+	var users []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, false, opError("search users", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, opError("search users", err)
+	}
+	if len(users) > p.Limit {
+		return users[:p.Limit], true, nil
+	}
+	return users, false, nil
+}
+
+// searchQuery builds the statement of a search; every value is a bound
+// parameter, never SQL text.
+func searchQuery(c store.Criteria, leaves []claimLeaf, p store.Page) (string, []any) {
+	var q strings.Builder
+	var args []any
+	// The unique provider index finds at most one user: it drives, when
+	// both of its columns are given or when there are no claims.
+	seq := "u.seq"
+	if len(leaves) == 0 || c.ProviderID != "" && c.SubjectID != "" {
+		q.WriteString("SELECT " + userColumnsOf + " FROM users AS u WHERE u.seq > ?")
+		args = append(args, p.AfterSeq)
+	} else {
+		// CROSS JOIN keeps the index first: it yields the page in order.
+		q.WriteString("SELECT " + userColumnsOf + ` FROM user_claims AS c CROSS JOIN users AS u ON u.seq = c.seq
+			WHERE c.path = ? AND c.kind = ? AND c.value = ? AND c.seq > ?`)
+		args = append(args, leaves[0].path, leaves[0].kind, leaves[0].value, p.AfterSeq)
+		leaves, seq = leaves[1:], "c.seq"
+	}
+	for _, f := range []struct{ column, value string }{
+		{"u.provider_id", c.ProviderID}, {"u.subject_id", c.SubjectID}, {"u.provider_url", c.URL},
+	} {
+		if f.value != "" {
+			q.WriteString(" AND " + f.column + " = ?")
+			args = append(args, f.value)
+		}
+	}
+	if len(leaves) > 0 {
+		// One subquery for all the other leaves, not an AND of one
+		// EXISTS each: SQLite bounds an expression's depth, and a
+		// criterion may have hundreds of leaves.
+		q.WriteString(" AND (SELECT count(*) FROM (VALUES ")
+		for i, l := range leaves {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, l.path, l.kind, l.value)
+		}
+		fmt.Fprintf(&q, `) AS v CROSS JOIN user_claims AS x
+			ON x.path = v.column1 AND x.kind = v.column2 AND x.value = v.column3 AND x.seq = %s) = %d`, seq, len(leaves))
+	}
+	fmt.Fprintf(&q, " ORDER BY %s LIMIT ?", seq)
+	args = append(args, p.Limit+1)
+	return q.String(), args
+}
+
+// LoadUsers inserts users in one transaction through the prepared insert;
+// the triggers index their claims as for any insert. No events.
+func (s *Store) LoadUsers(ctx context.Context, users []store.User) error {
+	return s.write(ctx, "load users", func(g *groupTx) error {
+		for _, u := range users {
+			pid, purl, sub := providerArgs(u.Provider)
+			at := u.CreatedAt.UnixMilli()
+			if _, err := g.exec(stmtInsertUser, u.ID, string(u.Claims), pid, purl, sub, 1, at, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ store.BulkLoader = (*Store)(nil)

@@ -1,0 +1,62 @@
+package sqlite
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/usersd/usersd/internal/store"
+)
+
+// Every search reads indexes in seq order from the cursor: no scan of
+// users or of the claims index, no sort, so a page costs what it reads
+// wherever it starts. (docs/api.md shows these plans.)
+func TestSearchQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	for _, tc := range []struct {
+		name   string
+		c      store.Criteria
+		search []string // each must be in the plan
+	}{
+		{name: "one_claim", c: store.Criteria{Claims: []byte(`{"country":"NZ"}`)},
+			search: []string{"SEARCH c USING PRIMARY KEY (path=? AND kind=? AND value=? AND seq>?)", "SEARCH u USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{name: "nested_claims", c: store.Criteria{Claims: []byte(`{"address":{"country":"NZ","city":"Wellington"},"tags":["a"],"ok":true}`)},
+			search: []string{"SEARCH c USING PRIMARY KEY (path=? AND kind=? AND value=? AND seq>?)", "SEARCH x USING COVERING INDEX user_claims_seq (seq=? AND path=? AND kind=? AND value=?)"}},
+		{name: "provider_link", c: store.Criteria{ProviderID: "p", SubjectID: "s"},
+			search: []string{"users_provider_subject_uq (provider_id=? AND subject_id=?)"}},
+		{name: "provider_link_claims", c: store.Criteria{ProviderID: "p", SubjectID: "s", Claims: []byte(`{"a":1}`)},
+			search: []string{"users_provider_subject_uq (provider_id=? AND subject_id=?)", "SEARCH x USING COVERING INDEX user_claims_seq (seq=? AND path=? AND kind=? AND value=?)"}},
+		{name: "provider_id", c: store.Criteria{ProviderID: "p"},
+			search: []string{"users_provider_id (provider_id=? AND rowid>?)"}},
+		{name: "subject_id", c: store.Criteria{SubjectID: "s"},
+			search: []string{"users_subject_id (subject_id=? AND rowid>?)"}},
+		{name: "url", c: store.Criteria{URL: "https://idp.example"},
+			search: []string{"users_provider_url (provider_url=? AND rowid>?)"}},
+		{name: "claim_and_url", c: store.Criteria{URL: "https://idp.example", Claims: []byte(`{"a":1}`)},
+			search: []string{"SEARCH c USING PRIMARY KEY (path=? AND kind=? AND value=? AND seq>?)"}},
+		{name: "everyone", c: store.Criteria{Claims: []byte(`{}`)},
+			search: []string{"SEARCH u USING INTEGER PRIMARY KEY (rowid>?)"}},
+	} {
+		t.Run("case="+tc.name, func(t *testing.T) {
+			var leaves []claimLeaf
+			if tc.c.Claims != nil {
+				var err error
+				if leaves, err = s.claimLeaves(t.Context(), tc.c.Claims); err != nil {
+					t.Fatal(err)
+				}
+			}
+			query, args := searchQuery(tc.c, leaves, store.Page{Limit: 100, AfterSeq: 5000})
+			plan := queryPlan(t, s, query, args...)
+			t.Logf("%s:\n%s", tc.name, plan)
+			for line := range strings.Lines(plan) {
+				if strings.HasPrefix(line, "SCAN u") || strings.HasPrefix(line, "SCAN c") || strings.HasPrefix(line, "SCAN x") || strings.Contains(line, "TEMP B-TREE") {
+					t.Errorf("the search scans or sorts:\n%s", plan)
+				}
+			}
+			for _, want := range tc.search {
+				if !strings.Contains(plan, want) {
+					t.Errorf("plan lacks %q:\n%s", want, plan)
+				}
+			}
+		})
+	}
+}
