@@ -198,6 +198,12 @@ var rpcCalls = map[string]rpcCall{
 			_, err := c.ListUsers(ctx, &usersv1.ListUsersRequest{Limit: &limit})
 			return err
 		}},
+	usersv1.UserService_SearchUsers_FullMethodName: {"POST", "/v1/users/search", `{"claims":{"k":"v"},"limit":1}`,
+		func(ctx context.Context, c usersv1.UserServiceClient, _ string) error {
+			limit := int32(1)
+			_, err := c.SearchUsers(ctx, &usersv1.SearchUsersRequest{Limit: &limit})
+			return err
+		}},
 	usersv1.UserService_ListEvents_FullMethodName: {"GET", "/v1/events?limit=1", "",
 		func(ctx context.Context, c usersv1.UserServiceClient, _ string) error {
 			limit := int32(1)

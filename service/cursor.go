@@ -21,6 +21,8 @@ type cursorKind byte
 const (
 	cursorListUsers  cursorKind = 1
 	cursorListEvents cursorKind = 2
+	// cursorSearchUsers positions carry the digest of the criteria too.
+	cursorSearchUsers cursorKind = 3
 )
 
 const cursorVersion byte = 1

@@ -21,11 +21,12 @@ import (
 // _FAIL); "" records none. A test walks the service descriptor so no RPC
 // is forgotten.
 var EventOps = events.Ops{
-	usersv1.UserService_CreateUser_FullMethodName: "USER_CREATE",
-	usersv1.UserService_GetUser_FullMethodName:    "USER_RETRIEVE",
-	usersv1.UserService_UpdateUser_FullMethodName: "USER_UPDATE",
-	usersv1.UserService_DeleteUser_FullMethodName: "USER_DELETE",
-	usersv1.UserService_ListUsers_FullMethodName:  "USER_RETRIEVE_LIST",
+	usersv1.UserService_CreateUser_FullMethodName:  "USER_CREATE",
+	usersv1.UserService_GetUser_FullMethodName:     "USER_RETRIEVE",
+	usersv1.UserService_UpdateUser_FullMethodName:  "USER_UPDATE",
+	usersv1.UserService_DeleteUser_FullMethodName:  "USER_DELETE",
+	usersv1.UserService_ListUsers_FullMethodName:   "USER_RETRIEVE_LIST",
+	usersv1.UserService_SearchUsers_FullMethodName: "USER_SEARCH",
 	// Reading the trail is not a users operation; it would also flood the
 	// trail with its own reads.
 	usersv1.UserService_ListEvents_FullMethodName: "",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ type fakeStore struct {
 	calls []storeCall
 
 	user   store.User    // GetUser's answer; UpdateUser applies the change to it
-	users  []store.User  // ListUsers' page
+	users  []store.User  // ListUsers' page; every user SearchUsers searches
 	events []store.Event // ListEvents' page
 	more   bool          // a listed page has a successor
 	err    error         // when set, every call fails with it
@@ -44,6 +45,7 @@ type storeCall struct {
 	trail     []store.Event     // mutations
 	page      store.Page        // ListUsers
 	filter    store.EventFilter // ListEvents
+	criteria  store.Criteria    // SearchUsers (its page in page)
 }
 
 // testCursorKey is the fake database's cursor key.
@@ -98,6 +100,65 @@ func (f *fakeStore) ListUsers(_ context.Context, p store.Page) ([]store.User, bo
 		return nil, false, f.err
 	}
 	return f.users, f.more, nil
+}
+
+// SearchUsers answers from f.users by the rules of store.Criteria, so
+// handler tests see what a real backend would find.
+func (f *fakeStore) SearchUsers(_ context.Context, c store.Criteria, p store.Page) ([]store.User, bool, error) {
+	f.calls = append(f.calls, storeCall{method: "SearchUsers", criteria: c, page: p})
+	if f.err != nil {
+		return nil, false, f.err
+	}
+	var want any
+	if c.Claims != nil {
+		if err := json.Unmarshal(c.Claims, &want); err != nil {
+			return nil, false, fmt.Errorf("fake: criteria claims: %w", err)
+		}
+	}
+	var page []store.User
+	for _, u := range f.users {
+		var have any
+		if err := json.Unmarshal(u.Claims, &have); err != nil {
+			return nil, false, fmt.Errorf("fake: user claims: %w", err)
+		}
+		if u.Seq <= p.AfterSeq || c.Claims != nil && !contains(have, want) || !linkMatches(u.Provider, c) {
+			continue
+		}
+		if len(page) == p.Limit {
+			return page, true, nil
+		}
+		page = append(page, u)
+	}
+	return page, false, nil
+}
+
+// contains is the claims rule of store.Criteria on decoded JSON: objects
+// by containment, everything else (arrays too) by equality; json gives
+// every number as a float64, so 1 equals 1.0 and not "1".
+func contains(have, want any) bool {
+	w, ok := want.(map[string]any)
+	if !ok {
+		return reflect.DeepEqual(have, want)
+	}
+	h, ok := have.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, wv := range w {
+		hv, ok := h[k]
+		if !ok || !contains(hv, wv) {
+			return false
+		}
+	}
+	return true
+}
+
+func linkMatches(l *store.ProviderLink, c store.Criteria) bool {
+	if c.ProviderID == "" && c.SubjectID == "" && c.URL == "" {
+		return true
+	}
+	return l != nil && (c.ProviderID == "" || c.ProviderID == l.ProviderID) &&
+		(c.SubjectID == "" || c.SubjectID == l.SubjectID) && (c.URL == "" || c.URL == l.URL)
 }
 
 func (f *fakeStore) ListEvents(_ context.Context, ef store.EventFilter) ([]store.Event, bool, error) {

@@ -9,12 +9,13 @@ import (
 // one. An RPC missing here is refused to everybody (a test walks the
 // service descriptor so none is forgotten).
 var MethodRoles = auth.Policy{
-	usersv1.UserService_CreateUser_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
-	usersv1.UserService_GetUser_FullMethodName:    {auth.RoleAdmin, auth.RoleIssuer},
-	usersv1.UserService_UpdateUser_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
-	usersv1.UserService_DeleteUser_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
-	usersv1.UserService_ListUsers_FullMethodName:  {auth.RoleAdmin, auth.RoleIssuer},
-	usersv1.UserService_ListEvents_FullMethodName: {auth.RoleAdmin, auth.RoleAuditor},
+	usersv1.UserService_CreateUser_FullMethodName:  {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_GetUser_FullMethodName:     {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_UpdateUser_FullMethodName:  {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_DeleteUser_FullMethodName:  {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_ListUsers_FullMethodName:   {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_SearchUsers_FullMethodName: {auth.RoleAdmin, auth.RoleIssuer},
+	usersv1.UserService_ListEvents_FullMethodName:  {auth.RoleAdmin, auth.RoleAuditor},
 }
 
 // Writes says which RPCs write to the database (true) and which only read
@@ -22,12 +23,13 @@ var MethodRoles = auth.Policy{
 // bound of their own on how many may be in flight. Every RPC has an entry
 // (a test walks the service descriptor).
 var Writes = map[string]bool{
-	usersv1.UserService_CreateUser_FullMethodName: true,
-	usersv1.UserService_GetUser_FullMethodName:    false,
-	usersv1.UserService_UpdateUser_FullMethodName: true,
-	usersv1.UserService_DeleteUser_FullMethodName: true,
-	usersv1.UserService_ListUsers_FullMethodName:  false,
-	usersv1.UserService_ListEvents_FullMethodName: false,
+	usersv1.UserService_CreateUser_FullMethodName:  true,
+	usersv1.UserService_GetUser_FullMethodName:     false,
+	usersv1.UserService_UpdateUser_FullMethodName:  true,
+	usersv1.UserService_DeleteUser_FullMethodName:  true,
+	usersv1.UserService_ListUsers_FullMethodName:   false,
+	usersv1.UserService_SearchUsers_FullMethodName: false,
+	usersv1.UserService_ListEvents_FullMethodName:  false,
 }
 
 // IsWrite reports whether the RPC writes to the database.
