@@ -71,6 +71,9 @@ func TestRoutesAllow(t *testing.T) {
 		{"/v1/users", "/v1/users", "POST, GET"},
 		{"/v1/users/abc", "/v1/users/{id}", "GET, PUT, DELETE"},
 		{"/v1/users/", "/v1/users/{id}", "GET, PUT, DELETE"},
+		// A literal path is served by its own route only, not also as an id.
+		{"/v1/users/search", "/v1/users/search", "POST"},
+		{"/v1/users/searc", "/v1/users/{id}", "GET, PUT, DELETE"},
 		{"/v1/events", "/v1/events", "GET"},
 		{"/v1/users/abc/def", "", ""},
 		{"/v2/users", "", ""},
@@ -86,6 +89,7 @@ func TestRoutesAllow(t *testing.T) {
 
 func TestLocate(t *testing.T) {
 	get, put, list := testRoute(t, "GetUser"), testRoute(t, "UpdateUser"), testRoute(t, "ListUsers")
+	search := testRoute(t, "SearchUsers")
 	for _, tc := range []struct {
 		rt                     *route
 		field, param, location string
@@ -101,6 +105,10 @@ func TestLocate(t *testing.T) {
 		{list, "cursor", "cursor", locQuery},
 		{put, "if-match", "If-Match", locHeaders},
 		{testRoute(t, "DeleteUser"), "if-match", "If-Match", locHeaders},
+		{search, "claims.a.b", "claims.a.b", locBody},
+		{search, "authentication_provider.provider_id", "authenticationProvider.providerId", locBody},
+		{search, "limit", "limit", locBody},
+		{search, "cursor", "cursor", locBody},
 	} {
 		d := tc.rt.locate(tc.field, "msg")
 		if d.Param != tc.param || d.Location != tc.location {

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,10 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 				return
 			}
 			served.Store(rt)
+		}
+		if len(rt.shadowed) > 0 && slices.Contains(rt.shadowed, r.URL.Path) {
+			g.writeRoutingError(w, r, http.StatusMethodNotAllowed)
+			return
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
 		query, body, named, rej := g.check(w, r, rt, pathParams)

@@ -32,6 +32,11 @@ type route struct {
 	bodyMessage protoreflect.MessageDescriptor
 	updateMask  protoreflect.FieldDescriptor
 	maskOrder   []protoreflect.FieldDescriptor // bodyMessage's fields by name
+	// shadowed are the paths of routes without variables that this
+	// route's template matches too (/v1/users/search for
+	// /v1/users/{id}): the mux may hand them to this route for a method
+	// only theirs lacks, which is a 405, not a call with id "search".
+	shadowed []string
 }
 
 // maskPaths is the update mask of a body: exactly the fields its top-level
@@ -124,6 +129,15 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 		}
 		rs = append(rs, rt)
 	}
+	for _, rt := range rs {
+		for _, literal := range rs {
+			if len(rt.vars) > 0 && len(literal.vars) == 0 && !slices.Contains(rt.shadowed, literal.template) {
+				if _, ok := rt.match(literal.template); ok {
+					rt.shadowed = append(rt.shadowed, literal.template)
+				}
+			}
+		}
+	}
 	return rs
 }
 
@@ -190,12 +204,29 @@ func (rs routes) byRPC() map[string]*route {
 	return out
 }
 
+// serving returns the routes serving path: of those whose template
+// matches it, the ones with the fewest variables, so a literal path
+// (/v1/users/search) is not also taken as a variable (/v1/users/{id}).
+func (rs routes) serving(path string) routes {
+	var out routes
+	for _, rt := range rs {
+		if _, ok := rt.match(path); !ok {
+			continue
+		}
+		if len(out) > 0 && len(rt.vars) < len(out[0].vars) {
+			out = out[:0]
+		}
+		if len(out) == 0 || len(rt.vars) == len(out[0].vars) {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
 // template returns the path template of the routes serving path, or "".
 func (rs routes) template(path string) string {
-	for _, rt := range rs {
-		if _, ok := rt.match(path); ok {
-			return rt.template
-		}
+	if s := rs.serving(path); len(s) > 0 {
+		return s[0].template
 	}
 	return ""
 }
@@ -203,10 +234,8 @@ func (rs routes) template(path string) string {
 // allowed lists the methods served at path, for the Allow header of a 405.
 func (rs routes) allowed(path string) []string {
 	var methods []string
-	for _, rt := range rs {
-		if _, ok := rt.match(path); ok {
-			methods = append(methods, rt.method)
-		}
+	for _, rt := range rs.serving(path) {
+		methods = append(methods, rt.method)
 	}
 	return methods
 }
