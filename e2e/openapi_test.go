@@ -143,6 +143,12 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 			200: func() response { return send(s, admin, "GET", "/v1/users", "") },
 			400: func() response { return send(s, admin, "GET", "/v1/users?limit=0", "") },
 		}},
+		"POST /v1/users/search": {call{"POST", "/v1/users/search", `{}`}, auth.RoleAuditor, map[int]func() response{
+			200: func() response { return send(s, admin, "POST", "/v1/users/search", "") }, // no body at all
+			400: func() response { return send(s, admin, "POST", "/v1/users/search", `{"limit":0}`) },
+			413: func() response { return send(s, admin, "POST", "/v1/users/search", tooLarge) },
+			415: func() response { return send(s, admin, "POST", "/v1/users/search", `{}`, "Content-Type", "text/plain") },
+		}},
 		"GET /v1/events": {call{"GET", "/v1/events", ""}, auth.RoleIssuer, map[int]func() response{
 			200: func() response { return send(s, auth.RoleAuditor, "GET", "/v1/events", "") },
 			400: func() response { return send(s, admin, "GET", "/v1/events?limit=0", "") },

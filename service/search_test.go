@@ -51,7 +51,7 @@ func TestSearchUsersCriteria(t *testing.T) {
 		{name: "subject only", req: searchReq(t, "", &usersv1.ProviderCriteria{SubjectId: "s"}), want: store.Criteria{SubjectID: "s"}},
 		{name: "empty provider", req: searchReq(t, "", &usersv1.ProviderCriteria{}), want: store.Criteria{}},
 		{name: "bad provider fields",
-			req: searchReq(t, "", &usersv1.ProviderCriteria{ProviderId: "nope", SubjectId: "a\x01", Url: "ftp://x"}),
+			req:    searchReq(t, "", &usersv1.ProviderCriteria{ProviderId: "nope", SubjectId: "a\x01", Url: "ftp://x"}),
 			fields: []string{"authentication_provider.provider_id", "authentication_provider.url", "authentication_provider.subject_id"}},
 		{name: "long subject and url",
 			req:    searchReq(t, "", &usersv1.ProviderCriteria{SubjectId: strings.Repeat("s", 257), Url: "https://x/" + strings.Repeat("u", 2048)}),
