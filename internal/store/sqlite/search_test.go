@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/usersd/usersd/internal/store"
 )
@@ -58,5 +61,37 @@ func TestSearchQueryPlans(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The migration that adds the claims index fills it for the users stored
+// before it.
+func TestClaimsIndexBackfilled(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, store.User{ID: "0190a6d2-0000-7000-8000-000000000001", Claims: []byte(`{"a":{"b":[1]},"c":"d"}`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to before the index, then forward again: the users are kept.
+	if _, err := p.DownTo(ctx, 3); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	for _, claims := range []string{`{"c":"d"}`, `{"a":{"b":[1]}}`, `{"a":{}}`} {
+		got, _, err := s.SearchUsers(ctx, store.Criteria{Claims: []byte(claims)}, store.Page{Limit: 10})
+		if err != nil || len(got) != 1 || got[0].ID != u.ID {
+			t.Errorf("search %s after the migration: %v, %v; want the user stored before it", claims, got, err)
+		}
 	}
 }
