@@ -108,6 +108,30 @@ type EventFilter struct {
 	Before *EventPosition
 }
 
+// Criteria select users for SearchUsers; every one given must hold (AND),
+// and the zero Criteria selects every user.
+type Criteria struct {
+	// Claims, when not nil, is a JSON object the user's claims must
+	// contain: every key of it, with a matching value. Strings, numbers,
+	// booleans and null match an equal value of the same JSON type (1
+	// does not match "1"; 1 matches 1.0); objects match by containment,
+	// recursively (an empty object matches any object); arrays match an
+	// equal array (same elements in the same order). Keys are data: dots,
+	// brackets, $ and quotes in them are matched literally.
+	Claims []byte
+	// Provider link criteria; "" does not constrain. Any subset may be
+	// given.
+	ProviderID, SubjectID, URL string
+}
+
+// BulkLoader is implemented by backends that can insert many users at
+// once, for seeding a benchmark or an import: no events, no per-user
+// transaction, every index kept exact. Users must have ID, Claims, and
+// CreatedAt set; Seq and Version are assigned as by CreateUser.
+type BulkLoader interface {
+	LoadUsers(ctx context.Context, users []User) error
+}
+
 // Page asks for at most Limit users whose Seq is greater than AfterSeq,
 // in ascending Seq order. AfterSeq 0 starts at the beginning.
 type Page struct {
@@ -144,6 +168,10 @@ type Store interface {
 	// ListUsers returns one page in creation order. The page holds at
 	// most p.Limit users; more reports whether any user follows it.
 	ListUsers(ctx context.Context, p Page) (users []User, more bool, err error)
+	// SearchUsers returns one page, in creation order, of the users that
+	// match every criterion of c, like ListUsers. It reads an index, never
+	// every user: see Criteria.
+	SearchUsers(ctx context.Context, c Criteria, p Page) (users []User, more bool, err error)
 	// AppendEvents writes events in one transaction, skipping those
 	// whose id is already stored.
 	AppendEvents(ctx context.Context, events []Event) error
