@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -53,15 +54,22 @@ func searchQuery(c store.Criteria, p store.Page) (string, []any, error) {
 		return "$" + strconv.Itoa(len(args))
 	}
 	if c.Claims != nil {
-		empty, err := emptyObject(c.Claims)
+		empty, arrays, err := inspect(c.Claims)
 		if err != nil {
 			return "", nil, err
 		}
 		// {} matches every user: no condition, rather than one that no
-		// index can answer.
+		// index can answer. Without arrays, containment is the exact rule
+		// (jsonb's scalar-in-array exception applies at the top level
+		// only, which is an object on both sides), and the exact check,
+		// PL/pgSQL run on every candidate, is left out: 10,000 candidates
+		// cost ~30 ms with it left out, ~15 times that with it.
 		if !empty {
 			n := param(c.Claims)
-			fmt.Fprintf(&q, ` AND claims @> %s::jsonb AND usersd_claims_match(claims, %s::jsonb)`, n, n)
+			q.WriteString(` AND claims @> ` + n + `::jsonb`)
+			if arrays {
+				q.WriteString(` AND usersd_claims_match(claims, ` + n + `::jsonb)`)
+			}
 		}
 	}
 	for _, cond := range []struct{ column, value string }{
@@ -77,15 +85,25 @@ func searchQuery(c store.Criteria, p store.Page) (string, []any, error) {
 	return q.String(), args, nil
 }
 
-// emptyObject reports whether claims criteria are the empty object. It
-// looks at the first token only, and never quotes the criteria (PII) in
-// its error.
-func emptyObject(claims []byte) (bool, error) {
+// inspect reports whether claims criteria are the empty object and
+// whether they hold an array anywhere. Its error never quotes the
+// criteria (PII).
+func inspect(claims []byte) (empty, arrays bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(claims))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return false, fmt.Errorf("postgres: search users: claims criteria are not a JSON object")
+		return false, false, fmt.Errorf("postgres: search users: claims criteria are not a JSON object")
 	}
-	return !dec.More(), nil
+	empty = !dec.More()
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return empty, arrays, nil
+		}
+		if err != nil {
+			return false, false, fmt.Errorf("postgres: search users: claims criteria are not JSON")
+		}
+		arrays = arrays || tok == json.Delim('[')
+	}
 }
 
 // loadBatch is how many users LoadUsers copies per transaction: large

@@ -26,8 +26,9 @@ CREATE INDEX users_subject_id ON users (subject_id);
 --
 -- Containment (claims @> criteria) is what the GIN index answers, and it
 -- is looser for arrays: [1,2,3] @> [1], and it ignores order and
--- duplicates. Searches test both: @> to find candidates by the index,
--- this function to keep only exact matches. PL/pgSQL because a SQL
+-- duplicates. Searches whose criteria hold an array test both: @> to
+-- find candidates by the index, this function to keep only exact
+-- matches; without arrays @> is exact and runs alone (search.go). PL/pgSQL because a SQL
 -- function cannot call itself; IMMUTABLE and PARALLEL SAFE because it
 -- reads nothing but its arguments. STRICT: a NULL argument is no match.
 -- +goose StatementBegin
