@@ -154,19 +154,30 @@ func whyNoRow(ctx context.Context, tx pgx.Tx, id string, ifVersion int64) error 
 }
 
 // ListUsers returns up to p.Limit users with Seq > p.AfterSeq in Seq
-// order, and whether more follow. Its SELECT runs under the exclusive
-// side of the Seq lock (see the package documentation).
+// order, and whether more follow.
 func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool, error) {
 	if p.Limit < 0 {
 		return nil, false, fmt.Errorf("postgres: list users: negative limit %d", p.Limit)
 	}
+	return s.readPage(ctx, "list users", p.Limit, nil, listUsers, p.AfterSeq, p.Limit+1)
+}
+
+// readPage runs query, which selects userColumns in Seq order and at most
+// limit+1 rows (one more than the page, to learn whether another
+// follows), under the exclusive side of the Seq lock (see the package
+// documentation), and returns the page and whether more follow. Every
+// listing and search reads through it, so none can pass a create in
+// flight. setup, when not empty, runs in the same transaction first.
+func (s *Store) readPage(ctx context.Context, op string, limit int, setup []string, query string, args ...any) ([]store.User, bool, error) {
 	var users []store.User
-	err := s.inTx(ctx, "list users", pgx.ReadOnly, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, op, pgx.ReadOnly, func(tx pgx.Tx) error {
 		users = users[:0]
 		b := &pgx.Batch{}
+		for _, stmt := range setup {
+			b.Queue(stmt)
+		}
 		b.Queue(lockSeqExclusive, lockSeq)
-		// One row more than the page, to learn whether another follows.
-		b.Queue(listUsers, p.AfterSeq, p.Limit+1).Query(func(rows pgx.Rows) error {
+		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				u, err := scanUser(rows)
 				if err != nil {
@@ -181,8 +192,8 @@ func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool
 	if err != nil {
 		return nil, false, err
 	}
-	if len(users) > p.Limit {
-		return users[:p.Limit], true, nil
+	if len(users) > limit {
+		return users[:limit], true, nil
 	}
 	return users, false, nil
 }
