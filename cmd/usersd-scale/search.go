@@ -1,8 +1,3 @@
-//go:build search
-
-// The search scenarios need SearchUsers in the generated client, which
-// comes with branch search: build with -tags search until it is merged.
-
 package main
 
 import (
