@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/usersd/usersd/internal/store"
@@ -81,6 +82,42 @@ func leafRank(l claimLeaf) int {
 	return 2
 }
 
+// selectivityCap bounds the index rows counted per leaf when choosing
+// which leaf drives a search: enough to tell a rare value from a common
+// one, cheap however common it is.
+const selectivityCap = 1000
+
+var countLeaf = `SELECT count(*) FROM (SELECT 1 FROM user_claims
+	WHERE path = ? AND kind = ? AND value = ? LIMIT ` + strconv.Itoa(selectivityCap) + `)`
+
+// orderBySelectivity puts first the leaf with the fewest index rows (up to
+// selectivityCap), keeping leafRank's order among equals. The first leaf
+// drives the search and each of its rows costs a lookup of every other
+// leaf, so driving by a value 10,000 users share to find the one who also
+// has a rare one read all 10,000 (368 ms at a million users, against a
+// few ms the other way round).
+func (s *Store) orderBySelectivity(ctx context.Context, leaves []claimLeaf) error {
+	counts := make(map[int]int, len(leaves))
+	for i, l := range leaves {
+		var n int
+		if err := s.r.QueryRowContext(ctx, countLeaf, l.path, l.kind, l.value).Scan(&n); err != nil {
+			return err
+		}
+		counts[i] = n
+	}
+	order := make([]int, len(leaves))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return counts[a] - counts[b] })
+	sorted := make([]claimLeaf, len(leaves))
+	for i, k := range order {
+		sorted[i] = leaves[k]
+	}
+	copy(leaves, sorted)
+	return nil
+}
+
 // userColumnsOf is userColumns of the users table aliased u.
 var userColumnsOf = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
 
@@ -105,6 +142,11 @@ func (s *Store) SearchUsers(ctx context.Context, c store.Criteria, p store.Page)
 	if c.Claims != nil {
 		var err error
 		if leaves, err = s.claimLeaves(ctx, c.Claims); err != nil {
+			return nil, false, opError("search users: criteria", err)
+		}
+	}
+	if len(leaves) > 1 {
+		if err := s.orderBySelectivity(ctx, leaves); err != nil {
 			return nil, false, opError("search users: criteria", err)
 		}
 	}

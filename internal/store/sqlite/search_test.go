@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
 
 	"github.com/usersd/usersd/internal/store"
@@ -93,5 +96,34 @@ func TestClaimsIndexBackfilled(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].ID != u.ID {
 			t.Errorf("search %s after the migration: %v, %v; want the user stored before it", claims, got, err)
 		}
+	}
+}
+
+// The rarest leaf drives a search: among claims that 30 users share and
+// one only one user has, the rare one comes first whatever the order of
+// the criteria's keys (json_tree lists them sorted).
+func TestSearchDrivenByRarestLeaf(t *testing.T) {
+	s := openTemp(t)
+	var users []store.User
+	for i := range 30 {
+		claims := fmt.Sprintf(`{"aCommon":"shared","zRare":"r-%d"}`, i)
+		users = append(users, store.User{ID: uuid.NewString(), Claims: []byte(claims), CreatedAt: time.Now()})
+	}
+	if err := s.LoadUsers(t.Context(), users); err != nil {
+		t.Fatal(err)
+	}
+	leaves, err := s.claimLeaves(t.Context(), []byte(`{"aCommon":"shared","zRare":"r-7"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.orderBySelectivity(t.Context(), leaves); err != nil {
+		t.Fatal(err)
+	}
+	if got := leaves[0].value; got != "r-7" {
+		t.Fatalf("the search is driven by %v, want the rare value r-7", got)
+	}
+	found, _, err := s.SearchUsers(t.Context(), store.Criteria{Claims: []byte(`{"aCommon":"shared","zRare":"r-7"}`)}, store.Page{Limit: 10})
+	if err != nil || len(found) != 1 || found[0].ID != users[7].ID {
+		t.Fatalf("found %v (%v), want user 7 alone", found, err)
 	}
 }
