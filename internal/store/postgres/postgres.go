@@ -108,7 +108,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"embed"
@@ -150,9 +149,6 @@ const cursorKeyLen = 32
 type Store struct {
 	pool  *pgxpool.Pool
 	clock func() time.Time // Options.Now
-
-	keyMu sync.Mutex
-	key   []byte // cursor key, nil until first read
 
 	closeOnce sync.Once
 	closeErr  error
@@ -262,25 +258,12 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return nil
 }
 
-// CursorKey returns the database's cursor signing key, creating it on the
-// first call against a new database.
+// CursorKey reads the database's cursor signing key, and on a new database
+// offers a fresh one and reads back whichever key won, so instances racing
+// on a new database all end up with the same one. Only a new database is
+// written to. The service reads it once, at start, so it is not cached
+// here.
 func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.key == nil {
-		key, err := s.loadCursorKey(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.key = key
-	}
-	return bytes.Clone(s.key), nil
-}
-
-// loadCursorKey reads the key, and on a new database offers a fresh one
-// and reads back whichever key won, so instances racing on a new database
-// all end up with the same one. Only a new database is written to.
-func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
 	const read = `SELECT value FROM settings WHERE name = 'cursor_key'`
 	var key []byte
 	err := s.retry(ctx, "cursor key", func() error {

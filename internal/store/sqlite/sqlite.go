@@ -11,7 +11,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -55,9 +54,6 @@ type Store struct {
 	c     *committer
 
 	clock func() time.Time // Options.Now
-
-	keyMu sync.Mutex
-	key   []byte // cursor key, nil until first read
 
 	closeOnce sync.Once
 	closeErr  error
@@ -227,26 +223,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// CursorKey returns the database's cursor signing key, creating it on the
-// first call against a new database.
+// CursorKey reads the database's cursor signing key, and on a new database
+// offers a fresh one and reads back whichever key won, so processes racing
+// on a new database all end up with the same one. Only a new database is
+// written to: a server restarted while the file is read-only still
+// starts. The service reads it once, at start, so it is not cached here.
 func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.key == nil {
-		key, err := s.loadCursorKey(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: cursor key: %w", err)
-		}
-		s.key = key
-	}
-	return bytes.Clone(s.key), nil
-}
-
-// loadCursorKey reads the key, and on a new database offers a fresh one
-// and reads back whichever key won, so processes racing on a new database
-// all end up with the same one. Only a new database is written to: a
-// server restarted while the file is read-only still starts.
-func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
 	const read = `SELECT value FROM settings WHERE name = 'cursor_key'`
 	var key []byte
 	err := s.w.QueryRowContext(ctx, read).Scan(&key)
@@ -266,7 +248,7 @@ func (s *Store) loadCursorKey(ctx context.Context) ([]byte, error) {
 		return nil, opError("read cursor key", err)
 	}
 	if len(key) != cursorKeyLen {
-		return nil, fmt.Errorf("stored key has %d bytes, want %d", len(key), cursorKeyLen)
+		return nil, fmt.Errorf("sqlite: cursor key: stored key has %d bytes, want %d", len(key), cursorKeyLen)
 	}
 	return key, nil
 }
