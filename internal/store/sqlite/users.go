@@ -131,20 +131,27 @@ func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool
 	if err != nil {
 		return nil, false, opError("list users", err)
 	}
+	return readPage("list users", rows, p.Limit)
+}
+
+// readPage reads the users of a page asked for with limit+1 rows (one more
+// than the page, to learn whether another follows) and returns the page
+// and whether more follow. It closes rows.
+func readPage(op string, rows *sql.Rows, limit int) ([]store.User, bool, error) {
 	defer rows.Close()
 	var users []store.User
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, false, opError("list users", err)
+			return nil, false, opError(op, err)
 		}
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, opError("list users", err)
+		return nil, false, opError(op, err)
 	}
-	if len(users) > p.Limit {
-		return users[:p.Limit], true, nil
+	if len(users) > limit {
+		return users[:limit], true, nil
 	}
 	return users, false, nil
 }
