@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/store"
+	"github.com/usersd/usersd/internal/store/storetest"
 )
 
 // The Seq rule (store.User.Seq): a listing never passes a user that
@@ -151,58 +152,9 @@ func TestListUnderConcurrentHeldCreates(t *testing.T) {
 	defer wg.Wait()
 
 	close(start)
-	seen := make(map[string]bool)
-	var after int64
-	pages := 0
-	for {
-		var over bool
-		select {
-		case <-done:
-			over = true
-		default:
-		}
-		users, more, err := s.ListUsers(ctx, store.Page{Limit: pageSize, AfterSeq: after})
-		if err != nil {
-			t.Fatalf("ListUsers: %v", err)
-		}
-		pages++
-		for _, u := range users {
-			if u.Seq <= after {
-				t.Fatalf("Seq %d listed after Seq %d", u.Seq, after)
-			}
-			if seen[u.ID] {
-				t.Fatalf("user %s listed twice", u.ID)
-			}
-			seen[u.ID] = true
-			after = u.Seq
-		}
-		switch {
-		case more:
-		case over:
-			all, _, err := s.ListUsers(ctx, store.Page{Limit: 1000})
-			if err != nil {
-				t.Fatalf("ListUsers: %v", err)
-			}
-			missed := 0
-			for _, u := range all {
-				if !seen[u.ID] {
-					missed++
-				}
-			}
-			if missed > 0 {
-				t.Errorf("the listing passed %d of the %d users stored at the end", missed, len(all))
-			}
-			if want := existing - len(doomed) + creators*(rounds+rounds/3); len(all) != want {
-				t.Errorf("%d users at the end, want %d", len(all), want)
-			}
-			t.Logf("%d pages", pages)
-			return
-		default:
-			select {
-			case <-wrote:
-			case <-done:
-			}
-		}
+	stored := storetest.TailListing(t, s, pageSize, wrote, done)
+	if want := existing - len(doomed) + creators*(rounds+rounds/3); len(stored) != want {
+		t.Errorf("%d users at the end, want %d", len(stored), want)
 	}
 }
 

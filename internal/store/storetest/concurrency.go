@@ -80,6 +80,19 @@ func testListUnderConcurrentWrites(t *testing.T, s store.Store, _ *Clock) {
 	defer wg.Wait() // a failed test returns only once the writers have stopped using t
 
 	close(start)
+	TailListing(t, s, pageSize, wrote, done)
+}
+
+// TailListing pages through s, pageSize users a page, following the
+// creation order while others write, as a client tailing it would: at the
+// end of the list it waits on wrote (a write finished since it last
+// looked) or done (every write finished), until a page that began after
+// done reports no more. It fails t if a user is listed twice or Seq does
+// not grow, and if a user stored at the end was never listed: one that
+// committed behind a position the listing had passed. It returns the
+// users stored at the end.
+func TailListing(t *testing.T, s store.Store, pageSize int, wrote, done <-chan struct{}) []store.User {
+	t.Helper()
 	seen := make(map[string]bool)
 	var after int64
 	for {
@@ -105,12 +118,13 @@ func testListUnderConcurrentWrites(t *testing.T, s store.Store, _ *Clock) {
 		switch {
 		case more:
 		case over:
-			for _, u := range listAll(t, s) {
+			stored := listAll(t, s)
+			for _, u := range stored {
 				if !seen[u.ID] {
 					t.Errorf("user %s (Seq %d) is stored but the listing passed it (listed up to Seq %d)", u.ID, u.Seq, after)
 				}
 			}
-			return
+			return stored
 		default:
 			select { // the end of the list, for now: wait for a write
 			case <-wrote:
