@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/internal/store"
+	"github.com/usersd/usersd/internal/store/storetest"
 )
 
 // search returns the ids of every user matching c, paging by 2 so that
@@ -315,7 +315,7 @@ func TestLoadUsers(t *testing.T) {
 	for i, u := range all[1:] {
 		w := users[i]
 		if u.ID != w.ID || u.Version != 1 || !u.CreatedAt.Equal(wantTime) || !u.UpdatedAt.Equal(wantTime) ||
-			u.CreatedAt.Location() != time.UTC || !jsonEqual(u.Claims, w.Claims) || (u.Provider == nil) != (w.Provider == nil) ||
+			u.CreatedAt.Location() != time.UTC || !storetest.SameJSON(u.Claims, w.Claims) || (u.Provider == nil) != (w.Provider == nil) ||
 			u.Provider != nil && *u.Provider != *w.Provider {
 			t.Fatalf("user %d listed as %+v, want %+v with version 1 and times %v", i, u, w, wantTime)
 		}
@@ -336,11 +336,6 @@ func TestLoadUsers(t *testing.T) {
 	if err := s.LoadUsers(ctx, clash); !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Errorf("LoadUsers with a linked subject: %v, want ErrProviderLinkConflict", err)
 	}
-}
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
 }
 
 // The planner finds claims through users_claims_gin and links through

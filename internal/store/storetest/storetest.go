@@ -701,7 +701,7 @@ func assertIDs(t *testing.T, users []store.User, want ...string) {
 
 func assertUser(t *testing.T, got, want store.User) {
 	t.Helper()
-	if got.ID != want.ID || !sameJSON(got.Claims, want.Claims) || got.Seq != want.Seq || got.Version != want.Version ||
+	if got.ID != want.ID || !SameJSON(got.Claims, want.Claims) || got.Seq != want.Seq || got.Version != want.Version ||
 		!reflect.DeepEqual(got.Provider, want.Provider) ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("user\n got  %s\n want %s", format(got), format(want))
@@ -716,15 +716,15 @@ func format(u store.User) string {
 // assertClaims checks that got is the JSON value want.
 func assertClaims(t *testing.T, got []byte, want string) {
 	t.Helper()
-	if !sameJSON(got, []byte(want)) {
+	if !SameJSON(got, []byte(want)) {
 		t.Errorf("claims %s, want the JSON value %s", got, want)
 	}
 }
 
-// sameJSON reports whether a and b are one JSON value. Claims are equal by
+// SameJSON reports whether a and b are one JSON value. Claims are equal by
 // meaning, not bytes: PostgreSQL's jsonb reorders keys and respaces. Numbers
 // compare as the doubles they are to the service.
-func sameJSON(a, b []byte) bool {
+func SameJSON(a, b []byte) bool {
 	var va, vb any
 	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
 		return false
