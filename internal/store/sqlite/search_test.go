@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -125,5 +126,44 @@ func TestSearchDrivenByRarestLeaf(t *testing.T) {
 	found, _, err := s.SearchUsers(t.Context(), store.Criteria{Claims: []byte(`{"aCommon":"shared","zRare":"r-7"}`)}, store.Page{Limit: 10})
 	if err != nil || len(found) != 1 || found[0].ID != users[7].ID {
 		t.Fatalf("found %v (%v), want user 7 alone", found, err)
+	}
+}
+
+// LoadUsers writes in chunks of loadChunk: a load of several chunks stores
+// every user in order, and one that fails in its second chunk keeps the
+// first chunk and nothing of the failed one, as its doc says.
+func TestLoadUsersInChunks(t *testing.T) {
+	s := openTemp(t)
+	batch := func(n int) []store.User {
+		users := make([]store.User, n)
+		for i := range users {
+			users[i] = store.User{ID: uuid.NewString(), Claims: fmt.Appendf(nil, `{"i":%d}`, i), CreatedAt: time.Now()}
+		}
+		return users
+	}
+	users := batch(2*loadChunk + 3)
+	if err := s.LoadUsers(t.Context(), users); err != nil {
+		t.Fatal(err)
+	}
+	listed, more, err := s.ListUsers(t.Context(), store.Page{Limit: 1000})
+	if err != nil || more || len(listed) != len(users) {
+		t.Fatalf("%d users listed (more %v, %v), want %d", len(listed), more, err, len(users))
+	}
+	for i, u := range listed {
+		if u.ID != users[i].ID {
+			t.Fatalf("user %d listed is %s, want %s: a load keeps its order", i, u.ID, users[i].ID)
+		}
+	}
+
+	failing := batch(2 * loadChunk)
+	failing[loadChunk+5].ID = users[0].ID // taken: the second chunk fails
+	if err := s.LoadUsers(t.Context(), failing); err == nil {
+		t.Fatal("a load with a taken id succeeded")
+	}
+	if _, err := s.GetUser(t.Context(), failing[loadChunk-1].ID); err != nil {
+		t.Errorf("the last user of the first chunk: %v, want it stored", err)
+	}
+	if _, err := s.GetUser(t.Context(), failing[loadChunk].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the first user of the failed chunk: %v, want ErrNotFound", err)
 	}
 }
