@@ -340,9 +340,10 @@ func TestLoadUsers(t *testing.T) {
 
 // The planner finds claims through users_claims_gin and links through
 // their btree indexes when the values are rare, rather than reading users
-// in Seq order and filtering. Enough users for the difference to show in
-// the statistics; the plans are the ones SearchUsers runs (custom plans,
-// for the values given).
+// in Seq order and filtering; a value that a fifth of users share is read
+// in Seq order, a page's worth, rather than all of its matches sorted.
+// Enough users for the difference to show in the statistics; the plans
+// are the ones SearchUsers runs (custom plans, for the values given).
 func TestSearchPlansUseIndexes(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, migratedTemplate(t).Database(t), Options{})
@@ -360,7 +361,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		}
 		users[i] = store.User{
 			ID:        uuid.NewString(),
-			Claims:    fmt.Appendf(nil, `{"email":"user%d@example.com","cohort":"c-%d","address":{"country":"NZ","postcode":"%04d"}}`, i, i%100, i%5000),
+			Claims:    fmt.Appendf(nil, `{"email":"user%d@example.com","cohort":"c-%d","tier":"t-%d","address":{"country":"NZ","postcode":"%04d"}}`, i, i%100, i%5, i%5000),
 			CreatedAt: created,
 			Provider:  &store.ProviderLink{ProviderID: pid, URL: fmt.Sprintf("https://idp%d.example.com", i%50), SubjectID: fmt.Sprint("sub-", i)},
 		}
@@ -378,6 +379,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		{store.Criteria{Claims: []byte(`{"email":"user12345@example.com"}`)}, []string{"users_claims_gin"}},
 		{store.Criteria{Claims: []byte(`{"cohort":"c-7","email":"user7@example.com"}`)}, []string{"users_claims_gin"}},
 		{store.Criteria{Claims: []byte(`{"address":{"postcode":"0042"}}`)}, []string{"users_claims_gin"}},
+		{store.Criteria{Claims: []byte(`{"tier":"t-3"}`)}, []string{"users_seq_key"}},
 		{store.Criteria{SubjectID: "sub-777"}, []string{"users_subject_id"}},
 		{store.Criteria{ProviderID: rarePID}, []string{"users_provider_subject_uq"}},
 		{store.Criteria{ProviderID: commonPID, SubjectID: "sub-777"}, []string{"users_provider_subject_uq", "users_subject_id"}},

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -201,38 +202,58 @@ func searchQuery(c store.Criteria, leaves []claimLeaf, p store.Page) (string, []
 	return q.String(), args
 }
 
-// loadChunk is how many users one write of LoadUsers inserts. Each write
-// runs in a savepoint, and SQLite truncates its in-memory sub-journal after
-// every statement by walking it from the start (memjrnlTruncate): with
-// thousands of trigger-firing inserts in one savepoint that walk made a
-// load quadratic (100,000 users in one savepoint took 9 minutes, 84% of it
-// in the walk; in chunks of 128, 47 s, a chunk's commit and fsync being
-// the rest).
-const loadChunk = 128
+// loadChunk is how many users one write of LoadUsers inserts.
+const loadChunk = 10_000
 
-// LoadUsers inserts users through the prepared insert, loadChunk at a
-// time, each chunk in one write (the group commit may put several in one
-// transaction); the triggers index their claims as for any insert. No
-// events. A failure leaves the chunks before it stored.
+// loadUsersSQL inserts a chunk of users given as one JSON array of
+// [id, claims, provider id, url, subject, created at] rows, in array
+// order. One statement, not one per user: a write runs in a savepoint,
+// and SQLite truncates its in-memory sub-journal after every statement by
+// walking it from the start (memjrnlTruncate), which made thousands of
+// trigger-firing inserts in one savepoint quadratic. Claims travel as
+// JSON strings, so the stored text is exactly the given one.
+const loadUsersSQL = `INSERT INTO users (id, claims, provider_id, provider_url, subject_id, version, created_at, updated_at)
+	SELECT u.value ->> 0, u.value ->> 1, u.value ->> 2, u.value ->> 3, u.value ->> 4, 1, u.value ->> 5, u.value ->> 5
+	FROM json_each(?) AS u ORDER BY u.key`
+
+// LoadUsers inserts users loadChunk at a time, each chunk one statement in
+// one write (see loadUsersSQL); the triggers index their claims as for any
+// insert. No events. A failure leaves the chunks before it stored.
+//
+// A chunk touches pages all over the claims index: one transaction per
+// chunk writes each of them to the WAL once, where a transaction per user
+// would write it once per user.
 func (s *Store) LoadUsers(ctx context.Context, users []store.User) error {
 	for len(users) > 0 {
 		chunk := users[:min(loadChunk, len(users))]
 		users = users[len(chunk):]
-		err := s.write(ctx, "load users", func(g *groupTx) error {
-			for _, u := range chunk {
-				pid, purl, sub := providerArgs(u.Provider)
-				at := u.CreatedAt.UnixMilli()
-				if _, err := g.exec(stmtInsertUser, u.ID, string(u.Claims), pid, purl, sub, 1, at, at); err != nil {
-					return err
-				}
-			}
-			return nil
+		rows, err := loadRows(chunk)
+		if err != nil {
+			return err
+		}
+		err = s.write(ctx, "load users", func(g *groupTx) error {
+			_, err := g.execSQL(loadUsersSQL, rows)
+			return err
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loadRows encodes users as loadUsersSQL's JSON array.
+func loadRows(users []store.User) (string, error) {
+	rows := make([][6]any, len(users))
+	for i, u := range users {
+		pid, purl, sub := providerArgs(u.Provider)
+		rows[i] = [6]any{u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli()}
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: load users: %w", err)
+	}
+	return string(b), nil
 }
 
 var _ store.BulkLoader = (*Store)(nil)

@@ -145,9 +145,18 @@ func TestLoadUsersInChunks(t *testing.T) {
 	if err := s.LoadUsers(t.Context(), users); err != nil {
 		t.Fatal(err)
 	}
-	listed, more, err := s.ListUsers(t.Context(), store.Page{Limit: 1000})
-	if err != nil || more || len(listed) != len(users) {
-		t.Fatalf("%d users listed (more %v, %v), want %d", len(listed), more, err, len(users))
+	var listed []store.User
+	for more, after := true, int64(0); more; after = listed[len(listed)-1].Seq {
+		var page []store.User
+		var err error
+		page, more, err = s.ListUsers(t.Context(), store.Page{Limit: 1000, AfterSeq: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, page...)
+	}
+	if len(listed) != len(users) {
+		t.Fatalf("%d users listed, want %d", len(listed), len(users))
 	}
 	for i, u := range listed {
 		if u.ID != users[i].ID {
