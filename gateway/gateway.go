@@ -69,13 +69,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 		ready:        opts.Ready,
 		metrics:      opts.Metrics,
 	}
-	marshaler := compactJSON{&runtime.JSONPb{
-		// Print empty lists (`"data": []`) but omit fields with presence
-		// that are unset (nextCursor on the last page, an unlinked
-		// provider); refuse unknown fields instead of dropping them.
-		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
+	marshaler := newMarshaler()
 	g.api = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithErrorHandler(g.errorHandler),
@@ -256,6 +250,16 @@ func (c markRejections) Invoke(ctx context.Context, method string, args, reply a
 // meant for REST clients.
 func dropMetadata(string) (string, bool) { return "", false }
 
+// newMarshaler is the gateway's JSON: print empty lists (`"data": []`) but
+// omit fields with presence that are unset (nextCursor on the last page,
+// an unlinked provider); refuse unknown fields instead of dropping them.
+func newMarshaler() compactJSON {
+	return compactJSON{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
 // compactJSON prints responses without the random spaces protojson adds
 // (it does so on purpose, to keep callers from depending on its bytes),
 // and decodes the bodies the guard checked with protojson alone.
@@ -296,6 +300,15 @@ func (d checkedDecoder) Decode(v any) error {
 }
 
 func (m compactJSON) Marshal(v any) ([]byte, error) {
+	if out, ok := renderUsers(v); ok {
+		return out, nil
+	}
+	return m.marshalCompact(v)
+}
+
+// marshalCompact is protojson's output without its spaces: what
+// renderUsers must write, and everything else.
+func (m compactJSON) marshalCompact(v any) ([]byte, error) {
 	out, err := m.JSONPb.Marshal(v)
 	if err != nil {
 		return nil, err
