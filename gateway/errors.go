@@ -160,8 +160,8 @@ func retryAfter(ri *errdetails.RetryInfo) string {
 // message text ("grpc: error while marshaling: ..."), does not depend on
 // wording that is not API. The cost is that a stream the transport resets
 // with an HTTP/2 INTERNAL_ERROR before any header (grpc-go maps it to
-// INTERNAL too) is shown as 400; on the in-memory connection that is not
-// expected, and it is logged.
+// INTERNAL too) is shown as 400; usersd's gateway calls in process, with
+// no transport to reset, and it is logged.
 func noteCall(ctx context.Context, rpc string, err error) (reached bool) {
 	md, ok := runtime.ServerMetadataFromContext(ctx)
 	if !ok || len(md.HeaderMD.Get(requestid.MetadataKey)) == 0 {

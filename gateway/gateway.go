@@ -1,5 +1,6 @@
-// Package gateway serves the REST/JSON API by proxying to the gRPC server
-// through a client connection, so REST calls pass the very same gRPC
+// Package gateway serves the REST/JSON API by calling the users service
+// through a gRPC client connection (in usersd, an in-process channel that
+// runs the gRPC server's own chain), so REST calls pass the very same gRPC
 // interceptors as native ones. It renders the contract's error body, checks
 // HTTP syntax (media type, size, strict JSON), and serves the operational
 // endpoints: /healthz, /readyz, /openapi.json and /metrics.
@@ -58,7 +59,7 @@ type Gateway struct {
 // New returns the HTTP handler of the REST API, proxying over conn. Serve
 // it behind requestid.Middleware, which gives every request its id, and
 // an accesslog.Middleware, to which it reports the route and the gRPC call.
-func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
 	rs := routesOf(usersv1.File_users_v1_users_proto.Services().ByName("UserService"))
 	g := &Gateway{
 		log:          opts.Logger,
@@ -233,8 +234,8 @@ func headerOf(key string) (string, bool) {
 
 // markRejections is the gateway's client connection: a call made for a
 // request the guard refused carries its reason under
-// rpcerr.RejectedMetadata. The server honours that only on connections to
-// its in-memory listener, which only the gateway can reach (internal/app).
+// rpcerr.RejectedMetadata. The server honours that only on calls over the
+// in-process channel, which only the gateway can reach (internal/gatewayconn).
 type markRejections struct{ grpc.ClientConnInterface }
 
 func (c markRejections) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {

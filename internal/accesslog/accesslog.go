@@ -2,8 +2,8 @@
 // transports: REST through an HTTP middleware, native gRPC through server
 // interceptors.
 //
-// A REST call reaches the gRPC server over the gateway's in-memory
-// connection. That hop is not a request of its own: the gRPC side writes no
+// A REST call reaches the users service over the gateway's in-process
+// channel (internal/gatewayconn). That hop is not a request of its own: the gRPC side writes no
 // line for it and hands the verified caller back to the gateway in a
 // trailer, and the gateway notes the RPC and its code, so the REST line
 // carries them. The gRPC metrics count the hop under transport="rest".

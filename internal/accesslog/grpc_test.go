@@ -61,12 +61,12 @@ func handledTotal(t *testing.T, reg *prometheus.Registry, transport string) floa
 	return sum
 }
 
-// A native call is logged once; a call over the gateway's listener is not
+// A native call is logged once; a call over the gateway's channel is not
 // (its REST line is written by the HTTP middleware) but sends the caller
 // back in a trailer. Both are counted, each under its transport.
 func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 	rc, logs, reg := newTestRecorder(t, "")
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(
+	chain := []grpc.UnaryServerInterceptor{
 		requestid.UnaryServerInterceptor(),
 		rc.UnaryMetrics(),
 		rc.UnaryServerInterceptor(),
@@ -74,12 +74,14 @@ func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 			SetSubject(ctx, "alice") // as authentication does
 			return handler(ctx, req)
 		},
-	))
+	}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(chain...))
 	usersv1.RegisterUserServiceServer(srv, missingUsers{})
-	native, gw := bufconn.Listen(1<<16), bufconn.Listen(1<<16)
+	native := bufconn.Listen(1 << 16)
 	go srv.Serve(native)
-	go srv.Serve(gatewayconn.Listener(gw))
 	t.Cleanup(srv.Stop)
+	gw := gatewayconn.NewChannel(chain...)
+	usersv1.RegisterUserServiceServer(gw, missingUsers{})
 
 	ctx := metadata.AppendToOutgoingContext(t.Context(), requestid.MetadataKey, "rid-native")
 	var trailer metadata.MD
@@ -99,7 +101,7 @@ func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 		"request_id": "rid-native", "subject": "alice", "client": "bufconn", "peer": "bufconn",
 	})
 
-	_, err = dial(t, gw).GetUser(t.Context(), &usersv1.GetUserRequest{Id: "x"}, grpc.Trailer(&trailer))
+	_, err = usersv1.NewUserServiceClient(gw).GetUser(t.Context(), &usersv1.GetUserRequest{Id: "x"}, grpc.Trailer(&trailer))
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("gateway call: %v", err)
 	}

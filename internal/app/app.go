@@ -12,21 +12,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/usersd/usersd/gateway"
 	"github.com/usersd/usersd/internal/accesslog"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
-	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/requestid"
@@ -43,10 +41,6 @@ type Addrs struct {
 	GRPC, HTTP string
 }
 
-// maxGatewayRecv bounds the responses the gateway accepts from the gRPC
-// server: a full page of users with maximal claims is about 16 MiB.
-const maxGatewayRecv = 64 << 20
-
 // Env is what Run needs from its surroundings.
 type Env struct {
 	Log *slog.Logger
@@ -60,16 +54,22 @@ type Env struct {
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, let in-flight requests finish (bounded), close the database.
 func Run(ctx context.Context, cfg Config, env Env) error {
-	return run(ctx, cfg, env, seams{dialGateway: dialInMemory})
+	return run(ctx, cfg, env, seams{gatewayConn: inProcess})
 }
 
-// gatewayDialer connects the gateway to the gRPC server, given its TCP
-// address and its in-memory listener.
-type gatewayDialer func(tcpAddr string, mem *bufconn.Listener) (*grpc.ClientConn, error)
+// gatewayConnector gives the gateway its connection to the users service,
+// given the gRPC port's address and the in-process channel, and what to
+// close after serving.
+type gatewayConnector func(tcpAddr string, inproc *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error)
+
+// inProcess is how usersd connects its gateway: the in-process channel.
+func inProcess(_ string, inproc *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error) {
+	return inproc, io.NopCloser(nil), nil
+}
 
 // seams are what benchmarks vary to measure a part against a baseline.
 type seams struct {
-	dialGateway  gatewayDialer     // how the gateway reaches the gRPC server
+	gatewayConn  gatewayConnector  // how the gateway reaches the users service
 	authenticate grpcauth.AuthFunc // nil: the configured token verification
 	noEvents     bool              // record no analytic events
 	// holdEvents keeps the asynchronous events buffered until shutdown,
@@ -158,21 +158,21 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	}()
 	defer stopRetention()
 
-	// The gateway reaches the same *grpc.Server over an in-memory listener:
-	// every REST call passes the full interceptor chain without a TCP hop.
-	memLis := bufconn.Listen(1 << 20)
-	grpcSrv, healthSrv, err := buildGRPC(ctx, cfg, st, certs, memLis, grpcOptions{
+	// The gateway calls the users service in process, through the gRPC
+	// server's own interceptor chain: every REST call passes it, without
+	// a TCP hop, HTTP/2 framing or encoding the messages.
+	grpcSrv, healthSrv, inproc, err := buildGRPC(ctx, cfg, st, certs, grpcOptions{
 		Logger: log, Access: access, Authenticate: authenticate, Events: recorder,
 		InFlight: limits.NewInFlight(cfg.Load.MaxInFlight, cfg.Load.MaxInFlightWrites, service.IsWrite, reg),
 	})
 	if err != nil {
 		return err
 	}
-	conn, err := sm.dialGateway(grpcLis.Addr().String(), memLis)
+	conn, closeConn, err := sm.gatewayConn(grpcLis.Addr().String(), inproc)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer closeConn.Close()
 	httpSrv, serveHTTP, err := buildHTTP(ctx, cfg, conn, certs, access, gateway.Options{
 		Logger:  log,
 		Ready:   cachedProbe(readiness(verifier, st), time.Second, time.Now),
@@ -182,7 +182,7 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 		return err
 	}
 
-	errc := startServing(grpcSrv, grpcLis, memLis, serveHTTP, httpLis)
+	errc := startServing(grpcSrv, grpcLis, serveHTTP, httpLis)
 	started = true
 	addrs := Addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String()}
 	log.Info("listening", "grpc_addr", addrs.GRPC, "http_addr", addrs.HTTP, "db", redactDB(cfg.DB))
@@ -231,30 +231,30 @@ func startEvents(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Re
 	return writer, recorder, stopRetention
 }
 
-// buildGRPC is the gRPC server over the users service: opts completed
-// with the configured limits and transport bounds, TLS on every listener
-// but the in-memory one.
-func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloader, memLis *bufconn.Listener, opts grpcOptions) (*grpc.Server, *health.Server, error) {
+// buildGRPC is the gRPC server over the users service, and the gateway's
+// in-process channel to it: opts completed with the configured limits and
+// transport bounds, TLS on the port when configured.
+func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloader, opts grpcOptions) (*grpc.Server, *health.Server, *inprocgrpc.Channel, error) {
 	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if opts.CallerRate, err = newCallerRate(cfg.Load); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts.Transport = grpcTransport(cfg.GRPC)
 	if certs != nil {
-		opts.Transport = append(opts.Transport, grpc.Creds(newTLSExceptInMemory(serverTLS(certs))))
+		opts.Transport = append(opts.Transport, grpc.Creds(serverCredentials(serverTLS(certs))))
 	}
 	opts.MaxRecvMsgSize = cfg.GRPCMaxRecv
 	opts.Deadline = deadline.UnaryServerInterceptor(cfg.RequestTimeout)
 	return newGRPCServer(users, opts)
 }
 
-// buildHTTP is the HTTP server of the REST gateway (reaching gRPC through
-// conn) and the ops endpoints, and how to serve it on a listener (TLS when
+// buildHTTP is the HTTP server of the REST gateway (reaching the users
+// service through conn) and the ops endpoints, and how to serve it on a listener (TLS when
 // configured).
-func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *certReloader, access *accesslog.Recorder, opts gateway.Options) (*http.Server, func(net.Listener) error, error) {
+func buildHTTP(ctx context.Context, cfg Config, conn grpc.ClientConnInterface, certs *certReloader, access *accesslog.Recorder, opts gateway.Options) (*http.Server, func(net.Listener) error, error) {
 	opts.MaxBodyBytes = cfg.MaxBodyBytes
 	opts.MaxJSONDepth = rules.MaxBodyDepth(cfg.MaxClaimsDepth)
 	api, err := gateway.New(ctx, conn, opts)
@@ -274,12 +274,11 @@ func buildHTTP(ctx context.Context, cfg Config, conn *grpc.ClientConn, certs *ce
 	return httpSrv, serveHTTP, nil
 }
 
-// startServing serves gRPC on its port and on the in-memory listener, and
-// HTTP on its port; the channel reports the first server that fails.
-func startServing(grpcSrv *grpc.Server, grpcLis net.Listener, memLis *bufconn.Listener, serveHTTP func(net.Listener) error, httpLis net.Listener) <-chan error {
-	errc := make(chan error, 3)
-	go func() { errc <- serveGRPC(grpcSrv, grpcLis, "gRPC") }()
-	go func() { errc <- serveGRPC(grpcSrv, gatewayconn.Listener(memLis), "in-memory gRPC") }()
+// startServing serves gRPC and HTTP on their ports; the channel reports
+// the first server that fails.
+func startServing(grpcSrv *grpc.Server, grpcLis net.Listener, serveHTTP func(net.Listener) error, httpLis net.Listener) <-chan error {
+	errc := make(chan error, 2)
+	go func() { errc <- serveGRPC(grpcSrv, grpcLis) }()
 	go func() {
 		if err := serveHTTP(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("HTTP server: %w", err)
@@ -341,21 +340,9 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	return st, nil
 }
 
-func dialInMemory(_ string, lis *bufconn.Listener) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient("passthrough:///in-memory",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxGatewayRecv)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("dial in-memory gRPC: %w", err)
-	}
-	return conn, nil
-}
-
-func serveGRPC(srv *grpc.Server, lis net.Listener, name string) error {
+func serveGRPC(srv *grpc.Server, lis net.Listener) error {
 	if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return fmt.Errorf("%s server: %w", name, err)
+		return fmt.Errorf("gRPC server: %w", err)
 	}
 	return nil
 }

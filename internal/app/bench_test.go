@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -25,17 +25,18 @@ import (
 )
 
 // Throughput of GetUser and UpdateUser over gRPC and over REST, with the
-// gateway reaching the gRPC server in memory (what usersd does) or over
-// loopback TCP (the baseline). Run:
+// gateway calling the service in process (what usersd does) or the gRPC
+// port over loopback TCP (the baseline). Run:
 //
 //	go test ./internal/app -run '^$' -bench . -benchtime 3s
 //
 // Compare the ns/op of the sub-benchmarks of one run: the machine is
 // noisy, the ratios are what matter.
 
-func dialLoopback(tcpAddr string, _ *bufconn.Listener) (*grpc.ClientConn, error) {
-	return grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxGatewayRecv)))
+func dialLoopback(tcpAddr string, _ *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error) {
+	conn, err := grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	return conn, conn, err
 }
 
 type benchServer struct {
@@ -174,13 +175,13 @@ type transport struct {
 }
 
 var transports = []transport{
-	{"grpc", false, seams{dialGateway: dialInMemory}},
-	{"grpc-noverify", false, seams{dialGateway: dialInMemory, authenticate: withoutVerification}},
-	{"grpc-noevents", false, seams{dialGateway: dialInMemory, noEvents: true}},
-	{"rest-inmemory", true, seams{dialGateway: dialInMemory}},
-	{"rest-inmemory-noverify", true, seams{dialGateway: dialInMemory, authenticate: withoutVerification}},
-	{"rest-inmemory-noevents", true, seams{dialGateway: dialInMemory, noEvents: true}},
-	{"rest-loopback", true, seams{dialGateway: dialLoopback}},
+	{"grpc", false, seams{gatewayConn: inProcess}},
+	{"grpc-noverify", false, seams{gatewayConn: inProcess, authenticate: withoutVerification}},
+	{"grpc-noevents", false, seams{gatewayConn: inProcess, noEvents: true}},
+	{"rest-inmemory", true, seams{gatewayConn: inProcess}},
+	{"rest-inmemory-noverify", true, seams{gatewayConn: inProcess, authenticate: withoutVerification}},
+	{"rest-inmemory-noevents", true, seams{gatewayConn: inProcess, noEvents: true}},
+	{"rest-loopback", true, seams{gatewayConn: dialLoopback}},
 }
 
 // benchEach runs call from benchClients × GOMAXPROCS goroutines against

@@ -1,5 +1,5 @@
 // Package app wires usersd together: configuration, the store, the gRPC
-// server with its interceptor chain, health and reflection, the in-memory
+// server with its interceptor chain, health and reflection, the in-process
 // channel the REST gateway uses, the HTTP server, and an orderly shutdown.
 package app
 
@@ -84,8 +84,9 @@ func (a AuthConfig) dataDir(db string) string {
 	return filepath.Dir(db)
 }
 
-// GRPCBounds limit what gRPC clients may hold or do (contract §3). All but
-// MaxConns apply to every connection, the REST gateway's in-memory one too.
+// GRPCBounds limit what gRPC clients may hold or do (contract §3), on every
+// connection of the gRPC port. The REST gateway calls in process, through
+// none; MaxHeaderBytes bounds its requests' headers too (fitGRPCMetadata).
 type GRPCBounds struct {
 	MaxStreams     int           // concurrent streams per connection
 	MaxHeaderBytes int           // request metadata (HPACK-decoded size)

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -66,8 +67,9 @@ var publicServices = map[string]bool{
 }
 
 // newGRPCServer returns the one gRPC server of the process, with the users
-// service, health and reflection registered. REST reaches it through a
-// client connection, so every call, native or REST, passes this chain:
+// service, health and reflection registered, and the in-process channel
+// the REST gateway calls the users service through (gatewayconn). Both
+// run one chain, so every call, native or REST, passes it:
 //
 //	recovery → deadline → request id → metrics → access log → in-flight bound →
 //	authentication → caller rate limit → analytic events → authorization →
@@ -79,9 +81,9 @@ var publicServices = map[string]bool{
 // callers that hold a valid token but not the role. At debug level, the
 // stages from the in-flight bound to the gateway rejections log what they
 // decided (see decisions).
-func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *health.Server, error) {
+func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *health.Server, *inprocgrpc.Channel, error) {
 	if opts.Authenticate == nil {
-		return nil, nil, errors.New("gRPC server: no authentication configured")
+		return nil, nil, nil, errors.New("gRPC server: no authentication configured")
 	}
 	log := opts.Logger
 	onPanic := recovery.WithRecoveryHandlerContext(panicHandler(log))
@@ -129,7 +131,9 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	healthSrv.SetServingStatus(usersv1.UserService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
-	return srv, healthSrv, nil
+	gateway := gatewayconn.NewChannel(unary...)
+	usersv1.RegisterUserServiceServer(gateway, users)
+	return srv, healthSrv, gateway, nil
 }
 
 // gatewayRejections fails the calls the REST gateway refused on HTTP
@@ -138,7 +142,7 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 // recorded and authorized like any other before it fails: without a token
 // it is 401, with a token it leaves START and FAIL events. The mark is the
 // refusal's reason under rpcerr.RejectedMetadata, honoured only on the
-// gateway's own connection (gatewayconn): a native client's mark is
+// gateway's own channel (gatewayconn): a native client's mark is
 // ignored.
 func gatewayRejections() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

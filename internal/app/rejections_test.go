@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/gatewayconn"
@@ -21,33 +20,32 @@ import (
 	"github.com/usersd/usersd/internal/rpcerr"
 )
 
-// The rejections stage fails a marked call only on the gateway's own
-// connection, with the reason the mark names; elsewhere the mark is
-// ignored.
+// The rejections stage fails a marked call only over the gateway's own
+// channel, with the reason the mark names; elsewhere the mark is ignored.
 func TestGatewayRejectionsOnlyOverTheGatewayConnection(t *testing.T) {
-	gateway := gatewayPeerAddr(t)
-	stage := gatewayRejections()
 	marked := metadata.Pairs(rpcerr.RejectedMetadata, rpcerr.ReasonPayloadTooLarge)
-	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}
 	for _, tc := range []struct {
-		name   string
-		local  net.Addr // nil: no peer
-		md     metadata.MD
-		reason string // "": the handler runs
+		name    string
+		channel bool // over the gateway's channel, else as a network call
+		md      metadata.MD
+		reason  string // "": the handler runs
 	}{
-		{"case=marked, over the gateway's connection", gateway, marked, rpcerr.ReasonPayloadTooLarge},
-		{"case=not marked, over the gateway's connection", gateway, nil, ""},
-		{"case=marked, over TCP", tcp, marked, ""},
-		{"case=marked, no peer", nil, marked, ""},
+		{"case=marked, over the gateway's channel", true, marked, rpcerr.ReasonPayloadTooLarge},
+		{"case=not marked, over the gateway's channel", true, nil, ""},
+		{"case=marked, over the network", false, marked, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := metadata.NewIncomingContext(t.Context(), tc.md)
-			if tc.local != nil {
-				ctx = peer.NewContext(ctx, &peer.Peer{Addr: tc.local, LocalAddr: tc.local})
-			}
 			ran := false
-			_, err := stage(ctx, nil, &grpc.UnaryServerInfo{FullMethod: usersv1.UserService_CreateUser_FullMethodName},
-				func(context.Context, any) (any, error) { ran = true; return nil, nil })
+			handler := func(context.Context, any) (any, error) { ran = true; return &usersv1.CreateUserResponse{}, nil }
+			var err error
+			if tc.channel {
+				ch := gatewayconn.NewChannel(gatewayRejections())
+				usersv1.RegisterUserServiceServer(ch, createHandler{handler: handler})
+				_, err = usersv1.NewUserServiceClient(ch).CreateUser(metadata.NewOutgoingContext(t.Context(), tc.md), &usersv1.CreateUserRequest{})
+			} else {
+				ctx := peer.NewContext(metadata.NewIncomingContext(t.Context(), tc.md), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}})
+				_, err = gatewayRejections()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: usersv1.UserService_CreateUser_FullMethodName}, handler)
+			}
 			if tc.reason == "" {
 				if !ran || err != nil {
 					t.Fatalf("handler ran: %v, err %v", ran, err)
@@ -61,23 +59,18 @@ func TestGatewayRejectionsOnlyOverTheGatewayConnection(t *testing.T) {
 	}
 }
 
-// gatewayPeerAddr is the peer address grpc-go sees on a connection the
-// gateway's listener accepted.
-func gatewayPeerAddr(t *testing.T) net.Addr {
-	t.Helper()
-	mem := bufconn.Listen(1 << 10)
-	defer mem.Close()
-	go func() {
-		if c, err := mem.Dial(); err == nil {
-			c.Close()
-		}
-	}()
-	c, err := gatewayconn.Listener(mem).Accept()
+// createHandler serves CreateUser with its handler.
+type createHandler struct {
+	usersv1.UnimplementedUserServiceServer
+	handler grpc.UnaryHandler
+}
+
+func (h createHandler) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) (*usersv1.CreateUserResponse, error) {
+	resp, err := h.handler(ctx, req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	defer c.Close()
-	return c.RemoteAddr()
+	return resp.(*usersv1.CreateUserResponse), nil
 }
 
 // Through the whole server: a native gRPC call carrying the gateway's
@@ -88,7 +81,7 @@ func TestRefusalMarkFromANativeClientIsIgnored(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole server")
 	}
-	s := startServer(t, seams{dialGateway: dialInMemory})
+	s := startServer(t, seams{gatewayConn: inProcess})
 
 	const nativeRID, restRID = "mark-native", "mark-rest"
 	ctx := metadata.AppendToOutgoingContext(t.Context(),

@@ -4,16 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // TLSConfig names the server's certificate and key (PEM files). Both or
@@ -122,39 +118,16 @@ func serverTLS(r *certReloader) *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}
 }
 
-// tlsExceptInMemory are the gRPC server's transport credentials with TLS:
-// credentials.NewTLS on TCP connections, none on the gateway's in-memory
-// one. Server credentials apply to every listener of a *grpc.Server, and
-// the in-memory hop gains nothing from TLS: only this process can reach
-// it. Giving the gateway a TLS dialer instead would cost little (1-6 µs a
-// call of 4 KiB, measured) but make it trust whatever certificate is
-// served, reloads included, for no protection.
+// serverCredentials are the gRPC port's transport credentials with TLS.
+// The gateway's calls do not pass them: they never leave the process.
 //
 // Not tls.NewListener around the TCP listener with no credentials: it
 // works, but grpc-go then gives handlers no AuthInfo on TLS connections
 // (nil, where these credentials give TLSInfo: ALPN h2, PrivacyAndIntegrity)
 // and serves TLS clients that negotiated no ALPN protocol, which HTTP/2
 // over TLS requires (measured; these credentials close such connections).
-type tlsExceptInMemory struct {
-	credentials.TransportCredentials
-}
-
-func newTLSExceptInMemory(cfg *tls.Config) tlsExceptInMemory {
-	return tlsExceptInMemory{credentials.NewTLS(cfg)}
-}
-
-// ServerHandshake goes without TLS only for connections of the in-memory
-// listener: anything else, TCP or not, gets TLS.
-func (c tlsExceptInMemory) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if gatewayconn.Is(conn) {
-		return insecure.NewCredentials().ServerHandshake(conn)
-	}
-	return c.TransportCredentials.ServerHandshake(conn)
-}
-
-// Clone keeps the in-memory exception (the embedded Clone would drop it).
-func (c tlsExceptInMemory) Clone() credentials.TransportCredentials {
-	return tlsExceptInMemory{c.TransportCredentials.Clone()}
+func serverCredentials(cfg *tls.Config) credentials.TransportCredentials {
+	return credentials.NewTLS(cfg)
 }
 
 // reloadOnSIGHUP re-reads the certificate at each SIGHUP until the

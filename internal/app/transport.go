@@ -69,8 +69,8 @@ const grpcReservedHeaderBytes = 1 << 10
 
 // fitGRPCMetadata refuses, with 431 as net/http refuses an oversized header
 // block itself, REST requests whose headers could exceed limit as gRPC
-// metadata (--grpc-max-header-bytes, which the in-memory connection has
-// too). Sent on, they would fail in the gRPC client as INTERNAL, a 500.
+// metadata (--grpc-max-header-bytes): a REST request carries no more
+// metadata into the service than a native call may.
 // Headers count as HPACK does (name, value, 32 bytes per field), all of
 // them though the gateway forwards few, so what passes always fits.
 func fitGRPCMetadata(next http.Handler, limit int) http.Handler {

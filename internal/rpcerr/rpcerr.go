@@ -72,7 +72,7 @@ const (
 
 // RejectedMetadata is the metadata key under which the REST gateway names
 // the reason it refused a request. The server honours it only on calls
-// over the gateway's in-memory connection: a native client cannot plant a
+// over the gateway's in-process channel: a native client cannot plant a
 // refusal.
 const RejectedMetadata = "usersd-rejected"
 
