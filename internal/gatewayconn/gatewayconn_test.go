@@ -7,8 +7,12 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
@@ -77,5 +81,50 @@ func TestChannel(t *testing.T) {
 	}
 	if FromContext(context.Background()) {
 		t.Fatal("a bare context is marked")
+	}
+}
+
+// echoUsers answers SearchUsers with the request's claims as its one
+// user's claims, and the request's cursor as the next one.
+type echoUsers struct {
+	usersv1.UnimplementedUserServiceServer
+}
+
+func (echoUsers) SearchUsers(_ context.Context, req *usersv1.SearchUsersRequest) (*usersv1.SearchUsersResponse, error) {
+	cursor := req.GetCursor()
+	return &usersv1.SearchUsersResponse{
+		Data:       []*usersv1.User{{Id: "u1", Claims: req.GetClaims()}, {Id: "u2"}},
+		NextCursor: &cursor,
+	}, nil
+}
+
+// Messages cross the channel whole, nested messages, lists and presence
+// included, whatever the reply message held before.
+func TestChannelCarriesMessagesWhole(t *testing.T) {
+	ch := NewChannel()
+	usersv1.RegisterUserServiceServer(ch, echoUsers{})
+	claims, err := structpb.NewStruct(map[string]any{"a": []any{1.0, "x", map[string]any{"b": nil}}, "c": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := int32(7)
+	req := &usersv1.SearchUsersRequest{Claims: claims, Limit: &limit, Cursor: "next"}
+	reply := &usersv1.SearchUsersResponse{Data: []*usersv1.User{{Id: "stale"}}}
+	if err := ch.Invoke(t.Context(), usersv1.UserService_SearchUsers_FullMethodName, req, reply); err != nil {
+		t.Fatal(err)
+	}
+	cursor := "next"
+	want := &usersv1.SearchUsersResponse{Data: []*usersv1.User{{Id: "u1", Claims: claims}, {Id: "u2"}}, NextCursor: &cursor}
+	if !proto.Equal(reply, want) {
+		t.Fatalf("reply %v, want %v", reply, want)
+	}
+
+	var c shareFields
+	if err := c.Copy(&usersv1.User{}, &usersv1.GetUserRequest{}); status.Code(err) != codes.Internal {
+		t.Fatalf("copying between message types: %v, want INTERNAL", err)
+	}
+	clone, err := c.Clone(want)
+	if err != nil || !proto.Equal(clone.(proto.Message), want) {
+		t.Fatalf("clone %v (%v), want %v", clone, err, want)
 	}
 }
