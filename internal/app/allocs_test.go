@@ -12,9 +12,9 @@ import (
 // measured count with -v).
 const (
 	budgetGetUserGRPC    = 323 // measured 308
-	budgetGetUserREST    = 328 // measured 312
+	budgetGetUserREST    = 306 // measured 292
 	budgetUpdateUserGRPC = 447 // measured 426
-	budgetUpdateUserREST = 497 // measured 473
+	budgetUpdateUserREST = 466 // measured 444
 )
 
 // allocRuns is the calls measured per case. The events the writer would

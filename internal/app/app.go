@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +24,7 @@ import (
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/deadline"
 	"github.com/usersd/usersd/internal/events"
+	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/metrics"
 	"github.com/usersd/usersd/internal/requestid"
@@ -60,10 +60,10 @@ func Run(ctx context.Context, cfg Config, env Env) error {
 // gatewayConnector gives the gateway its connection to the users service,
 // given the gRPC port's address and the in-process channel, and what to
 // close after serving.
-type gatewayConnector func(tcpAddr string, inproc *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error)
+type gatewayConnector func(tcpAddr string, inproc *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error)
 
 // inProcess is how usersd connects its gateway: the in-process channel.
-func inProcess(_ string, inproc *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error) {
+func inProcess(_ string, inproc *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error) {
 	return inproc, io.NopCloser(nil), nil
 }
 
@@ -234,7 +234,7 @@ func startEvents(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Re
 // buildGRPC is the gRPC server over the users service, and the gateway's
 // in-process channel to it: opts completed with the configured limits and
 // transport bounds, TLS on the port when configured.
-func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloader, opts grpcOptions) (*grpc.Server, *health.Server, *inprocgrpc.Channel, error) {
+func buildGRPC(ctx context.Context, cfg Config, st store.Store, certs *certReloader, opts grpcOptions) (*grpc.Server, *health.Server, *gatewayconn.Channel, error) {
 	users, err := service.NewUsers(ctx, st, service.Limits{MaxClaimsBytes: cfg.MaxClaimsBytes, MaxClaimsDepth: cfg.MaxClaimsDepth})
 	if err != nil {
 		return nil, nil, nil, err

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -22,6 +21,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // Throughput of GetUser and UpdateUser over gRPC and over REST, with the
@@ -33,7 +33,7 @@ import (
 // Compare the ns/op of the sub-benchmarks of one run: the machine is
 // noisy, the ratios are what matter.
 
-func dialLoopback(tcpAddr string, _ *inprocgrpc.Channel) (grpc.ClientConnInterface, io.Closer, error) {
+func dialLoopback(tcpAddr string, _ *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error) {
 	conn, err := grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	return conn, conn, err

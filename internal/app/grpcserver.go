@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"slices"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -81,7 +80,7 @@ var publicServices = map[string]bool{
 // callers that hold a valid token but not the role. At debug level, the
 // stages from the in-flight bound to the gateway rejections log what they
 // decided (see decisions).
-func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *health.Server, *inprocgrpc.Channel, error) {
+func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *health.Server, *gatewayconn.Channel, error) {
 	if opts.Authenticate == nil {
 		return nil, nil, nil, errors.New("gRPC server: no authentication configured")
 	}

@@ -1,33 +1,111 @@
 // Package gatewayconn is the REST gateway's connection to the users
-// service: an in-process gRPC channel (grpchan's inprocgrpc) that runs the
-// server's own interceptor chain and handlers, without HTTP/2 framing and
-// without encoding the messages. Only calls over it carry inprocgrpc's
-// client context, which no network client can forge, so that is the one
-// answer to "did this come from our own gateway?": for logging a REST
-// request once and for honouring the gateway's refusal mark.
+// service: an in-process gRPC channel that runs the server's own
+// interceptor chain and handlers, without HTTP/2 framing and without
+// encoding the messages. Only calls over it carry its mark in their
+// context, which no network client can forge, so that is the one answer
+// to "did this come from our own gateway?": for logging a REST request
+// once and for honouring the gateway's refusal mark.
+//
+// grpchan's inprocgrpc does the same on a new goroutine per call, so that
+// a caller could give up while the handler runs on; the handler's deep
+// stack (the store's SQLite calls) then grew anew on every call, 9% of a
+// GetUser's CPU. Here a call runs on its caller's goroutine, net/http's
+// connection goroutine, whose stack has grown already: the gRPC server
+// runs its handlers on long-lived workers for the same reason. A caller
+// cannot leave a handler behind, and needs not: every wait in the chain
+// ends with the call's context.
 package gatewayconn
 
 import (
 	"context"
+	"sync"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
+// Channel is a grpc.ClientConnInterface that calls the unary methods
+// registered on it in process, through its interceptor chain.
+type Channel struct {
+	interceptor grpc.UnaryServerInterceptor // nil: none
+	methods     map[string]method           // by full method name, "/service/method"
+}
+
+type method struct {
+	impl any
+	desc grpc.MethodDesc
+}
+
+var (
+	_ grpc.ClientConnInterface = (*Channel)(nil)
+	_ grpc.ServiceRegistrar    = (*Channel)(nil)
+)
+
 // NewChannel returns a channel whose calls pass stages in order, the first
 // outermost, as grpc.ChainUnaryInterceptor orders them on a server.
-// Register the services on it.
-func NewChannel(stages ...grpc.UnaryServerInterceptor) *inprocgrpc.Channel {
-	ch := (&inprocgrpc.Channel{}).WithCloner(shareFields{})
+// Register the services on it before the first call.
+func NewChannel(stages ...grpc.UnaryServerInterceptor) *Channel {
+	c := &Channel{methods: map[string]method{}}
 	if len(stages) > 0 {
-		ch.WithServerUnaryInterceptor(chain(stages))
+		c.interceptor = chain(stages)
 	}
-	return ch
+	return c
 }
+
+// RegisterService makes the unary methods of desc callable; streaming
+// ones are not served.
+func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	for _, m := range desc.Methods {
+		c.methods["/"+desc.ServiceName+"/"+m.MethodName] = method{impl: impl, desc: m}
+	}
+}
+
+// Invoke runs the method on the calling goroutine: the handler sees the
+// caller's outgoing metadata as incoming, the caller's deadline and
+// cancellation, and the mark; its response is shared into reply, and the
+// header and trailer it set reach grpc.Header and grpc.Trailer options.
+func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
+	m, ok := c.methods[fullMethod]
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "method %s not implemented", fullMethod)
+	}
+	stream := &transportStream{method: fullMethod}
+	sctx := context.Context(serverContext{ctx})
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		sctx = metadata.NewIncomingContext(sctx, md)
+	}
+	sctx = grpc.NewContextWithServerTransportStream(context.WithValue(sctx, markKey{}, true), stream)
+	resp, err := m.desc.Handler(m.impl, sctx, func(in any) error { return share(in, args) }, c.interceptor)
+	stream.finish(opts)
+	if err != nil {
+		return err
+	}
+	return share(reply, resp)
+}
+
+// NewStream refuses: the gateway makes unary calls only.
+func (c *Channel) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "streams are not served in process")
+}
+
+// FromContext reports whether the gRPC call in ctx came over a Channel.
+func FromContext(ctx context.Context) bool {
+	mark, _ := ctx.Value(markKey{}).(bool)
+	return mark
+}
+
+type markKey struct{}
+
+// serverContext is the caller's context without its values: its deadline
+// and cancellation reach the handler, but nothing the caller stored,
+// as across a network.
+type serverContext struct{ context.Context }
+
+func (serverContext) Value(any) any { return nil }
 
 func chain(stages []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -44,44 +122,82 @@ func next(stages []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInf
 	}
 }
 
-// FromContext reports whether the gRPC call in ctx came over a channel
-// of NewChannel.
-func FromContext(ctx context.Context) bool {
-	return inprocgrpc.ClientContext(ctx) != nil
+// transportStream keeps what the handler sets with grpc.SetHeader,
+// grpc.SendHeader and grpc.SetTrailer for the caller.
+type transportStream struct {
+	method string
+
+	mu               sync.Mutex
+	header, trailer  metadata.MD
+	headerSent, done bool
 }
 
-// shareFields hands a message from one side of the channel to the other by
-// reference to its fields, where inprocgrpc's default deep-copies it: a
-// page of users was copied value by value, a fifth of a listing's CPU.
-// Sharing is safe for the gateway's calls because each side lets go of
-// what it shares: the gateway builds a request for one call and does not
-// touch it after (a call it gives up on leaves the handler the only
-// reader), and a handler's response is its own once returned.
-type shareFields struct{}
+func (s *transportStream) Method() string { return s.method }
 
-func (shareFields) Copy(out, in any) error {
-	dst, ok1 := out.(proto.Message)
-	src, ok2 := in.(proto.Message)
-	if !ok1 || !ok2 || dst.ProtoReflect().Descriptor() != src.ProtoReflect().Descriptor() {
-		return status.Errorf(codes.Internal, "in-process channel: cannot copy %T into %T", in, out)
+func (s *transportStream) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headerSent || s.done {
+		return status.Error(codes.Internal, "header already sent")
 	}
-	proto.Reset(dst)
-	d, sm := dst.ProtoReflect(), src.ProtoReflect()
-	sm.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		d.Set(fd, v)
-		return true
-	})
-	if u := sm.GetUnknown(); len(u) > 0 {
-		d.SetUnknown(u)
-	}
+	s.header = metadata.Join(s.header, md)
 	return nil
 }
 
-func (c shareFields) Clone(in any) (any, error) {
-	m, ok := in.(proto.Message)
-	if !ok {
-		return nil, status.Errorf(codes.Internal, "in-process channel: cannot clone %T", in)
+func (s *transportStream) SendHeader(md metadata.MD) error {
+	if err := s.SetHeader(md); err != nil {
+		return err
 	}
-	out := m.ProtoReflect().New().Interface()
-	return out, c.Copy(out, in)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.headerSent = true
+	return nil
+}
+
+func (s *transportStream) SetTrailer(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return status.Error(codes.Internal, "trailer already sent")
+	}
+	s.trailer = metadata.Join(s.trailer, md)
+	return nil
+}
+
+// finish ends the call and hands its header and trailer to the caller's
+// options.
+func (s *transportStream) finish(opts []grpc.CallOption) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = s.header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = s.trailer
+		}
+	}
+}
+
+// share hands a message from one side of the channel to the other by
+// reference to its fields, where a network call would copy it: each side
+// lets go of what it shares (the gateway builds a request for one call and
+// does not touch it after; a handler's response is its own once returned).
+func share(out, in any) error {
+	dst, ok1 := out.(proto.Message)
+	src, ok2 := in.(proto.Message)
+	if !ok1 || !ok2 || dst.ProtoReflect().Descriptor() != src.ProtoReflect().Descriptor() {
+		return status.Errorf(codes.Internal, "in-process call: cannot pass %T as %T", in, out)
+	}
+	proto.Reset(dst)
+	d, s := dst.ProtoReflect(), src.ProtoReflect()
+	s.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		d.Set(fd, v)
+		return true
+	})
+	if u := s.GetUnknown(); len(u) > 0 {
+		d.SetUnknown(u)
+	}
+	return nil
 }

@@ -2,9 +2,11 @@ package gatewayconn
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -119,12 +121,60 @@ func TestChannelCarriesMessagesWhole(t *testing.T) {
 		t.Fatalf("reply %v, want %v", reply, want)
 	}
 
-	var c shareFields
-	if err := c.Copy(&usersv1.User{}, &usersv1.GetUserRequest{}); status.Code(err) != codes.Internal {
-		t.Fatalf("copying between message types: %v, want INTERNAL", err)
+	if err := share(&usersv1.User{}, &usersv1.GetUserRequest{}); status.Code(err) != codes.Internal {
+		t.Fatalf("sharing between message types: %v, want INTERNAL", err)
 	}
-	clone, err := c.Clone(want)
-	if err != nil || !proto.Equal(clone.(proto.Message), want) {
-		t.Fatalf("clone %v (%v), want %v", clone, err, want)
+	if err := ch.Invoke(t.Context(), "/users.v1.UserService/Nope", req, reply); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("an unknown method: %v, want UNIMPLEMENTED", err)
+	}
+	if _, err := ch.NewStream(t.Context(), &grpc.StreamDesc{}, "/users.v1.UserService/SearchUsers"); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("a stream: %v, want UNIMPLEMENTED", err)
+	}
+}
+
+type ctxKey struct{}
+
+// seeingUsers reports in GetUser's answer what its context holds, and
+// sets a header and a trailer.
+type seeingUsers struct {
+	usersv1.UnimplementedUserServiceServer
+}
+
+func (seeingUsers) GetUser(ctx context.Context, _ *usersv1.GetUserRequest) (*usersv1.GetUserResponse, error) {
+	_, deadline := ctx.Deadline()
+	if err := grpc.SetHeader(ctx, metadata.Pairs("h", "1")); err != nil {
+		return nil, err
+	}
+	if err := grpc.SendHeader(ctx, metadata.Pairs("h", "2")); err != nil {
+		return nil, err
+	}
+	if grpc.SetHeader(ctx, metadata.Pairs("h", "late")) == nil {
+		return nil, status.Error(codes.Internal, "a header was set after it was sent")
+	}
+	if err := grpc.SetTrailer(ctx, metadata.Pairs("t", "x")); err != nil {
+		return nil, err
+	}
+	return &usersv1.GetUserResponse{User: &usersv1.User{Id: fmt.Sprintf("deadline=%v value=%v", deadline, ctx.Value(ctxKey{}))}}, nil
+}
+
+// The handler gets the caller's deadline but none of its context values,
+// as over a network; what it sets as header and trailer reaches the
+// caller's options.
+func TestChannelContextHeaderAndTrailer(t *testing.T) {
+	ch := NewChannel()
+	usersv1.RegisterUserServiceServer(ch, seeingUsers{})
+	client := usersv1.NewUserServiceClient(ch)
+	ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), ctxKey{}, "secret"), time.Minute)
+	defer cancel()
+	var header, trailer metadata.MD
+	resp, err := client.GetUser(ctx, &usersv1.GetUserRequest{}, grpc.Header(&header), grpc.Trailer(&trailer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetUser().GetId(); got != "deadline=true value=<nil>" {
+		t.Errorf("the handler saw %s, want the deadline and no value", got)
+	}
+	if !slices.Equal(header.Get("h"), []string{"1", "2"}) || !slices.Equal(trailer.Get("t"), []string{"x"}) {
+		t.Errorf("header %v, trailer %v", header, trailer)
 	}
 }
