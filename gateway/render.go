@@ -4,11 +4,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/jsontext"
 )
 
 // renderUsers writes the responses that carry users (a user, a page of
@@ -177,70 +177,15 @@ func (r *renderer) number(f float64) {
 
 func (r *renderer) string(s string) {
 	var ok bool
-	r.b, ok = appendString(r.b, s)
+	r.b, ok = jsontext.AppendProtojsonString(r.b, s)
 	r.refused = r.refused || !ok
 }
 
-// appendNumber formats f as protojson does (encoding/json's rules: 'f'
-// unless very small or large, then 'e' with a short exponent).
+// appendNumber formats f as protojson does; a number that is not finite
+// is protojson's error in a Value, so it is not ok here.
 func appendNumber(b []byte, f float64) ([]byte, bool) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, false // protojson refuses them in a Value
+		return b, false
 	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-		b[n-2] = b[n-1] // e-09 → e-9
-		b = b[:n-1]
-	}
-	return b, true
-}
-
-// appendString quotes s as protojson does: quotes, backslashes and
-// control characters below U+0020 escaped (\b \f \n \r \t, else \u00xx),
-// everything else as it is, U+2028 and DEL included. Invalid UTF-8 is
-// protojson's error, so it is not ok here.
-func appendString(b []byte, s string) ([]byte, bool) {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				return b, false
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"'), true
+	return jsontext.AppendNumber(b, f), true
 }

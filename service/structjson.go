@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/usersd/usersd/internal/jsontext"
 )
 
 // decodeStruct is protojson.Unmarshal into a Struct, with a fast path for
@@ -268,7 +270,7 @@ func appendStruct(b []byte, s *structpb.Struct) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsontext.AppendString(b, k)
 		b = append(b, ':')
 		b = appendValue(b, fields[k])
 	}
@@ -283,7 +285,7 @@ func appendValue(b []byte, v *structpb.Value) []byte {
 		}
 	case *structpb.Value_StringValue:
 		if k != nil {
-			return appendString(b, k.StringValue)
+			return jsontext.AppendString(b, k.StringValue)
 		}
 	case *structpb.Value_BoolValue:
 		if k != nil {
@@ -308,78 +310,16 @@ func appendValue(b []byte, v *structpb.Value) []byte {
 	return append(b, "null"...) // null, no kind, or a nil one
 }
 
-// appendNumber formats f as encoding/json does (ES6 number to string).
+// appendNumber formats f as encoding/json does, and a number that is not
+// finite as the string AsMap makes of it.
 func appendNumber(b []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
-		return appendString(b, "NaN")
+		return jsontext.AppendString(b, "NaN")
 	case math.IsInf(f, 1):
-		return appendString(b, "Infinity")
+		return jsontext.AppendString(b, "Infinity")
 	case math.IsInf(f, -1):
-		return appendString(b, "-Infinity")
+		return jsontext.AppendString(b, "-Infinity")
 	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-		b[n-2] = b[n-1] // e-09 → e-9
-		b = b[:n-1]
-	}
-	return b
-}
-
-// appendString quotes s as encoding/json does without HTML escaping:
-// control characters, quotes and backslashes escaped, invalid UTF-8 as
-// U+FFFD, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsontext.AppendNumber(b, f)
 }

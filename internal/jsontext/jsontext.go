@@ -1,0 +1,98 @@
+// Package jsontext spells JSON numbers and strings as encoding/json (the
+// service's stored claims) and protojson (the gateway's responses) do, for
+// the two encoders written for speed, so they cannot drift apart where
+// the two spell alike.
+package jsontext
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendNumber appends the finite f as encoding/json and protojson write
+// it (ES6 number to string): plain decimals, except exponent form below
+// 1e-6 and from 1e21 on, with a short exponent (1e-7, not 1e-07). The
+// caller decides what a NaN or an infinity becomes.
+func AppendNumber(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1] // e-09 → e-9
+		b = b[:n-1]
+	}
+	return b
+}
+
+// AppendString quotes s as encoding/json does without HTML escaping:
+// quotes, backslashes and control characters below U+0020 escaped (\b \f
+// \n \r \t, else \u00xx), U+2028 and U+2029 escaped, invalid UTF-8 as
+// U+FFFD.
+func AppendString(b []byte, s string) []byte {
+	b, _ = appendString(b, s, false)
+	return b
+}
+
+// AppendProtojsonString quotes s as protojson does: the same escapes
+// below U+0020, everything else as it is, U+2028 included; invalid UTF-8
+// is protojson's error, so ok is false.
+func AppendProtojsonString(b []byte, s string) (_ []byte, ok bool) {
+	return appendString(b, s, true)
+}
+
+func appendString(b []byte, s string, protojson bool) ([]byte, bool) {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			if protojson {
+				return b, false
+			}
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case (r == '\u2028' || r == '\u2029') && !protojson:
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"'), true
+}

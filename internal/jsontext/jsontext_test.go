@@ -1,0 +1,48 @@
+package jsontext
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// AppendNumber writes what encoding/json writes, across the switch to
+// exponent form on both sides and at the extremes.
+func TestAppendNumberMatchesEncodingJSON(t *testing.T) {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 5e-324,
+		1e20, 999999999999999900000, 1e21, -1e21, 123456789012, 9007199254740993, math.MaxFloat64, -math.SmallestNonzeroFloat64} {
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendNumber(nil, f); string(got) != string(want) {
+			t.Errorf("%v: %s, encoding/json %s", f, got, want)
+		}
+	}
+}
+
+// Strings are quoted as encoding/json (HTML escaping off) and protojson
+// quote them, each in its own way past ASCII.
+func TestAppendStringMatchesEncoders(t *testing.T) {
+	for _, s := range []string{"", "plain", "\x00\x01\x1f\b\f\n\r\t\"\\/\x7f", "<>&", "é日本😀", "\u2028\u2029", "\ufffd", "a\xffb", "\xed\xa0\x80"} {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(AppendString(nil, s)), strings.TrimSuffix(buf.String(), "\n"); got != want {
+			t.Errorf("%q: AppendString %s, encoding/json %s", s, got, want)
+		}
+		want, wantErr := protojson.Marshal(structpb.NewStringValue(s))
+		got, ok := AppendProtojsonString(nil, s)
+		if ok != (wantErr == nil) || (ok && string(got) != string(want)) {
+			t.Errorf("%q: AppendProtojsonString %s (%v), protojson %s (%v)", s, got, ok, want, wantErr)
+		}
+	}
+}
