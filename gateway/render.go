@@ -29,11 +29,17 @@ func renderUsers(v any) (b []byte, ok bool) {
 		r.b = make([]byte, 0, 512)
 		r.user(m)
 	case *usersv1.ListUsersResponse:
-		r.b = make([]byte, 0, 512*len(m.GetData())+64)
-		r.page(m.GetData(), m.NextCursor)
+		if m == nil {
+			return nil, false
+		}
+		r.b = make([]byte, 0, 512*len(m.Data)+64)
+		r.page(m.Data, m.NextCursor)
 	case *usersv1.SearchUsersResponse:
-		r.b = make([]byte, 0, 512*len(m.GetData())+64)
-		r.page(m.GetData(), m.NextCursor)
+		if m == nil {
+			return nil, false
+		}
+		r.b = make([]byte, 0, 512*len(m.Data)+64)
+		r.page(m.Data, m.NextCursor)
 	default:
 		return nil, false
 	}
@@ -126,24 +132,32 @@ func (r *renderer) object(s *structpb.Struct, depth int) {
 func (r *renderer) value(v *structpb.Value, depth int) {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_NullValue:
-		r.b = append(r.b, "null"...)
-		return
+		if k != nil {
+			r.b = append(r.b, "null"...)
+			return
+		}
 	case *structpb.Value_NumberValue:
-		r.number(k.NumberValue)
-		return
+		if k != nil {
+			r.number(k.NumberValue)
+			return
+		}
 	case *structpb.Value_StringValue:
-		r.string(k.StringValue)
-		return
+		if k != nil {
+			r.string(k.StringValue)
+			return
+		}
 	case *structpb.Value_BoolValue:
-		r.b = strconv.AppendBool(r.b, k.BoolValue)
-		return
+		if k != nil {
+			r.b = strconv.AppendBool(r.b, k.BoolValue)
+			return
+		}
 	case *structpb.Value_StructValue:
-		if k.StructValue != nil {
+		if k != nil && k.StructValue != nil {
 			r.object(k.StructValue, depth+1)
 			return
 		}
 	case *structpb.Value_ListValue:
-		if k.ListValue != nil {
+		if k != nil && k.ListValue != nil {
 			r.list(k.ListValue, depth+1)
 			return
 		}

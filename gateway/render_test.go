@@ -92,6 +92,9 @@ func TestRenderUsersDeclinesWhatProtojsonJudges(t *testing.T) {
 		"invalid UTF-8 link":   {AuthenticationProvider: &usersv1.AuthenticationProvider{SubjectId: "\xed\xa0\x80"}},
 		"a Value with no kind": {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": {}}}},
 		"a nil Struct value":   {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": {Kind: &structpb.Value_StructValue{}}}}},
+		"a nil number kind":    {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": {Kind: (*structpb.Value_NumberValue)(nil)}}}},
+		"a nil string kind":    {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": {Kind: (*structpb.Value_StringValue)(nil)}}}},
+		"a nil Value":          {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": nil}}},
 		"a nil list value":     {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": {Kind: &structpb.Value_ListValue{}}}}},
 		"deeper than the cap":  {Claims: &structpb.Struct{Fields: map[string]*structpb.Value{"v": deep}}},
 	}
@@ -109,7 +112,7 @@ func TestRenderUsersDeclinesWhatProtojsonJudges(t *testing.T) {
 	if _, ok := renderUsers(&usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}); ok {
 		t.Error("a page holding a nil user was rendered")
 	}
-	for _, v := range []any{(*usersv1.User)(nil), &emptypb.Empty{}, &usersv1.ListEventsResponse{}, map[string]string{}} {
+	for _, v := range []any{(*usersv1.User)(nil), (*usersv1.ListUsersResponse)(nil), (*usersv1.SearchUsersResponse)(nil), &emptypb.Empty{}, &usersv1.ListEventsResponse{}, map[string]string{}} {
 		if out, ok := renderUsers(v); ok {
 			t.Errorf("%T rendered as %s, want it left to protojson", v, out)
 		}
