@@ -140,7 +140,7 @@ func (s *transportStream) SetHeader(md metadata.MD) error {
 	if s.headerSent || s.done {
 		return status.Error(codes.Internal, "header already sent")
 	}
-	s.header = metadata.Join(s.header, md)
+	s.header = appendMD(s.header, md)
 	return nil
 }
 
@@ -160,8 +160,20 @@ func (s *transportStream) SetTrailer(md metadata.MD) error {
 	if s.done {
 		return status.Error(codes.Internal, "trailer already sent")
 	}
-	s.trailer = metadata.Join(s.trailer, md)
+	s.trailer = appendMD(s.trailer, md)
 	return nil
+}
+
+// appendMD adds md's values to to's, in place: metadata.Join would copy
+// to's every time a handler sets one more.
+func appendMD(to, md metadata.MD) metadata.MD {
+	if to == nil {
+		to = make(metadata.MD, len(md))
+	}
+	for k, v := range md {
+		to[k] = append(to[k], v...)
+	}
+	return to
 }
 
 // finish ends the call and hands its header and trailer to the caller's
