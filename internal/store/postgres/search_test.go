@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -241,47 +242,10 @@ func TestSearchPaging(t *testing.T) {
 // TestListWaitsForCreateInFlight).
 func TestSearchWaitsForCreateInFlight(t *testing.T) {
 	t.Parallel()
-	dsn, admin := testDB(t)
-	s := openStore(t, dsn, Options{MaxConns: 8})
-	other := connect(t, dsn, 2)
-	ctx := t.Context()
-	held, err := holdEvent(ctx, other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { held.tx.Rollback(t.Context()) })
-	slow := make(chan error, 1)
-	go func() {
-		_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"k":1}`)}, []store.Event{held.event})
-		slow <- err
-	}()
-	waitFor(t, "the create to wait for the held event", func() bool { return waiting(t, admin, dsn, "transactionid") == 1 })
-	create(t, s, `{"k":1}`, nil)
-	found := make(chan int, 1)
-	go func() {
+	checkReadWaitsForCreateInFlight(t, func(ctx context.Context, s *Store) ([]store.User, error) {
 		users, _, err := s.SearchUsers(ctx, store.Criteria{Claims: []byte(`{"k":1}`)}, store.Page{Limit: 10})
-		if err != nil {
-			t.Errorf("SearchUsers: %v", err)
-		}
-		found <- len(users)
-	}()
-	waitFor(t, "the search to wait for the create in flight", func() bool {
-		select {
-		case n := <-found:
-			t.Fatalf("SearchUsers found %d users while a create that drew a smaller Seq was in flight; it must wait", n)
-		default:
-		}
-		return waiting(t, admin, dsn, "advisory") == 1
+		return users, err
 	})
-	if err := held.release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-slow; err != nil {
-		t.Fatalf("held CreateUser: %v", err)
-	}
-	if n := <-found; n != 2 {
-		t.Errorf("SearchUsers found %d users, want both", n)
-	}
 }
 
 // LoadUsers over several COPY batches: Seq in the order given and after

@@ -25,11 +25,24 @@ import (
 // answer at once with the larger Seq and without the smaller one.
 func TestListWaitsForCreateInFlight(t *testing.T) {
 	t.Parallel()
+	checkReadWaitsForCreateInFlight(t, func(ctx context.Context, s *Store) ([]store.User, error) {
+		users, _, err := s.ListUsers(ctx, store.Page{Limit: 10})
+		return users, err
+	})
+}
+
+// checkReadWaitsForCreateInFlight creates three users with claims {"k":1}
+// on a new database, the second held open between drawing its Seq and
+// committing while the third commits. read, a listing or a search that
+// returns all three, must wait for the held create and then return the
+// three in Seq order.
+func checkReadWaitsForCreateInFlight(t *testing.T, read func(context.Context, *Store) ([]store.User, error)) {
+	t.Helper()
 	dsn, admin := testDB(t)
 	s := openStore(t, dsn, Options{MaxConns: 8})
 	other := connect(t, dsn, 2)
 	ctx := t.Context()
-	first := create(t, s, `{}`, nil)
+	first := create(t, s, `{"k":1}`, nil)
 
 	held, err := holdEvent(ctx, other)
 	if err != nil {
@@ -43,26 +56,26 @@ func TestListWaitsForCreateInFlight(t *testing.T) {
 	}
 	slow := make(chan created, 1)
 	go func() {
-		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, []store.Event{held.event})
+		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"k":1}`)}, []store.Event{held.event})
 		slow <- created{u, err}
 	}()
 	waitFor(t, "the create to wait for the held event", func() bool { return waiting(t, admin, dsn, "transactionid") == 1 })
-	fast := create(t, s, `{}`, nil)
+	fast := create(t, s, `{"k":1}`, nil)
 
-	type listed struct {
+	type readResult struct {
 		users []store.User
 		err   error
 	}
-	list := make(chan listed, 1)
+	result := make(chan readResult, 1)
 	go func() {
-		users, _, err := s.ListUsers(ctx, store.Page{Limit: 10})
-		list <- listed{users, err}
+		users, err := read(ctx, s)
+		result <- readResult{users, err}
 	}()
-	waitFor(t, "the listing to wait for the create in flight", func() bool {
+	waitFor(t, "the read to wait for the create in flight", func() bool {
 		select {
-		case l := <-list:
-			t.Fatalf("ListUsers answered %v, %v while a create that drew a smaller Seq was in flight; it must wait for it",
-				idsOf(l.users), l.err)
+		case r := <-result:
+			t.Fatalf("the read answered %v, %v while a create that drew a smaller Seq was in flight; it must wait for it",
+				idsOf(r.users), r.err)
 		default:
 		}
 		return waiting(t, admin, dsn, "advisory") == 1
@@ -78,12 +91,12 @@ func TestListWaitsForCreateInFlight(t *testing.T) {
 	if c.u.Seq <= first.Seq || c.u.Seq >= fast.Seq {
 		t.Fatalf("Seqs %d, %d (held), %d: the held create did not draw between the others", first.Seq, c.u.Seq, fast.Seq)
 	}
-	l := <-list
-	if l.err != nil {
-		t.Fatalf("ListUsers: %v", l.err)
+	r := <-result
+	if r.err != nil {
+		t.Fatalf("read: %v", r.err)
 	}
-	if got, want := idsOf(l.users), []string{first.ID, c.u.ID, fast.ID}; !slices.Equal(got, want) {
-		t.Errorf("listed %v, want %v", got, want)
+	if got, want := idsOf(r.users), []string{first.ID, c.u.ID, fast.ID}; !slices.Equal(got, want) {
+		t.Errorf("read %v, want %v", got, want)
 	}
 }
 
