@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"math"
-	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -109,11 +108,7 @@ func (r *renderer) object(s *structpb.Struct, depth int) {
 	}
 	fields := s.GetFields()
 	var buf [16]string
-	keys := buf[:0]
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := jsontext.SortedKeys(buf[:0], fields)
 	r.b = append(r.b, '{')
 	for i, k := range keys {
 		if i > 0 {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -260,11 +259,7 @@ func (d *structDecoder) digits() int {
 func appendStruct(b []byte, s *structpb.Struct) []byte {
 	fields := s.GetFields()
 	var buf [16]string
-	keys := buf[:0]
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := jsontext.SortedKeys(buf[:0], fields)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {

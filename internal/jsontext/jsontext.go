@@ -6,6 +6,7 @@ package jsontext
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -95,4 +96,15 @@ func appendString(b []byte, s string, protojson bool) ([]byte, bool) {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"'), true
+}
+
+// SortedKeys appends m's keys to buf in byte order, the order both
+// encoders write an object's members in, and returns it. Give it a slice
+// of a stack array, so that small objects cost no allocation.
+func SortedKeys[V any](buf []string, m map[string]V) []string {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
 }
