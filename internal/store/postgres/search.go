@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -89,18 +88,20 @@ func searchQuery(c store.Criteria, p store.Page) (string, []any, error) {
 // whether they hold an array anywhere. Its error never quotes the
 // criteria (PII).
 func inspect(claims []byte) (empty, arrays bool, err error) {
+	// Valid first: the token loop below would end at io.EOF even inside
+	// an unclosed object.
 	dec := json.NewDecoder(bytes.NewReader(claims))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	if !json.Valid(claims) {
+		return false, false, fmt.Errorf("postgres: search users: claims criteria are not JSON")
+	}
+	if tok, _ := dec.Token(); tok != json.Delim('{') {
 		return false, false, fmt.Errorf("postgres: search users: claims criteria are not a JSON object")
 	}
 	empty = !dec.More()
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if err != nil { // io.EOF: valid JSON has no other
 			return empty, arrays, nil
-		}
-		if err != nil {
-			return false, false, fmt.Errorf("postgres: search users: claims criteria are not JSON")
 		}
 		arrays = arrays || tok == json.Delim('[')
 	}

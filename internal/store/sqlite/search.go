@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -21,18 +22,20 @@ type claimLeaf struct {
 // decomposeClaims is the criteria's own json_tree, with the index's kind
 // and value expressions, so a criterion's paths and values are spelled
 // exactly as the triggers spelled the users'.
-const decomposeClaims = `SELECT t.id, t.parent, t.fullkey, t.type,
+const decomposeClaims = `SELECT t.id, coalesce(t.parent, -1), t.fullkey, t.type,
 	CASE t.type WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' ELSE t.type END,
 	CASE WHEN t.type IN ('integer', 'real', 'text') THEN t.atom WHEN t.type = 'array' THEN t.value ELSE '' END,
 	CASE WHEN t.type = 'object' THEN t.value = '{}' ELSE 0 END
-FROM json_tree(?) AS t WHERE t.fullkey <> '$'`
+FROM json_tree(?) AS t`
 
 // claimLeaves turns a claims criterion into the index rows a match must
 // have: every scalar by its path, every array whole (arrays match when
 // equal, so nothing inside one is looked up), and every empty object
 // (which asks only that an object be there). A non-empty object asks for
-// nothing of its own: its leaves imply it. The most selective kinds come
-// first, as the search reads the first one's matches and checks the rest.
+// nothing of its own: its leaves imply it. Kinds likely to be rarer come
+// first (leafRank), the order orderBySelectivity keeps among leaves of
+// equal counts. Criteria that are not an object are an error: they would
+// have no leaves, and so match every user.
 func (s *Store) claimLeaves(ctx context.Context, claims []byte) ([]claimLeaf, error) {
 	rows, err := s.r.QueryContext(ctx, decomposeClaims, string(claims))
 	if err != nil {
@@ -52,6 +55,10 @@ func (s *Store) claimLeaves(ctx context.Context, claims []byte) ([]claimLeaf, er
 			return nil, err
 		}
 		switch {
+		case leaf.path == "$":
+			if typ != "object" {
+				return nil, errors.New("sqlite: search users: claims criteria are not a JSON object")
+			}
 		case inArray[parent]:
 			inArray[id] = true
 		case typ == "array":

@@ -126,6 +126,16 @@ func testSearchCriteria(t *testing.T, s store.Store, _ *Clock) {
 	if got := searchNames(t, s, byName, store.Criteria{}); !slices.Equal(got, all) {
 		t.Errorf("no criteria: found %v, want everyone", got)
 	}
+	// Claims criteria that are not an object are an error, not "no
+	// claims criterion": they would otherwise select everyone.
+	for _, claims := range []string{`[1]`, `1`, `"x"`, `null`, `{`} {
+		if users, _, err := s.SearchUsers(t.Context(), store.Criteria{Claims: []byte(claims)}, store.Page{Limit: 10}); err == nil {
+			t.Errorf("claims criteria %s: found %d users, want an error", claims, len(users))
+		}
+	}
+	if _, _, err := s.SearchUsers(t.Context(), store.Criteria{}, store.Page{Limit: -1}); err == nil {
+		t.Error("a negative limit: no error")
+	}
 }
 
 func testSearchProvider(t *testing.T, s store.Store, _ *Clock) {
