@@ -272,9 +272,22 @@ func vmHWM(t *testing.T, s *server) int64 {
 	return 0
 }
 
-// dbBytes is the size of the database and its write-ahead log.
+// dbBytes is the size of the database: its SQLite file and write-ahead
+// log, or pg_database_size.
 func dbBytes(t *testing.T, s *server) int64 {
 	t.Helper()
+	if onPostgres {
+		db, err := openStored(s.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int64
+		if err := db.QueryRowContext(t.Context(), `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	var n int64
 	for _, name := range []string{s.DB, s.DB + "-wal"} {
 		fi, err := os.Stat(name)
