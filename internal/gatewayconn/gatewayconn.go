@@ -18,6 +18,7 @@ package gatewayconn
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -51,7 +52,7 @@ var (
 func NewChannel(stages ...grpc.UnaryServerInterceptor) *Channel {
 	c := &Channel{methods: map[string]method{}}
 	if len(stages) > 0 {
-		c.interceptor = chain(stages)
+		c.interceptor = chain(slices.Clone(stages))
 	}
 	return c
 }
@@ -64,17 +65,20 @@ func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	}
 }
 
-// Invoke runs the method on the calling goroutine: the handler sees the
-// caller's outgoing metadata as incoming, the caller's deadline and
-// cancellation, and the mark; its response is shared into reply, and the
-// header and trailer it set reach grpc.Header and grpc.Trailer options.
+// Invoke runs the method on the calling goroutine, in the caller's
+// context (one process: a context that hid the caller's values would also
+// hide its cancellation from context.WithCancel, which would then watch
+// it with a goroutine per derived context), with the caller's outgoing
+// metadata as incoming and the mark. The response is shared into reply,
+// and the header and trailer the handler set reach grpc.Header and
+// grpc.Trailer options.
 func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
 	m, ok := c.methods[fullMethod]
 	if !ok {
 		return status.Errorf(codes.Unimplemented, "method %s not implemented", fullMethod)
 	}
 	stream := &transportStream{method: fullMethod}
-	sctx := context.Context(serverContext{ctx})
+	sctx := ctx
 	if md, ok := metadata.FromOutgoingContext(ctx); ok {
 		sctx = metadata.NewIncomingContext(sctx, md)
 	}
@@ -100,13 +104,9 @@ func FromContext(ctx context.Context) bool {
 
 type markKey struct{}
 
-// serverContext is the caller's context without its values: its deadline
-// and cancellation reach the handler, but nothing the caller stored,
-// as across a network.
-type serverContext struct{ context.Context }
-
-func (serverContext) Value(any) any { return nil }
-
+// chain is grpc-go's server chaining (unexported there, and go-grpc-
+// middleware v2 has none): stage i gets as its handler the rest of the
+// chain from stage i+1.
 func chain(stages []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		return stages[0](ctx, req, info, next(stages, 1, info, handler))
@@ -137,6 +137,10 @@ func (s *transportStream) Method() string { return s.method }
 func (s *transportStream) SetHeader(md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.setHeaderLocked(md)
+}
+
+func (s *transportStream) setHeaderLocked(md metadata.MD) error {
 	if s.headerSent || s.done {
 		return status.Error(codes.Internal, "header already sent")
 	}
@@ -145,11 +149,11 @@ func (s *transportStream) SetHeader(md metadata.MD) error {
 }
 
 func (s *transportStream) SendHeader(md metadata.MD) error {
-	if err := s.SetHeader(md); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.setHeaderLocked(md); err != nil {
+		return err
+	}
 	s.headerSent = true
 	return nil
 }

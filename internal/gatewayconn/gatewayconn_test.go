@@ -3,14 +3,13 @@ package gatewayconn
 import (
 	"context"
 	"fmt"
-	"net"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -37,8 +36,7 @@ func (recordingUsers) GetUser(ctx context.Context, _ *usersv1.GetUserRequest) (*
 }
 
 // Calls over a channel pass its stages in order, the first outermost,
-// with the caller's metadata; only they carry the mark, and a network
-// call to the same service does not.
+// with the caller's metadata and the mark, which nothing else carries.
 func TestChannel(t *testing.T) {
 	var order []string
 	stage := func(name string) grpc.UnaryServerInterceptor {
@@ -65,22 +63,6 @@ func TestChannel(t *testing.T) {
 		t.Fatalf("over a channel without stages: %v, %v", resp, err)
 	}
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	usersv1.RegisterUserServiceServer(srv, recordingUsers{})
-	go srv.Serve(lis)
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if resp, err := usersv1.NewUserServiceClient(conn).GetUser(ctx, &usersv1.GetUserRequest{}); err != nil || resp.GetUser().GetId() != "network,v" {
-		t.Fatalf("over TCP: %v, %v; want no mark", resp, err)
-	}
 	if FromContext(context.Background()) {
 		t.Fatal("a bare context is marked")
 	}
@@ -132,8 +114,6 @@ func TestChannelCarriesMessagesWhole(t *testing.T) {
 	}
 }
 
-type ctxKey struct{}
-
 // seeingUsers reports in GetUser's answer what its context holds, and
 // sets a header and a trailer.
 type seeingUsers struct {
@@ -154,27 +134,110 @@ func (seeingUsers) GetUser(ctx context.Context, _ *usersv1.GetUserRequest) (*use
 	if err := grpc.SetTrailer(ctx, metadata.Pairs("t", "x")); err != nil {
 		return nil, err
 	}
-	return &usersv1.GetUserResponse{User: &usersv1.User{Id: fmt.Sprintf("deadline=%v value=%v", deadline, ctx.Value(ctxKey{}))}}, nil
+	return &usersv1.GetUserResponse{User: &usersv1.User{Id: fmt.Sprintf("deadline=%v", deadline)}}, nil
 }
 
-// The handler gets the caller's deadline but none of its context values,
-// as over a network; what it sets as header and trailer reaches the
-// caller's options.
+// The handler gets the caller's deadline; what it sets as header and
+// trailer reaches the caller's options.
 func TestChannelContextHeaderAndTrailer(t *testing.T) {
 	ch := NewChannel()
 	usersv1.RegisterUserServiceServer(ch, seeingUsers{})
 	client := usersv1.NewUserServiceClient(ch)
-	ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), ctxKey{}, "secret"), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var header, trailer metadata.MD
 	resp, err := client.GetUser(ctx, &usersv1.GetUserRequest{}, grpc.Header(&header), grpc.Trailer(&trailer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.GetUser().GetId(); got != "deadline=true value=<nil>" {
-		t.Errorf("the handler saw %s, want the deadline and no value", got)
+	if got := resp.GetUser().GetId(); got != "deadline=true" {
+		t.Errorf("the handler saw %s, want the deadline", got)
 	}
 	if !slices.Equal(header.Get("h"), []string{"1", "2"}) || !slices.Equal(trailer.Get("t"), []string{"x"}) {
 		t.Errorf("header %v, trailer %v", header, trailer)
+	}
+}
+
+// getUserFunc serves GetUser with its function.
+type getUserFunc struct {
+	usersv1.UnimplementedUserServiceServer
+	get func(context.Context) (*usersv1.GetUserResponse, error)
+}
+
+func (g getUserFunc) GetUser(ctx context.Context, _ *usersv1.GetUserRequest) (*usersv1.GetUserResponse, error) {
+	return g.get(ctx)
+}
+
+func channelWith(get func(context.Context) (*usersv1.GetUserResponse, error)) *Channel {
+	ch := NewChannel()
+	usersv1.RegisterUserServiceServer(ch, getUserFunc{get: get})
+	return ch
+}
+
+// A failing handler's header and trailer still reach the caller, with its
+// error; once the call has returned, the handler's stream takes no more
+// metadata.
+func TestChannelMetadataOfAFailedCall(t *testing.T) {
+	var stream grpc.ServerTransportStream
+	ch := channelWith(func(ctx context.Context) (*usersv1.GetUserResponse, error) {
+		stream = grpc.ServerTransportStreamFromContext(ctx)
+		grpc.SetHeader(ctx, metadata.Pairs("h", "1"))
+		grpc.SetTrailer(ctx, metadata.Pairs("t", "1"))
+		return nil, status.Error(codes.NotFound, "no such user")
+	})
+	var header, trailer metadata.MD
+	_, err := usersv1.NewUserServiceClient(ch).GetUser(t.Context(), &usersv1.GetUserRequest{}, grpc.Header(&header), grpc.Trailer(&trailer))
+	if status.Code(err) != codes.NotFound || !slices.Equal(header.Get("h"), []string{"1"}) || !slices.Equal(trailer.Get("t"), []string{"1"}) {
+		t.Fatalf("err %v, header %v, trailer %v; want NOT_FOUND with both", err, header, trailer)
+	}
+	for name, set := range map[string]func(metadata.MD) error{"SetHeader": stream.SetHeader, "SendHeader": stream.SendHeader, "SetTrailer": stream.SetTrailer} {
+		if err := set(metadata.Pairs("late", "1")); err == nil {
+			t.Errorf("%s after the call: no error", name)
+		}
+	}
+	if header.Get("late") != nil || trailer.Get("late") != nil {
+		t.Errorf("metadata set after the call reached the caller: %v %v", header, trailer)
+	}
+}
+
+// The caller's cancellation reaches the handler, and a context the chain
+// derives from the handler's hears of it without a goroutine of its own.
+func TestChannelCancellation(t *testing.T) {
+	ch := channelWith(func(ctx context.Context) (*usersv1.GetUserResponse, error) {
+		before := runtime.NumGoroutine()
+		derived, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if started := runtime.NumGoroutine() - before; started != 0 {
+			return nil, status.Errorf(codes.Internal, "deriving a context started %d goroutines", started)
+		}
+		if ctx.Err() == nil {
+			return &usersv1.GetUserResponse{}, nil
+		}
+		<-derived.Done() // at once: the caller was cancelled
+		return nil, status.FromContextError(derived.Err()).Err()
+	})
+	client := usersv1.NewUserServiceClient(ch)
+	if _, err := client.GetUser(t.Context(), &usersv1.GetUserRequest{}); err != nil {
+		t.Fatalf("a live call: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := client.GetUser(cancelled, &usersv1.GetUserRequest{}); status.Code(err) != codes.Canceled {
+		t.Fatalf("a cancelled call: %v, want CANCELED", err)
+	}
+}
+
+// A request or a response of the wrong message type is INTERNAL, not a
+// panic or a half-filled message.
+func TestChannelWrongMessageTypes(t *testing.T) {
+	ch := channelWith(func(context.Context) (*usersv1.GetUserResponse, error) {
+		return &usersv1.GetUserResponse{User: &usersv1.User{Id: "u"}}, nil
+	})
+	method := usersv1.UserService_GetUser_FullMethodName
+	if err := ch.Invoke(t.Context(), method, &usersv1.GetUserRequest{}, &usersv1.User{}); status.Code(err) != codes.Internal {
+		t.Errorf("a reply of another type: %v, want INTERNAL", err)
+	}
+	if err := ch.Invoke(t.Context(), method, &usersv1.User{}, &usersv1.GetUserResponse{}); status.Code(err) != codes.Internal {
+		t.Errorf("a request of another type: %v, want INTERNAL", err)
 	}
 }
