@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -14,10 +15,15 @@ import (
 )
 
 // checkRender asserts that the gateway's marshaler writes v exactly as
-// its protojson path does: the same bytes, or an error from both.
-func checkRender(t *testing.T, v proto.Message) {
+// its protojson path does: the same bytes, or an error from both. With
+// rendered, renderUsers must have written it itself: the marshaler falls
+// back to protojson, so the bytes alone would not tell.
+func checkRender(t *testing.T, v proto.Message, rendered bool) {
 	t.Helper()
 	m := newMarshaler()
+	if _, ok := renderUsers(v); rendered && !ok {
+		t.Fatalf("%v: renderUsers declined it", v)
+	}
 	want, wantErr := m.marshalCompact(v)
 	got, gotErr := m.Marshal(v)
 	if (gotErr == nil) != (wantErr == nil) {
@@ -52,8 +58,8 @@ func TestRenderUsersMatchesProtojson(t *testing.T) {
 	}
 	for _, doc := range docs {
 		claims := claimsOf(t, doc)
-		checkRender(t, &usersv1.User{Id: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Claims: claims})
-		checkRender(t, &usersv1.User{Id: "x", Claims: claims, AuthenticationProvider: link})
+		checkRender(t, &usersv1.User{Id: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Claims: claims}, true)
+		checkRender(t, &usersv1.User{Id: "x", Claims: claims, AuthenticationProvider: link}, true)
 	}
 	next := "opaque-cursor_1"
 	users := []*usersv1.User{
@@ -72,7 +78,7 @@ func TestRenderUsersMatchesProtojson(t *testing.T) {
 		&usersv1.SearchUsersResponse{Data: users[:1], NextCursor: &next},
 		&usersv1.SearchUsersResponse{NextCursor: new(string)},
 	} {
-		checkRender(t, v)
+		checkRender(t, v, true)
 	}
 }
 
@@ -106,7 +112,7 @@ func TestRenderUsersDeclinesWhatProtojsonJudges(t *testing.T) {
 			if _, ok := renderUsers(&usersv1.ListUsersResponse{Data: []*usersv1.User{{Id: "ok"}, u}}); ok {
 				t.Fatal("a page holding it was rendered, want it left to protojson")
 			}
-			checkRender(t, u)
+			checkRender(t, u, false)
 		})
 	}
 	if _, ok := renderUsers(&usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}); ok {
@@ -134,8 +140,13 @@ func FuzzRenderUsers(f *testing.F) {
 		if strings.HasPrefix(subject, "s") {
 			u.AuthenticationProvider = &usersv1.AuthenticationProvider{ProviderId: id, Url: cursor, SubjectId: subject}
 		}
-		checkRender(t, u)
-		checkRender(t, &usersv1.ListUsersResponse{Data: []*usersv1.User{u, u}, NextCursor: &cursor})
-		checkRender(t, &usersv1.SearchUsersResponse{Data: []*usersv1.User{u}})
+		// Claims protojson read are valid, so the renderer leaves to
+		// protojson only invalid UTF-8 in the fuzzed strings and nesting
+		// past its cap (fewer brackets than the cap rule that out).
+		rendered := utf8.ValidString(id) && utf8.ValidString(subject) && utf8.ValidString(cursor) &&
+			strings.Count(claims, "[")+strings.Count(claims, "{") <= maxRenderDepth
+		checkRender(t, u, rendered)
+		checkRender(t, &usersv1.ListUsersResponse{Data: []*usersv1.User{u, u}, NextCursor: &cursor}, rendered)
+		checkRender(t, &usersv1.SearchUsersResponse{Data: []*usersv1.User{u}}, rendered)
 	})
 }
