@@ -650,7 +650,8 @@ func TestCrashDurability(t *testing.T) {
 
 // checkCrashWorkload checks on s2, a server on the database of the one
 // runCrashWorkload killed, that every acknowledged write is there: each
-// user holds its last acknowledged v, or the v that was in flight. It
+// user holds its last acknowledged v, or the v that was in flight; and
+// that searches agree with the users. It
 // returns the number of creates acknowledged and of those that failed
 // after the kill (which may or may not have been kept).
 func checkCrashWorkload(t *testing.T, ws []crashWriter, s2 *server) (ackedCreates, lostCreates int) {
@@ -714,6 +715,7 @@ func checkCrashWorkload(t *testing.T, ws []crashWriter, s2 *server) (ackedCreate
 		}
 	}
 	t.Logf("%d of %d in-flight updates were applied", appliedInFlight, inFlight)
+	checkSearchAgrees(t, s2)
 	return ackedCreates, lostCreates
 }
 
