@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/usersd/usersd/internal/store/postgres/pgtest"
 )
@@ -61,7 +63,10 @@ func TestPostgresStart(t *testing.T) {
 	db := pgtest.Connect(t).Database(t)
 
 	cwd := t.TempDir()
-	cmd := exec.Command(binary, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", db)
+	// Bounded: a start that is not refused would serve until killed.
+	ctx, cancel := context.WithTimeout(t.Context(), wait(30*time.Second))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", db)
 	cmd.Dir = cwd
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	out, err := cmd.CombinedOutput()

@@ -174,7 +174,7 @@ func TestSearchEventsAndRoles(t *testing.T) {
 	s := start(t, "")
 	secret := "secret-" + randomHex(8)
 	createUser(t, s, `{"claims":{"k":"`+secret+`"}}`)
-	auditor, _ := evToken(t, "aud", "auditor")
+	auditor, auditorSubject := evToken(t, "aud", "auditor")
 	issuer, issuerSubject := evToken(t, "iss", "issuer")
 
 	rid := evRID("search")
@@ -187,6 +187,9 @@ func TestSearchEventsAndRoles(t *testing.T) {
 	evWantMeta(t, end, map[string]any{"limit": 7, "entriesCount": 1})
 	evWantMetaWithin(t, startEv, map[string]any{"limit": 7})
 	raw := evDo(t, s, auditor, "", "GET", "/v1/events?limit=1000&requestIds="+rid, "")
+	if raw.Status != http.StatusOK {
+		t.Fatalf("listing the search's events: %d %s", raw.Status, raw.Body)
+	}
 	if strings.Contains(string(raw.Body), secret) {
 		t.Fatalf("the events carry the criteria: %s", raw.Body)
 	}
@@ -198,6 +201,8 @@ func TestSearchEventsAndRoles(t *testing.T) {
 
 	rid = evRID("search-auditor")
 	wantError(t, evDo(t, s, auditor, rid, "POST", "/v1/users/search", `{}`), 403, "Forbidden")
+	_, fail = evWantPair(t, evPoll(t, s, auditor, rid, 2), rid, auditorSubject, "USER_SEARCH", "FAIL")
+	evWantMetaWithin(t, fail, map[string]any{"code": "Forbidden"})
 }
 
 // checkSearchAgrees checks, on a server started after a kill -9 in the

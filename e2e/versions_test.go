@@ -158,49 +158,33 @@ func TestVersionsEvents(t *testing.T) {
 func TestRESTConcurrentIfMatch(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
+	client := newRESTClient(t)
 	path := "/v1/users/" + createUser(t, s, `{}`)["id"].(string)
 	for round := 1; round <= 10; round++ {
 		tag := `"` + strconv.Itoa(round) + `"`
-		statuses := make([]int, 2)
-		errs := make([]error, 2)
+		results := make([]restResult, 2)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
-		for i := range statuses {
+		for i := range results {
 			wg.Go(func() {
 				<-start
-				statuses[i], errs[i] = putIfMatch(s, path, `{"claims":{"by":`+strconv.Itoa(i)+`}}`, tag)
+				results[i] = s.call(client, "PUT", path, `{"claims":{"by":`+strconv.Itoa(i)+`}}`, "If-Match", tag)
 			})
 		}
 		close(start)
 		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatal(err)
+		statuses := make([]int, 2)
+		for i, r := range results {
+			if r.Err != nil {
+				t.Fatal(r.Err)
 			}
+			statuses[i] = r.Status
 		}
 		if !(statuses[0] == 200 && statuses[1] == 412 || statuses[0] == 412 && statuses[1] == 200) {
 			t.Fatalf("round %d: statuses %v, want one 200 and one 412", round, statuses)
 		}
 		wantETag(t, s.do(t, "GET", path, ""), `"`+strconv.Itoa(round+1)+`"`)
 	}
-}
-
-// putIfMatch sends a PUT with an admin token and If-Match, from any
-// goroutine, and returns its status.
-func putIfMatch(s *server, path, body, ifMatch string) (int, error) {
-	req, err := http.NewRequestWithContext(context.Background(), "PUT", "http://"+s.HTTPAddr+path, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("If-Match", ifMatch)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
 }
 
 // Over gRPC the tag is etag header metadata and the condition if-match
