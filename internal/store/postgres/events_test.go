@@ -72,12 +72,17 @@ func TestRetentionByTwoInstances(t *testing.T) {
 	cut := oldEvents(t, a, total)
 	var deleted atomic.Int64
 	var wg sync.WaitGroup
+	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range []*Store{a, b} {
 		wg.Go(func() {
 			// Until the other instance's batches and this one's have
 			// deleted everything; a call that found the lock taken
 			// deleted nothing and is simply made again.
 			for deleted.Load() < total {
+				if time.Now().After(deadline) {
+					t.Errorf("after 30 s the instances report %d of %d deletions", deleted.Load(), total)
+					return
+				}
 				n, err := s.DeleteEventsBefore(t.Context(), cut, 7)
 				if err != nil {
 					t.Errorf("DeleteEventsBefore: %v", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/store"
-	"github.com/usersd/usersd/internal/store/storetest"
 )
 
 // The Seq rule (store.User.Seq): a listing never passes a user that
@@ -98,108 +96,6 @@ func checkReadWaitsForCreateInFlight(t *testing.T, read func(context.Context, *S
 	if got, want := idsOf(r.users), []string{first.ID, c.u.ID, fast.ID}; !slices.Equal(got, want) {
 		t.Errorf("read %v, want %v", got, want)
 	}
-}
-
-// Many creates, some held open between drawing their Seq and committing,
-// and deletes, all through separate connections, while a listing follows
-// the creation order in pages of 7 until a page that began after the last
-// write reports no more. No user is listed twice, Seq only grows, and
-// every user still there at the end was listed.
-func TestListUnderConcurrentHeldCreates(t *testing.T) {
-	t.Parallel()
-	dsn, _ := testDB(t)
-	const (
-		existing = 30
-		creators = 6
-		rounds   = 24 // per creator; every third makes a held create and another
-		pageSize = 7
-	)
-	s := openStore(t, dsn, Options{MaxConns: 2*creators + 2})
-	other := connect(t, dsn, creators)
-	ctx := t.Context()
-	var doomed []store.User
-	for i := range existing {
-		if u := create(t, s, `{}`, nil); i%2 == 0 {
-			doomed = append(doomed, u)
-		}
-	}
-
-	start := make(chan struct{})
-	wrote := make(chan struct{}, 1)
-	done := make(chan struct{})
-	signal := func() {
-		select {
-		case wrote <- struct{}{}:
-		default:
-		}
-	}
-	var wg sync.WaitGroup
-	for w := range creators {
-		wg.Go(func() {
-			<-start
-			for i := range rounds {
-				if i%3 == 0 {
-					if err := heldCreate(ctx, s, other); err != nil {
-						t.Errorf("creator %d: held CreateUser: %v", w, err)
-						return
-					}
-				} else if _, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil); err != nil {
-					t.Errorf("creator %d: CreateUser: %v", w, err)
-					return
-				}
-				signal()
-				if d := i*creators + w; d < len(doomed) {
-					if err := s.DeleteUser(ctx, doomed[d].ID, 0, nil); err != nil {
-						t.Errorf("creator %d: DeleteUser: %v", w, err)
-						return
-					}
-					signal()
-				}
-			}
-		})
-	}
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	defer wg.Wait()
-
-	close(start)
-	stored := storetest.TailListing(t, s, pageSize, wrote, done)
-	if want := existing - len(doomed) + creators*(rounds+rounds/3); len(stored) != want {
-		t.Errorf("%d users at the end, want %d", len(stored), want)
-	}
-}
-
-// heldCreate creates a user whose create stays open after drawing its Seq
-// until another create, likely drawing a larger one, has committed, or
-// for 5 ms if that create is waiting: for a listing, which waits for the
-// held create (the rule at work).
-func heldCreate(ctx context.Context, s *Store, other *pgxpool.Pool) error {
-	held, err := holdEvent(ctx, other)
-	if err != nil {
-		return err
-	}
-	heldDone, otherDone := make(chan error, 1), make(chan error, 1)
-	go func() {
-		_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, []store.Event{held.event})
-		heldDone <- err
-	}()
-	go func() {
-		_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
-		otherDone <- err
-	}()
-	var otherErr error
-	select {
-	case otherErr = <-otherDone:
-		otherDone = nil
-	case <-time.After(5 * time.Millisecond):
-	}
-	err = errors.Join(held.release(ctx), <-heldDone)
-	if otherDone != nil {
-		otherErr = <-otherDone
-	}
-	return errors.Join(err, otherErr)
 }
 
 // heldEvent is an event inserted by a transaction that has not committed:
