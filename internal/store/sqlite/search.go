@@ -2,13 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/usersd/usersd/internal/jsontext"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -234,11 +234,8 @@ func (s *Store) LoadUsers(ctx context.Context, users []store.User) error {
 	for len(users) > 0 {
 		chunk := users[:min(loadChunk, len(users))]
 		users = users[len(chunk):]
-		rows, err := loadRows(chunk)
-		if err != nil {
-			return err
-		}
-		err = s.write(ctx, "load users", func(g *groupTx) error {
+		rows := loadRows(chunk)
+		err := s.write(ctx, "load users", func(g *groupTx) error {
 			_, err := g.execSQL(loadUsersSQL, rows)
 			return err
 		})
@@ -249,18 +246,32 @@ func (s *Store) LoadUsers(ctx context.Context, users []store.User) error {
 	return nil
 }
 
-// loadRows encodes users as loadUsersSQL's JSON array.
-func loadRows(users []store.User) (string, error) {
-	rows := make([][6]any, len(users))
+// loadRows encodes users as loadUsersSQL's JSON array; an unlinked
+// user's provider fields are null.
+func loadRows(users []store.User) string {
+	b := make([]byte, 0, 512*len(users))
+	b = append(b, '[')
 	for i, u := range users {
-		pid, purl, sub := providerArgs(u.Provider)
-		rows[i] = [6]any{u.ID, string(u.Claims), pid, purl, sub, u.CreatedAt.UnixMilli()}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = jsontext.AppendString(b, u.ID)
+		b = append(b, ',')
+		b = jsontext.AppendString(b, string(u.Claims))
+		if p := u.Provider; p != nil {
+			for _, f := range []string{p.ProviderID, p.URL, p.SubjectID} {
+				b = append(b, ',')
+				b = jsontext.AppendString(b, f)
+			}
+		} else {
+			b = append(b, ",null,null,null"...)
+		}
+		b = append(b, ',')
+		b = strconv.AppendInt(b, u.CreatedAt.UnixMilli(), 10)
+		b = append(b, ']')
 	}
-	b, err := json.Marshal(rows)
-	if err != nil {
-		return "", fmt.Errorf("sqlite: load users: %w", err)
-	}
-	return string(b), nil
+	return string(append(b, ']'))
 }
 
 var _ store.BulkLoader = (*Store)(nil)

@@ -13,7 +13,7 @@ const (
 	stmtSavepoint writeStmt = iota
 	stmtRelease
 	stmtRollbackTo
-	stmtUserVersion
+	stmtUserExists
 	stmtInsertUser
 	stmtUpdateUser
 	stmtDeleteUser
@@ -24,10 +24,10 @@ const (
 var writeSQL = [numWriteStmts]string{
 	// One name serves every write of a group: each savepoint is
 	// released before the next is opened.
-	stmtSavepoint:   `SAVEPOINT one_write`,
-	stmtRelease:     `RELEASE one_write`,
-	stmtRollbackTo:  `ROLLBACK TO one_write`,
-	stmtUserVersion: `SELECT version FROM users WHERE id = ?`,
+	stmtSavepoint:  `SAVEPOINT one_write`,
+	stmtRelease:    `RELEASE one_write`,
+	stmtRollbackTo: `ROLLBACK TO one_write`,
+	stmtUserExists: `SELECT 1 FROM users WHERE id = ?`,
 	stmtInsertUser: `INSERT INTO users (id, claims, provider_id, provider_url, subject_id, version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	// Arguments: claims or NULL to keep them; whether to set the provider,

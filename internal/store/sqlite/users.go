@@ -93,8 +93,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 // (sql.ErrNoRows, which opError makes store.ErrNotFound), or one with
 // another version.
 func whyUntouched(g *groupTx, id string) error {
-	var version int64
-	if err := g.queryRow(stmtUserVersion, id).Scan(&version); err != nil {
+	var exists int
+	if err := g.queryRow(stmtUserExists, id).Scan(&exists); err != nil {
 		return err
 	}
 	return store.ErrVersionMismatch
