@@ -162,7 +162,7 @@ func peerGRPC(t *testing.T, s *server) (usersv1.UserServiceClient, func() string
 // One line per request on each transport: REST with the method, the route
 // template (never the id), the HTTP status, the gRPC call and its code,
 // the caller and the real client address; gRPC with its RPC and code.
-// The gateway's in-memory hop adds no line of its own.
+// The gateway's in-process call adds no line of its own.
 func TestAccessLogOneLinePerRequest(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
@@ -202,7 +202,7 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 			t.Errorf("the gRPC line has %s: %v", k, grpcLine)
 		}
 	}
-	// Info level: no debug lines, and no line speaks of the in-memory hop.
+	// Info level: no debug lines, and no line speaks of the in-process call.
 	for _, l := range logLines(t, s) {
 		if l["level"] == "DEBUG" || l["peer"] == "gateway" || l["peer"] == "bufconn" {
 			t.Errorf("unexpected line %v", l)

@@ -150,7 +150,7 @@ func TestTLSBothTransports(t *testing.T) {
 		}
 	})
 
-	// REST reaches the gRPC server in memory, without TLS on that hop.
+	// REST calls the service in process: TLS is the HTTP listener's alone.
 	t.Run("case=HTTPS, HTTP/1.1 and HTTP/2", func(t *testing.T) {
 		for _, h2 := range []bool{false, true} {
 			r := ts.https(t, h2, "POST", "/v1/users", `{"claims":{"tls":true}}`)

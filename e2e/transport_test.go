@@ -17,8 +17,8 @@ import (
 )
 
 // The gRPC transport bounds (contract §3), seen by a raw HTTP/2 client;
-// and REST, whose in-memory connection to the gRPC server has the same
-// bounds, working through them.
+// and REST, which calls the service in process through no connection,
+// unaffected by them.
 
 // waitGoAway waits (bounded) for the server to send the client away.
 func (h *h2conn) waitGoAway(t *testing.T) *http2.GoAwayFrame {
@@ -139,12 +139,12 @@ func TestGRPCConnectionLimit(t *testing.T) {
 		t.Fatalf("after one of two connections closed: %v", err)
 	}
 	if r := s.do(t, "GET", "/v1/users/"+missingID, ""); r.Status != http.StatusNotFound {
-		t.Fatalf("REST (in memory, not limited) while the limit is held: %d %s", r.Status, r.Body)
+		t.Fatalf("REST (in process, not limited) while the limit is held: %d %s", r.Status, r.Body)
 	}
 }
 
-// More REST calls at once than the in-memory connection's stream limit
-// wait for a stream; none fails.
+// More REST calls at once than a gRPC connection's stream limit (100),
+// and within --max-in-flight (256), are all served: none fails.
 func TestRESTBeyondStreamLimit(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
@@ -155,9 +155,9 @@ func TestRESTBeyondStreamLimit(t *testing.T) {
 	}
 }
 
-// The in-memory connection, like every other, is sent away at its maximum
-// age: REST calls keep working across the reconnections, also when they
-// queue for streams (4 per connection here), and so do native ones.
+// Native connections are sent away at their maximum age and their calls
+// keep working across the reconnections; REST calls, under a stream
+// limit of 4 that no longer concerns them, keep working meanwhile.
 func TestRESTAcrossConnectionAge(t *testing.T) {
 	t.Parallel()
 	const age = 300 * time.Millisecond
@@ -165,8 +165,7 @@ func TestRESTAcrossConnectionAge(t *testing.T) {
 		"--grpc-max-concurrent-streams", "4")
 	id := createUser(t, s, `{}`)["id"].(string)
 
-	// The age limit holds on the TCP port; the in-memory connection is
-	// served by the same server.
+	// The age limit holds on the TCP port.
 	raw := dialRaw(t, s)
 	if ga := raw.waitGoAway(t); ga.ErrCode != http2.ErrCodeNo {
 		t.Fatalf("GOAWAY at max age: %v, want NO_ERROR", ga.ErrCode)
@@ -232,9 +231,9 @@ func restLoad(t *testing.T, s *server, id string, callers int, more func(n int) 
 	return failures
 }
 
-// REST headers that could not travel as gRPC metadata to the in-memory
-// connection (64 KiB) are refused with 431, never a 5xx; smaller ones get
-// the answer the API gives (401 for these tokens).
+// REST headers beyond what a native call may send as gRPC metadata
+// (64 KiB) are refused with 431, never a 5xx; smaller ones get the answer
+// the API gives (401 for these tokens).
 func TestRESTHeadersBeyondGRPCMetadataLimit(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")

@@ -29,12 +29,12 @@ func (u echoUsers) UpdateUser(_ context.Context, req *usersv1.UpdateUserRequest)
 }
 
 // The REST front's cost per request: routing, checks, decoding, the
-// in-memory gRPC hop and rendering, without auth, events or a store. Run:
+// in-process call and rendering, without auth, events or a store. Run:
 //
 //	go test ./gateway -run '^$' -bench . -benchmem
 func BenchmarkGateway(b *testing.B) {
 	claims, _ := structpb.NewStruct(map[string]any{"email": "u@example.com", "name": "Benchmark User", "tier": 3})
-	h, err := New(b.Context(), inMemoryConn(b, echoUsers{claims: claims}), Options{
+	h, err := New(b.Context(), inProcessConn(echoUsers{claims: claims}), Options{
 		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 64 << 10, MaxJSONDepth: 13,
 	})
 	if err != nil {

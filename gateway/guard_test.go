@@ -135,7 +135,7 @@ func (u updatesSeen) UpdateUser(_ context.Context, req *usersv1.UpdateUserReques
 // REST.
 func TestPUTReachesServiceWithMaskFromBodyKeys(t *testing.T) {
 	seen := updatesSeen{reqs: make(chan *usersv1.UpdateUserRequest, 1)}
-	h, err := New(t.Context(), inMemoryConn(t, seen), Options{
+	h, err := New(t.Context(), inProcessConn(seen), Options{
 		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1 << 16, MaxJSONDepth: 32,
 	})
 	if err != nil {
@@ -196,7 +196,7 @@ func TestRefusalsReachTheServerAsReasons(t *testing.T) {
 		}
 		return handler(ctx, req)
 	}
-	h, err := New(t.Context(), inMemoryConn(t, usersv1.UnimplementedUserServiceServer{}, rejections), Options{
+	h, err := New(t.Context(), inProcessConn(usersv1.UnimplementedUserServiceServer{}, rejections), Options{
 		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 64, MaxJSONDepth: 8,
 	})
 	if err != nil {
@@ -264,7 +264,7 @@ func TestUnreadableBodyIsAnsweredWithoutACall(t *testing.T) {
 		calls <- struct{}{}
 		return handler(ctx, req)
 	}
-	h, err := New(t.Context(), inMemoryConn(t, usersv1.UnimplementedUserServiceServer{}, counting), Options{
+	h, err := New(t.Context(), inProcessConn(usersv1.UnimplementedUserServiceServer{}, counting), Options{
 		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1 << 10, MaxJSONDepth: 8,
 	})
 	if err != nil {
