@@ -26,7 +26,7 @@ func TestAllocationBudgets(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocations (sync.Pool drops items)")
 	}
-	s := startServer(t, seams{gatewayConn: inProcess, holdEvents: true})
+	s := startServer(t, seams{holdEvents: true})
 	id := s.seed(t, 1)[0]
 	var n int64
 	update := func(rest bool) func(testing.TB) {

@@ -54,22 +54,14 @@ type Env struct {
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting, let in-flight requests finish (bounded), close the database.
 func Run(ctx context.Context, cfg Config, env Env) error {
-	return run(ctx, cfg, env, seams{gatewayConn: inProcess})
-}
-
-// gatewayConnector gives the gateway its connection to the users service,
-// given the gRPC port's address and the in-process channel, and what to
-// close after serving.
-type gatewayConnector func(tcpAddr string, inproc *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error)
-
-// inProcess is how usersd connects its gateway: the in-process channel.
-func inProcess(_ string, inproc *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error) {
-	return inproc, io.NopCloser(nil), nil
+	return run(ctx, cfg, env, seams{})
 }
 
 // seams are what benchmarks vary to measure a part against a baseline.
 type seams struct {
-	gatewayConn  gatewayConnector  // how the gateway reaches the users service
+	// dialGateway, when set, connects the gateway to the gRPC port (the
+	// benchmarks' baseline) instead of the in-process channel.
+	dialGateway  func(tcpAddr string) (*grpc.ClientConn, error)
 	authenticate grpcauth.AuthFunc // nil: the configured token verification
 	noEvents     bool              // record no analytic events
 	// holdEvents keeps the asynchronous events buffered until shutdown,
@@ -168,11 +160,15 @@ func run(ctx context.Context, cfg Config, env Env, sm seams) error {
 	if err != nil {
 		return err
 	}
-	conn, closeConn, err := sm.gatewayConn(grpcLis.Addr().String(), inproc)
-	if err != nil {
-		return err
+	var conn grpc.ClientConnInterface = inproc
+	if sm.dialGateway != nil {
+		dialed, err := sm.dialGateway(grpcLis.Addr().String())
+		if err != nil {
+			return err
+		}
+		defer dialed.Close()
+		conn = dialed
 	}
-	defer closeConn.Close()
 	httpSrv, serveHTTP, err := buildHTTP(ctx, cfg, conn, certs, access, gateway.Options{
 		Logger:  log,
 		Ready:   cachedProbe(readiness(verifier, st), time.Second, time.Now),

@@ -21,7 +21,6 @@ import (
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/auth"
-	"github.com/usersd/usersd/internal/gatewayconn"
 )
 
 // Throughput of GetUser and UpdateUser over gRPC and over REST, with the
@@ -33,10 +32,9 @@ import (
 // Compare the ns/op of the sub-benchmarks of one run: the machine is
 // noisy, the ratios are what matter.
 
-func dialLoopback(tcpAddr string, _ *gatewayconn.Channel) (grpc.ClientConnInterface, io.Closer, error) {
-	conn, err := grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+func dialLoopback(tcpAddr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(tcpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	return conn, conn, err
 }
 
 type benchServer struct {
@@ -175,13 +173,13 @@ type transport struct {
 }
 
 var transports = []transport{
-	{"grpc", false, seams{gatewayConn: inProcess}},
-	{"grpc-noverify", false, seams{gatewayConn: inProcess, authenticate: withoutVerification}},
-	{"grpc-noevents", false, seams{gatewayConn: inProcess, noEvents: true}},
-	{"rest-inmemory", true, seams{gatewayConn: inProcess}},
-	{"rest-inmemory-noverify", true, seams{gatewayConn: inProcess, authenticate: withoutVerification}},
-	{"rest-inmemory-noevents", true, seams{gatewayConn: inProcess, noEvents: true}},
-	{"rest-loopback", true, seams{gatewayConn: dialLoopback}},
+	{"grpc", false, seams{}},
+	{"grpc-noverify", false, seams{authenticate: withoutVerification}},
+	{"grpc-noevents", false, seams{noEvents: true}},
+	{"rest-inprocess", true, seams{}},
+	{"rest-inprocess-noverify", true, seams{authenticate: withoutVerification}},
+	{"rest-inprocess-noevents", true, seams{noEvents: true}},
+	{"rest-loopback", true, seams{dialGateway: dialLoopback}},
 }
 
 // benchEach runs call from benchClients × GOMAXPROCS goroutines against

@@ -81,7 +81,7 @@ func TestRefusalMarkFromANativeClientIsIgnored(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole server")
 	}
-	s := startServer(t, seams{gatewayConn: inProcess})
+	s := startServer(t, seams{})
 
 	const nativeRID, restRID = "mark-native", "mark-rest"
 	ctx := metadata.AppendToOutgoingContext(t.Context(),

@@ -31,7 +31,7 @@ import (
 //	go test ./internal/app -run '^$' -fuzz '^FuzzREST$' -fuzztime 60s
 func FuzzREST(f *testing.F) {
 	keepCrashReport(f)
-	s := startServer(f, seams{gatewayConn: inProcess})
+	s := startServer(f, seams{})
 	created, err := s.users.CreateUser(f.Context(), &usersv1.CreateUserRequest{User: &usersv1.User{}})
 	if err != nil {
 		f.Fatal(err)
