@@ -23,7 +23,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/app"
@@ -172,8 +174,11 @@ func checkSeeded(ctx context.Context, c usersv1.UserServiceClient, n int) error 
 	if _, err := c.GetUser(ctx, &usersv1.GetUserRequest{Id: userID(n - 1)}); err != nil {
 		return fmt.Errorf("user %d of the seeded data is missing (seed with the same --users): %w", n-1, err)
 	}
-	if _, err := c.GetUser(ctx, &usersv1.GetUserRequest{Id: userID(n)}); err == nil {
+	switch _, err := c.GetUser(ctx, &usersv1.GetUserRequest{Id: userID(n)}); {
+	case err == nil:
 		return fmt.Errorf("the database holds more than --users %d seeded users", n)
+	case status.Code(err) != codes.NotFound:
+		return fmt.Errorf("looking for user %d, past the seeded ones: %w", n, err)
 	}
 	return nil
 }

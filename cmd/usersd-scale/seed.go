@@ -55,14 +55,18 @@ func seed(ctx context.Context, c config, out io.Writer) (err error) {
 	start := time.Now()
 	batches := make(chan []store.User, 1)
 	genErr := make(chan error, 1)
+	genCtx, stopGen := context.WithCancel(ctx)
+	defer stopGen()
 	go func() {
 		defer close(batches)
-		genErr <- generate(ctx, c.users, batches)
+		genErr <- generate(genCtx, c.users, batches)
 	}()
 	loaded := 0
 	for batch := range batches {
 		if err := loader.LoadUsers(ctx, batch); err != nil {
-			// Drain, so the generator is not left blocked on a send.
+			// Stop the generator, and drain so it is not left blocked on a
+			// send.
+			stopGen()
 			for range batches {
 			}
 			return fmt.Errorf("load users %d..%d: %w", loaded, loaded+len(batch)-1, err)
