@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"unicode/utf8"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/events"
@@ -64,13 +63,7 @@ func (s *Users) searchCriteria(vs *violations, req *usersv1.SearchUsersRequest) 
 		checkURL(vs, field+".url", u)
 		c.URL = u
 	}
-	switch sub := p.GetSubjectId(); {
-	case sub == "":
-	case len(sub) > maxSubjectIDBytes:
-		vs.add(field+".subject_id", "must be at most %d bytes", maxSubjectIDBytes)
-	case !utf8.ValidString(sub) || hasControl(sub):
-		vs.add(field+".subject_id", "must not contain control characters")
-	default:
+	if sub := p.GetSubjectId(); sub != "" && checkSubjectID(vs, field+".subject_id", sub) {
 		c.SubjectID = sub
 	}
 	return c

@@ -99,15 +99,26 @@ func checkProvider(vs *violations, field string, p *usersv1.AuthenticationProvid
 		out.ProviderId = checkID(vs, field+".provider_id", p.GetProviderId())
 	}
 	checkURL(vs, field+".url", p.GetUrl())
-	switch s := p.GetSubjectId(); {
-	case s == "":
+	if p.GetSubjectId() == "" {
 		vs.add(field+".subject_id", "is required")
-	case len(s) > maxSubjectIDBytes:
-		vs.add(field+".subject_id", "must be at most %d bytes", maxSubjectIDBytes)
-	case !utf8.ValidString(s) || hasControl(s):
-		vs.add(field+".subject_id", "must not contain control characters")
+	} else {
+		checkSubjectID(vs, field+".subject_id", p.GetSubjectId())
 	}
 	return out
+}
+
+// checkSubjectID checks a non-empty subject id, in a link or in search
+// criteria, and reports whether it passed.
+func checkSubjectID(vs *violations, field, s string) bool {
+	switch {
+	case len(s) > maxSubjectIDBytes:
+		vs.add(field, "must be at most %d bytes", maxSubjectIDBytes)
+	case !utf8.ValidString(s) || hasControl(s):
+		vs.add(field, "must not contain control characters")
+	default:
+		return true
+	}
+	return false
 }
 
 func checkURL(vs *violations, field, raw string) {
