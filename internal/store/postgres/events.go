@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -203,21 +202,4 @@ func scanEvent(row pgx.CollectableRow) (store.Event, error) {
 	}
 	e.Time = e.Time.UTC()
 	return e, nil
-}
-
-// query collects the arguments of a query being built.
-type query struct{ args []any }
-
-// arg adds v to the arguments and returns its placeholder.
-func (q *query) arg(v any) string {
-	q.args = append(q.args, v)
-	return "$" + strconv.Itoa(len(q.args))
-}
-
-// where is the WHERE clause of conds, or nothing when there are none.
-func where(conds []string) string {
-	if len(conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(conds, " AND ")
 }
