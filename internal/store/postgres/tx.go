@@ -82,28 +82,55 @@ func (s *Store) retry(ctx context.Context, op string, attempt func() error) erro
 	}
 }
 
-// retryable reports whether running the failed transaction again may
-// succeed and cannot apply it twice: the server rolled it back for a
-// serialization failure or a deadlock, or its connection broke before
-// COMMIT was sent (the server then rolls it back). A failure to open a new
-// connection is not retried: the server is down or refusing, and callers
-// learn it at once.
-func retryable(err error) bool {
+// classify tells, by SQLSTATE and error type, never by message, what a
+// failed call's error means:
+//   - unavailable: the database cannot be used right now
+//     (store.ErrUnavailable), as opposed to refusing the statement;
+//   - retry: running the transaction again may succeed and cannot apply it
+//     twice: the server rolled it back (serialization failure, deadlock,
+//     its backend terminated), or its connection broke before COMMIT was
+//     sent. Every such error is also unavailable, should the retries run
+//     out. A failure to open a new connection is not retried: the server
+//     is down or refusing, and callers learn it at once.
+//
+// A connection lost during COMMIT (errCommitUnknown) is neither: the
+// transaction may have committed.
+func classify(err error) (unavailable, retry bool) {
 	if errors.Is(err, errCommitUnknown) {
-		return false
+		return false, false
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "40001", // serialization_failure
-			"40P01", // deadlock_detected
-			"57P01", // admin_shutdown: this backend was terminated
-			"57P02": // crash_shutdown
-			return true
+		switch code := pgErr.Code; {
+		case code == "40001", // serialization_failure
+			code == "40P01",               // deadlock_detected
+			code == "57P01",               // admin_shutdown: this backend was terminated
+			code == "57P02",               // crash_shutdown
+			strings.HasPrefix(code, "08"): // connection_exception
+			return true, true
+		case code == "57P03", // cannot_connect_now: starting up, shutting down, recovering
+			code == "57014",               // query_canceled: the statement timeout
+			code == "25006",               // read_only_sql_transaction: a standby, or a read-only database
+			strings.HasPrefix(code, "53"): // insufficient_resources: disk full, out of memory, too many connections
+			return true, false
 		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+		return false, false
 	}
-	return !errors.As(err, new(*pgconn.ConnectError)) && connBroken(err)
+	if errors.As(err, new(*pgconn.ConnectError)) {
+		return true, false
+	}
+	broken := connBroken(err)
+	return broken, broken
+}
+
+func retryable(err error) bool {
+	_, retry := classify(err)
+	return retry
+}
+
+func isUnavailable(err error) bool {
+	unavailable, _ := classify(err)
+	return unavailable
 }
 
 // connBroken reports whether err is an established connection failing
@@ -114,30 +141,6 @@ func connBroken(err error) bool {
 	}
 	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.As(err, new(net.Error))
-}
-
-// isUnavailable reports whether err says the database cannot be used right
-// now (store.ErrUnavailable), as opposed to refusing the statement. It is
-// decided by SQLSTATE and error type, never by message.
-func isUnavailable(err error) bool {
-	if errors.Is(err, errCommitUnknown) {
-		return false
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "40001", "40P01", // still failing after maxAttempts
-			"57P01", // admin_shutdown
-			"57P02", // crash_shutdown
-			"57P03", // cannot_connect_now: starting up, shutting down, recovering
-			"57014", // query_canceled: the statement timeout
-			"25006": // read_only_sql_transaction: a standby, or a read-only database
-			return true
-		}
-		return strings.HasPrefix(pgErr.Code, "08") || // connection_exception
-			strings.HasPrefix(pgErr.Code, "53") // insufficient_resources: disk full, out of memory, too many connections
-	}
-	return errors.As(err, new(*pgconn.ConnectError)) || connBroken(err)
 }
 
 // isProviderConflict reports whether err is the provider constraint
