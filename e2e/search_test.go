@@ -47,7 +47,7 @@ func (p searchPage) ids() []string {
 func TestSearchREST(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
-	tag := randomHex(8) // keeps this test's users apart on a shared database
+	tag := randomHex(8) // a claim value these users alone hold
 	nz := createUser(t, s, `{"claims":{"tag":"`+tag+`","address":{"country":"NZ","city":"Wellington"},"n":1,"a.b":true},"authenticationProvider":`+provider("sub-"+tag)+`}`)["id"].(string)
 	au := createUser(t, s, `{"claims":{"tag":"`+tag+`","address":{"country":"AU"},"n":"1","a":{"b":true}}}`)["id"].(string)
 	for _, tc := range []struct {
