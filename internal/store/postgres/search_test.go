@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -244,7 +243,7 @@ func TestSearchWaitsForCreateInFlight(t *testing.T) {
 
 // LoadUsers over several COPY batches: Seq in the order given and after
 // every earlier user, version 1, times in UTC milliseconds, links and
-// claims searchable; a clashing link is store.ErrProviderLinkConflict.
+// claims searchable.
 func TestLoadUsers(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, migratedTemplate(t).Database(t), Options{})
@@ -289,10 +288,6 @@ func TestLoadUsers(t *testing.T) {
 	}
 	if after := create(t, s, `{}`, nil); after.Seq <= all[n].Seq {
 		t.Errorf("a create after the load drew Seq %d, not after the load's last %d", after.Seq, all[n].Seq)
-	}
-	clash := []store.User{{ID: uuid.NewString(), Claims: []byte(`{}`), CreatedAt: created, Provider: users[0].Provider}}
-	if err := s.LoadUsers(ctx, clash); !errors.Is(err, store.ErrProviderLinkConflict) {
-		t.Errorf("LoadUsers with a linked subject: %v, want ErrProviderLinkConflict", err)
 	}
 }
 

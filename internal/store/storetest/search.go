@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -231,6 +232,19 @@ func testSearchBulkLoad(t *testing.T, s store.Store, clock *Clock) {
 	}
 	got, _ = mustSearch(t, s, store.Criteria{ProviderID: batch[4].Provider.ProviderID}, store.Page{Limit: 10})
 	assertIDs(t, got, batch[4].ID)
+
+	// A link already taken fails the load as it fails a create, and the
+	// load's other user is not stored.
+	clash := []store.User{
+		{ID: newID(t), Claims: []byte(`{}`), CreatedAt: clock.Now()},
+		{ID: newID(t), Claims: []byte(`{}`), CreatedAt: clock.Now(), Provider: batch[4].Provider},
+	}
+	if err := loader.LoadUsers(t.Context(), clash); !errors.Is(err, store.ErrProviderLinkConflict) {
+		t.Errorf("LoadUsers with a taken link: %v, want ErrProviderLinkConflict", err)
+	}
+	if _, err := s.GetUser(t.Context(), clash[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the other user of the failed load: %v, want ErrNotFound", err)
+	}
 }
 
 func testSearchPaging(t *testing.T, s store.Store, _ *Clock) {
