@@ -62,9 +62,10 @@ func limitConns(lis net.Listener, n int) net.Listener {
 	return netutil.LimitListener(lis, n)
 }
 
-// grpcReservedHeaderBytes is room for what the gateway's gRPC call adds
-// to the forwarded headers: pseudo-headers, content type, user agent,
-// timeout, x-forwarded-for.
+// grpcReservedHeaderBytes is room for what a gRPC call adds to the
+// headers it carries (pseudo-headers, content type, user agent, timeout):
+// counted for REST calls too, which now reach the service in process, so
+// that REST and native calls meet the metadata bound at the same size.
 const grpcReservedHeaderBytes = 1 << 10
 
 // fitGRPCMetadata refuses, with 431 as net/http refuses an oversized header
