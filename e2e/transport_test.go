@@ -107,8 +107,10 @@ func TestGRPCKeepalivePingFlood(t *testing.T) {
 func TestGRPCIdleConnectionClosed(t *testing.T) {
 	t.Parallel()
 	s := start(t, "", "--grpc-max-connection-idle", "300ms")
-	h := dialRaw(t, s)
+	// Before the dial: the server's idle clock starts when it accepts,
+	// which may come before dialRaw returns.
 	began := time.Now()
+	h := dialRaw(t, s)
 	if ga := h.waitGoAway(t); ga.ErrCode != http2.ErrCodeNo {
 		t.Fatalf("GOAWAY %v, want NO_ERROR", ga.ErrCode)
 	}
