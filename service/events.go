@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,9 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
+	if !resolveCategories(&f) {
+		return &usersv1.ListEventsResponse{Data: []*usersv1.Event{}}, nil
+	}
 	page, more, err := s.store.ListEvents(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
@@ -77,6 +81,25 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 		resp.NextCursor = &next
 	}
 	return resp, nil
+}
+
+// resolveCategories decides the category filter of f here, where the
+// categories are known: every event this service records is of category
+// events.CategoryUser. Naming it matches every event, whatever the types
+// (categories OR types); naming only others leaves the types to match.
+// It reports false when the filter can match no event at all. The stores
+// need no category index for it.
+func resolveCategories(f *store.EventFilter) bool {
+	if len(f.Categories) == 0 {
+		return true
+	}
+	user := slices.Contains(f.Categories, events.CategoryUser)
+	f.Categories = nil
+	if user {
+		f.Types = nil
+		return true
+	}
+	return len(f.Types) > 0
 }
 
 // filterList splits a comma-separated filter and checks each value,

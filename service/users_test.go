@@ -412,10 +412,10 @@ func TestListEventsFilterAndCursor(t *testing.T) {
 			"limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-", nil},
 		{"case=lists split, ids lower-cased, times rounded to inclusive milliseconds", func(*Users) *usersv1.ListEventsRequest {
 			return &usersv1.ListEventsRequest{
-				Limit: i32(3), Ids: strings.ToUpper(userID) + "," + otherID, RequestIds: "r-1,r-2", Categories: "user", Types: "A,B",
+				Limit: i32(3), Ids: strings.ToUpper(userID) + "," + otherID, RequestIds: "r-1,r-2", Categories: "admin", Types: "A,B",
 				DateFrom: "2026-11-28T13:02:05.1231+01:00", DateTo: "2026-11-28T13:02:05.1239Z",
 			}
-		}, "limit=3 ids=[" + userID + " " + otherID + "] requests=[r-1 r-2] categories=[user] types=[A B] " +
+		}, "limit=3 ids=[" + userID + " " + otherID + "] requests=[r-1 r-2] categories=[] types=[A B] " +
 			"from=2026-11-28T12:02:05.124Z to=2026-11-28T13:02:05.123Z before=-", nil},
 		{"case=cursor continues before its event", func(s *Users) *usersv1.ListEventsRequest {
 			return &usersv1.ListEventsRequest{Cursor: s.cursors.encode(cursorListEvents, eventPosition(last))}
@@ -436,6 +436,39 @@ func TestListEventsFilterAndCursor(t *testing.T) {
 			wantOK(t, st)
 			if got := describeFilter(f.only(t, "ListEvents").filter); got != tc.filter {
 				t.Fatalf("store got\n  %s\nwant\n  %s", got, tc.filter)
+			}
+		})
+	}
+}
+
+// The service records one category, "user", so it decides a category
+// filter itself: naming "user" lists every event whatever the types,
+// naming only other categories leaves the types to match, or nothing.
+func TestListEventsCategoriesResolved(t *testing.T) {
+	for _, tc := range []struct {
+		categories, types string
+		filter            string // the filter the store gets; "" when it must not be called
+	}{
+		{"user", "", "limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-"},
+		{"admin,user", "A,B", "limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-"},
+		{"admin", "A", "limit=100 ids=[] requests=[] categories=[] types=[A] from=- to=- before=-"},
+		{"admin,system", "", ""},
+		{"User", "", ""}, // categories are case-sensitive, as types are
+	} {
+		t.Run("case="+tc.categories+"/"+tc.types, func(t *testing.T) {
+			s, f := newTestUsers(t, DefaultLimits)
+			resp, st := serve(t, usersv1.UserService_ListEvents_FullMethodName, s.ListEvents,
+				&usersv1.ListEventsRequest{Categories: tc.categories, Types: tc.types})
+			wantOK(t, st)
+			if tc.filter == "" {
+				f.none(t)
+				if resp.Data == nil || len(resp.Data) != 0 || resp.NextCursor != nil {
+					t.Errorf("response %v, want an empty page (data [], no cursor)", resp)
+				}
+				return
+			}
+			if got := describeFilter(f.only(t, "ListEvents").filter); got != tc.filter {
+				t.Errorf("store got\n  %s\nwant\n  %s", got, tc.filter)
 			}
 		})
 	}
