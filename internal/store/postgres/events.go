@@ -101,8 +101,10 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 // eventsQuery builds the listing of f, limited to f.Limit+1 rows.
 //
 // Categories and Types are matched by one branch per listed value: for
-// each, a LATERAL subquery reads that value's index (ending in (ts, id))
-// backwards from the Before position and stops after f.Limit+1 rows. The
+// each, a LATERAL subquery reads that value's index (ending in (ts, id);
+// for a category, which is not indexed since the service decides that
+// filter itself, events_ts) backwards from the Before position and stops
+// after f.Limit+1 rows. The
 // UNION of the branches drops an event two branches both return, and the
 // outer query orders at most (values × (f.Limit+1)) rows: the work is
 // bounded by the page, not by how many events match. A single SELECT with

@@ -21,15 +21,16 @@ const (
 
 	// deleteOldEvents deletes the oldest events before a time, a bounded
 	// number at a time: SQLite has no DELETE ... LIMIT in its default
-	// build, so the subquery picks the rows, oldest first, from events_ts.
-	deleteOldEvents = `DELETE FROM events WHERE rowid IN (
-		SELECT rowid FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
+	// build, so the subquery picks the keys, oldest first, from the
+	// table's own (ts, id) order.
+	deleteOldEvents = `DELETE FROM events WHERE (ts, id) IN (
+		SELECT ts, id FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
 
 	// maxBranches bounds the branches of a Categories-or-Types listing
-	// (see eventsQuery): the service's most, 100 categories and 100 types,
+	// (see eventsQuery): the service's most, 100 types and the categories,
 	// so no listing it makes falls back to a scan and a sort. SQLite
 	// refuses compound SELECTs of more than 500 terms.
-	maxBranches = 200
+	maxBranches = 101
 )
 
 // AppendEvents writes events in one transaction: the batch is stored
@@ -86,14 +87,19 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 
 // eventsQuery builds the listing of f, limited to f.Limit+1 rows.
 //
-// Categories and Types are matched by one SELECT per listed value,
-// combined with UNION under the outer ORDER BY. Each branch is an
-// equality on an index ending in (ts, id), so SQLite merges the branches'
-// ordered streams, drops an event that two branches both return, and
-// stops after the page; the indexes being UNIQUE is what spares that
-// merge a sort (see the migration). A single SELECT with
-// "category IN (..) OR type IN (..)" would collect every matching event
-// and sort them: the whole table when it names a common category.
+// Types are matched by one SELECT per listed type, combined with UNION
+// under the outer ORDER BY. Each branch is an equality on an index ending
+// in (ts, id), so SQLite merges the branches' ordered streams, drops an
+// event that two branches both return, and stops after the page; the
+// index being UNIQUE is what spares that merge a sort (see the
+// migrations). A single SELECT with "category IN (..) OR type IN (..)"
+// would collect every matching event and sort them: the whole table when
+// it names a common type.
+//
+// Categories are not indexed (the service records one and decides that
+// filter itself), so all listed categories are one more branch, which
+// reads the table in (ts, id) order and keeps the events of those
+// categories.
 //
 // Listed ids or request ids select a few events through their own index,
 // so then one SELECT filters and sorts those instead.
@@ -137,31 +143,34 @@ func commonConds(f store.EventFilter) conds {
 }
 
 // branches returns the condition of each branch of the listing of f: one
-// per listed category and type, whose union is the Categories-or-Types
-// filter. It returns a single branch when there is no such filter, when
-// ids or request ids narrow the listing, or past maxBranches (correct,
-// only slower).
+// per listed type and one for all listed categories, whose union is the
+// Categories-or-Types filter. It returns a single branch when there is no
+// such filter, when ids or request ids narrow the listing, or past
+// maxBranches (correct, only slower).
 func branches(f store.EventFilter) []conds {
-	n := len(f.Categories) + len(f.Types)
+	var branches []conds
+	if len(f.Categories) > 0 {
+		var c conds
+		c.in("category", f.Categories)
+		branches = append(branches, c)
+	}
+	for _, t := range f.Types {
+		var c conds
+		c.add("type = ?", t)
+		branches = append(branches, c)
+	}
 	switch {
-	case n == 0:
+	case len(branches) == 0:
 		return []conds{{}}
-	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || n > maxBranches:
+	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || len(branches) > maxBranches:
 		return []conds{anyOf(f.Categories, f.Types)}
-	}
-	branches := make([]conds, n)
-	for i, c := range f.Categories {
-		branches[i].add("category = ?", c)
-	}
-	for i, t := range f.Types {
-		branches[len(f.Categories)+i].add("type = ?", t)
 	}
 	return branches
 }
 
 // anyOf is the Categories-or-Types filter as one condition. The unary +
-// keeps the planner off the type and category indexes: it likes them for
-// sparing a sort, but read in order they can walk most of the table,
+// keeps the planner off the type index: it likes it for sparing a sort,
+// but read in order it can walk most of the table,
 // where listed ids or request ids select a few events through their own
 // index.
 func anyOf(categories, types []string) conds {

@@ -3,18 +3,21 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
 
 	"github.com/usersd/usersd/internal/store"
 )
 
-// The listings read an index in (ts, id) order and stop after a page, so
-// their cost does not grow with the number of events: no full scan, and
-// no sort of every matching event. Lookups by request id or event id
+// The listings read the table or an index in (ts, id) order and stop
+// after a page, so their cost does not grow with the number of events: no
+// sort of every matching event. Lookups by request id or event id
 // sort, but only the few events those select. With millions of events
 // any other plan is a timeout, and nothing but the plan shows it on a
 // small database.
@@ -29,21 +32,22 @@ func TestEventQueryPlans(t *testing.T) {
 		seeks  bool     // no SCAN at all, not even of an index
 		search []string // each must be in the plan
 	}{
-		{name: "newest", search: []string{"SCAN events USING INDEX events_ts"}},
+		{name: "newest", search: []string{"SCAN events"}},
 		{name: "before", f: store.EventFilter{Before: before},
-			search: []string{"events_ts ((ts,id)<(?,?))"}},
+			search: []string{"PRIMARY KEY ((ts,id)<(?,?))"}},
 		{name: "type", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS"}, Before: before},
 			search: []string{"events_type_ts (type=? AND (ts,id)<(?,?))"}},
 		{name: "types", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS", "USER_DELETE_FAIL"}},
 			search: []string{"MERGE (UNION)", "events_type_ts (type=?)"}},
+		// Categories are not indexed: they read the table in order.
 		{name: "category", f: store.EventFilter{Categories: []string{"user"}},
-			search: []string{"events_category_ts (category=?)"}},
+			search: []string{"SCAN events"}},
 		{name: "category_or_type", f: store.EventFilter{
 			Categories: []string{"user"}, Types: []string{"USER_CREATE_SUCCESS"}, Before: before,
 		},
-			search: []string{"MERGE (UNION)", "events_category_ts (category=? AND (ts,id)<(?,?))", "events_type_ts (type=? AND (ts,id)<(?,?))"}},
+			search: []string{"MERGE (UNION)", "PRIMARY KEY ((ts,id)<(?,?))", "events_type_ts (type=? AND (ts,id)<(?,?))"}},
 		{name: "from_to", f: store.EventFilter{From: &from, To: &to},
-			search: []string{"events_ts (ts>? AND ts<?)"}},
+			search: []string{"PRIMARY KEY (ts>? AND ts<?)"}},
 		// Deep into a bounded listing the range starts at Before, not at To.
 		{name: "type_from_to_before", f: store.EventFilter{
 			Types: []string{"USER_CREATE_SUCCESS"}, From: &from, To: &to, Before: before,
@@ -52,7 +56,7 @@ func TestEventQueryPlans(t *testing.T) {
 		{name: "request_ids", f: store.EventFilter{RequestIDs: []string{"r1", "r2"}}, sorts: true,
 			search: []string{"events_request_ts (request_id=?)"}},
 		{name: "ids", f: store.EventFilter{IDs: []string{uuid.NewString(), uuid.NewString()}}, sorts: true,
-			search: []string{"sqlite_autoindex_events_1 (id=?)"}},
+			search: []string{"events_id (id=?)"}},
 		// A type or category index would spare the sort, but could walk
 		// most of the table for these few events.
 		{name: "request_ids_category", sorts: true, f: store.EventFilter{
@@ -66,17 +70,19 @@ func TestEventQueryPlans(t *testing.T) {
 		{name: "ids_category_or_type", sorts: true, f: store.EventFilter{
 			IDs: []string{uuid.NewString()}, Categories: []string{"user"}, Types: []string{"USER_CREATE_SUCCESS"},
 		},
-			search: []string{"sqlite_autoindex_events_1 (id=?)"}},
+			search: []string{"events_id (id=?)"}},
 		// The most the service accepts still merges index streams: a scan
 		// and sort of every matching event would hold a reader for long.
-		{name: "max_categories_and_types", seeks: true, f: store.EventFilter{
+		{name: "max_types", seeks: true, f: store.EventFilter{Types: words("TYPE", 100)},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=?)"}},
+		{name: "max_categories_and_types", f: store.EventFilter{
 			Categories: words("category", 100), Types: words("TYPE", 100),
 		},
-			search: []string{"MERGE (UNION)", "events_category_ts (category=?)", "events_type_ts (type=?)"}},
+			search: []string{"MERGE (UNION)", "SCAN events", "events_type_ts (type=?)"}},
 		{name: "max_categories_and_types_from_before", seeks: true, f: store.EventFilter{
 			Categories: words("category", 100), Types: words("TYPE", 100), From: &from, Before: before,
 		},
-			search: []string{"MERGE (UNION)", "events_category_ts (category=? AND ts>? AND (ts,id)<(?,?))", "events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
+			search: []string{"MERGE (UNION)", "PRIMARY KEY (ts>? AND (ts,id)<(?,?))", "events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
 	} {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			tc.f.Limit = 100
@@ -99,8 +105,8 @@ func TestEventQueryPlans(t *testing.T) {
 	t.Run("case=retention", func(t *testing.T) {
 		plan := queryPlan(t, s, deleteOldEvents, 5_000, 100)
 		assertIndexed(t, plan)
-		if !strings.Contains(plan, "COVERING INDEX events_ts (ts<?)") {
-			t.Errorf("retention does not pick the oldest events from events_ts:\n%s", plan)
+		if !strings.Contains(plan, "PRIMARY KEY (ts<?)") {
+			t.Errorf("retention does not pick the oldest events in (ts, id) order:\n%s", plan)
 		}
 	})
 }
@@ -137,13 +143,13 @@ func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
 	return strings.Join(lines, "\n")
 }
 
-// assertIndexed fails on a full scan of the events table.
+// assertIndexed fails on a plan that reads every event: a scan of events
+// or of one of its indexes, then a sort. The table is in (ts, id) order,
+// so a scan of it without a sort stops after the page.
 func assertIndexed(t *testing.T, plan string) {
 	t.Helper()
-	for line := range strings.Lines(plan) {
-		if strings.HasPrefix(line, "SCAN events") && !strings.Contains(line, "INDEX") {
-			t.Errorf("full scan of events:\n%s", plan)
-		}
+	if strings.Contains(plan, "SCAN events") && strings.Contains(plan, "TEMP B-TREE") {
+		t.Errorf("a scan of events, sorted:\n%s", plan)
 	}
 }
 
@@ -210,4 +216,63 @@ func TestTrailAllOrNothing(t *testing.T) {
 		t.Error("AppendEvents with a refused event: no error")
 	}
 	assertNoEvents(t, s)
+}
+
+// The migration that keys events by (ts, id) keeps every stored event,
+// and so does its way back.
+func TestEventsKeptByTheirMigration(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	want := make([]store.Event, 5)
+	for i := range want {
+		want[i] = store.Event{
+			ID: uuid.Must(uuid.NewV7()).String(), Time: time.UnixMilli(int64(1_000 + i%2)).UTC(),
+			Type: fmt.Sprintf("T%d", i%2), Category: "user", RequestID: fmt.Sprintf("r%d", i),
+			ClientID: "c", Metadata: []byte(fmt.Sprintf(`{"n":%d}`, i)),
+		}
+	}
+	if err := s.AppendEvents(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(step string) {
+		t.Helper()
+		rows, err := s.w.QueryContext(ctx, `SELECT `+eventColumns+` FROM events`+newestFirst)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		defer rows.Close()
+		var got []store.Event
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			got = append(got, e)
+		}
+		slices.SortFunc(got, func(a, b store.Event) int { return strings.Compare(a.ID, b.ID) })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: events\n%v\nwant\n%v", step, got, want)
+		}
+	}
+	if _, err := p.DownTo(ctx, 4); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	list("after the way back")
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	list("after the migration")
+	// The id stays unique: the second write of an event is skipped.
+	if err := s.AppendEvents(ctx, want[:1]); err != nil {
+		t.Fatal(err)
+	}
+	list("after writing an event again")
 }
