@@ -35,6 +35,11 @@ func (rc *Recorder) StreamMetrics() grpc.StreamServerInterceptor {
 // which notes the caller (SetSubject).
 func (rc *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		// A gateway call runs in its REST request's context, whose entry
+		// takes the caller (SetSubject) directly: no entry and no trailer.
+		if gatewayconn.FromContext(ctx) && entryFrom(ctx) != nil {
+			return handler(ctx, req)
+		}
 		e := &entry{start: time.Now()}
 		resp, err := handler(context.WithValue(ctx, entryKey{}, e), req)
 		rc.endCall(ctx, e, info.FullMethod, err)
