@@ -158,21 +158,27 @@ func readPage(op string, rows *sql.Rows, limit int) ([]store.User, bool, error) 
 
 // scanUser reads one row selected with userColumns.
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
-	var (
+	// One allocation for every destination: Scan's arguments escape, and
+	// separate variables were moved to the heap one by one.
+	d := new(struct {
 		u                store.User
 		pid, purl, sub   sql.NullString
 		created, updated int64
-	)
-	if err := row.Scan(&u.Seq, &u.ID, &u.Claims, &pid, &purl, &sub, &u.Version, &created, &updated); err != nil {
+		dest             [9]any
+	})
+	u := &d.u
+	d.dest = [9]any{&u.Seq, &u.ID, &u.Claims, &d.pid, &d.purl, &d.sub, &u.Version, &d.created, &d.updated}
+	if err := row.Scan(d.dest[:]...); err != nil {
 		return store.User{}, err
 	}
+	created, updated := d.created, d.updated
 	// The table's CHECK keeps the three provider columns all set or all NULL.
-	if pid.Valid {
-		u.Provider = &store.ProviderLink{ProviderID: pid.String, URL: purl.String, SubjectID: sub.String}
+	if d.pid.Valid {
+		u.Provider = &store.ProviderLink{ProviderID: d.pid.String, URL: d.purl.String, SubjectID: d.sub.String}
 	}
 	u.CreatedAt = time.UnixMilli(created).UTC()
 	u.UpdatedAt = time.UnixMilli(updated).UTC()
-	return u, nil
+	return *u, nil
 }
 
 // providerArgs returns the provider column values; all NULL when unlinked.
