@@ -12,10 +12,14 @@ import (
 )
 
 // maxGroup bounds the writes one transaction takes. A group is whatever
-// queued while the previous commit ran, so under light load it is one
-// write; the bound keeps a burst's transaction (and the wait of its first
+// queued while the previous commit ran, and while the committer yielded
+// before taking it, so under light load it is one write; the bound keeps a burst's transaction (and the wait of its first
 // caller) short.
 const maxGroup = 128
+
+// maxGatherYields bounds the extra yields with which the committer lets
+// more writes join a group (see take): 3 gathered as many as 8 did.
+const maxGatherYields = 3
 
 // errClosed: a write was asked of a closed store.
 var errClosed = errors.New("store is closed")
@@ -147,6 +151,20 @@ func (c *committer) take(group []*writeReq) ([]*writeReq, bool) {
 		// one fsync each.
 		runtime.Gosched()
 		c.mu.Lock()
+	}
+	// While yielding still brings writes (callers whose requests arrived
+	// meanwhile), yield again, a few times at most: each write that joins
+	// this group spares one commit and its fsync. Measured at 32 clients
+	// on one core: groups of 14 writes became 18, creates and updates
+	// 9-10% faster and their p99 lower. Alone, a write waits one yield.
+	for range maxGatherYields {
+		before := len(c.queue)
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+		if len(c.queue) == before || len(c.queue) >= c.limit {
+			break
+		}
 	}
 	n := min(len(c.queue), c.limit)
 	group = append(group[:0], c.queue[:n]...)
