@@ -115,7 +115,7 @@ func testConcurrentMutations(t *testing.T, s store.Store, _ *Clock) {
 }
 
 // A call whose context has ended changes nothing, trail included, and
-// says so with the context's error.
+// says so with the context's error; a read is refused the same way.
 func testEndedCallChangesNothing(t *testing.T, s store.Store, _ *Clock) {
 	u := mustCreate(t, s, `{"v":1}`, nil)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -128,6 +128,8 @@ func testEndedCallChangesNothing(t *testing.T, s store.Store, _ *Clock) {
 	assertErr(t, "UpdateUser", err, context.Canceled)
 	assertErr(t, "DeleteUser", s.DeleteUser(ctx, u.ID, 0, trail), context.Canceled)
 	assertErr(t, "AppendEvents", s.AppendEvents(ctx, trail), context.Canceled)
+	_, err = s.GetUser(ctx, u.ID)
+	assertErr(t, "GetUser", err, context.Canceled)
 
 	assertUser(t, mustGet(t, s, u.ID), u)
 	if _, err := s.GetUser(t.Context(), fresh.ID); !errors.Is(err, store.ErrNotFound) {
