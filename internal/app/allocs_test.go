@@ -11,10 +11,10 @@ import (
 // test. Lower a budget when a change cuts allocations (the test logs the
 // measured count with -v).
 const (
-	budgetGetUserGRPC    = 323 // measured 308
-	budgetGetUserREST    = 306 // measured 289
-	budgetUpdateUserGRPC = 447 // measured 426
-	budgetUpdateUserREST = 466 // measured 441
+	budgetGetUserGRPC    = 308 // measured 293
+	budgetGetUserREST    = 279 // measured 266
+	budgetUpdateUserGRPC = 442 // measured 421
+	budgetUpdateUserREST = 449 // measured 428
 )
 
 // allocRuns is the calls measured per case. The events the writer would
