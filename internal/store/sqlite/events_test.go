@@ -3,14 +3,12 @@ package sqlite
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pressly/goose/v3"
 
 	"github.com/usersd/usersd/internal/store"
 )
@@ -234,14 +232,7 @@ func TestEventsKeptByTheirMigration(t *testing.T) {
 	if err := s.AppendEvents(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := migrator(t, s.w)
 	list := func(step string) {
 		t.Helper()
 		rows, err := s.w.QueryContext(ctx, `SELECT `+eventColumns+` FROM events`+newestFirst)

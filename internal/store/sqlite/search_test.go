@@ -3,13 +3,11 @@ package sqlite
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pressly/goose/v3"
 
 	"github.com/usersd/usersd/internal/store"
 )
@@ -77,14 +75,7 @@ func TestClaimsIndexBackfilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := migrator(t, s.w)
 	// Back to before the index, then forward again: the users are kept.
 	if _, err := p.DownTo(ctx, 3); err != nil {
 		t.Fatalf("down: %v", err)

@@ -176,15 +176,7 @@ func TestMigrationGivesExistingUsersVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(t.Context(), 2); err != nil {
+	if _, err := migrator(t, db).UpTo(t.Context(), 2); err != nil {
 		t.Fatalf("migrate to version 2: %v", err)
 	}
 	id := uuid.NewString()
@@ -434,6 +426,21 @@ func TestCursorKeyReturnsCopy(t *testing.T) {
 	if k2, _ := s.CursorKey(t.Context()); !bytes.Equal(k2, want) {
 		t.Errorf("a caller's write to the key changed the cached one")
 	}
+}
+
+// migrator runs the store's migrations on db step by step, as a test
+// needs them: to a version before the latest, back down, up again.
+func migrator(t *testing.T, db *sql.DB) *goose.Provider {
+	t.Helper()
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // openTemp opens a store on a fresh file, closed when tb ends.
