@@ -13,8 +13,8 @@ import (
 
 // maxGroup bounds the writes one transaction takes. A group is whatever
 // queued while the previous commit ran, and while the committer yielded
-// before taking it, so under light load it is one write; the bound keeps a burst's transaction (and the wait of its first
-// caller) short.
+// before taking it, so under light load it is one write; the bound keeps
+// a burst's transaction (and the wait of its first caller) short.
 const maxGroup = 128
 
 // maxGatherYields bounds the extra yields with which the committer lets

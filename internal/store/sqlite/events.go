@@ -170,9 +170,8 @@ func branches(f store.EventFilter) []conds {
 
 // anyOf is the Categories-or-Types filter as one condition. The unary +
 // keeps the planner off the type index: it likes it for sparing a sort,
-// but read in order it can walk most of the table,
-// where listed ids or request ids select a few events through their own
-// index.
+// but read in order it can walk most of the table, where listed ids or
+// request ids select a few events through their own index.
 func anyOf(categories, types []string) conds {
 	var (
 		terms []string
