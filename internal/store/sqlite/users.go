@@ -180,13 +180,12 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	if err := row.Scan(d.dest[:]...); err != nil {
 		return store.User{}, err
 	}
-	created, updated := d.created, d.updated
 	// The table's CHECK keeps the three provider columns all set or all NULL.
 	if d.pid.Valid {
 		u.Provider = &store.ProviderLink{ProviderID: d.pid.String, URL: d.purl.String, SubjectID: d.sub.String}
 	}
-	u.CreatedAt = time.UnixMilli(created).UTC()
-	u.UpdatedAt = time.UnixMilli(updated).UTC()
+	u.CreatedAt = time.UnixMilli(d.created).UTC()
+	u.UpdatedAt = time.UnixMilli(d.updated).UTC()
 	return *u, nil
 }
 
