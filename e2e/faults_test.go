@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -322,12 +321,9 @@ func wantUnavailable(t *testing.T, call string, err error) {
 	if st.Code() != codes.Unavailable {
 		t.Fatalf("%s: %v, want UNAVAILABLE", call, err)
 	}
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() > 0 {
-			return
-		}
+	if grpcRetryDelay(err) <= 0 {
+		t.Fatalf("%s: UNAVAILABLE without a RetryInfo: %v", call, st.Details())
 	}
-	t.Fatalf("%s: UNAVAILABLE without a RetryInfo: %v", call, st.Details())
 }
 
 func chmod(t *testing.T, path string, mode os.FileMode) {

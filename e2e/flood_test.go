@@ -20,6 +20,9 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
@@ -305,7 +308,11 @@ func dbBytes(t *testing.T, s *server) int64 {
 // The prober: an authenticated client and a health checker.
 
 // prober calls /healthz, GetUser over gRPC and GET /v1/users/{id} over
-// REST every 50 ms, and records how they fared.
+// REST every 50 ms, and records how they fared. Its authenticated calls
+// behave as a client that honours load shedding (contract §3: when
+// overloaded, 503 or UNAVAILABLE with a retry delay): a shed call is
+// tried again after the server's delay, up to maxProbeAttempts times, and
+// fails only when it is never served.
 type prober struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -321,12 +328,20 @@ type probeStats struct {
 	healthzFailed int
 	grpcOK        int
 	restOK        int
+	shed          int // attempts refused with a retry delay, then tried again
 	failed        int
 	firstFailure  string
 }
 
+// maxProbeAttempts bounds the tries of one authenticated probe call that
+// the server sheds; maxProbeRetryDelay caps the wait between them.
+const (
+	maxProbeAttempts   = 3
+	maxProbeRetryDelay = 2 * time.Second
+)
+
 func (p probeStats) summary() string {
-	s := fmt.Sprintf("gRPC %d ok, REST %d ok, %d failed", p.grpcOK, p.restOK, p.failed)
+	s := fmt.Sprintf("gRPC %d ok, REST %d ok, %d failed, %d attempts shed and retried", p.grpcOK, p.restOK, p.failed, p.shed)
 	if p.firstFailure != "" {
 		s += " (first: " + p.firstFailure + ")"
 	}
@@ -339,33 +354,71 @@ func startProber(t *testing.T, s *server, id string) *prober {
 	users := s.grpc()
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
-	get := func(path string, auth bool) (int, error) {
+	// get returns the status and, when the response sheds the request
+	// (503 or 429 with Retry-After), the delay it asks for.
+	get := func(path string, auth bool) (int, time.Duration, error) {
 		ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.HTTPAddr+path, nil)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if auth {
 			req.Header.Set("Authorization", "Bearer "+adminToken)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		resp.Body.Close()
-		return resp.StatusCode, nil
+		var delay time.Duration
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil &&
+			(resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) {
+			delay = time.Duration(secs) * time.Second
+		}
+		return resp.StatusCode, delay, nil
+	}
+	getUser := func() (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
+		defer cancel()
+		_, err := users.GetUser(ctx, &usersv1.GetUserRequest{Id: id})
+		return grpcRetryDelay(err), err
+	}
+	// served runs call until it is not shed, or maxProbeAttempts times;
+	// shed counts the attempts that were.
+	served := func(call func() (time.Duration, bool)) (ok bool, shed int) {
+		for attempt := 1; ; attempt++ {
+			delay, ok := call()
+			if ok || delay == 0 || attempt == maxProbeAttempts {
+				return ok, shed
+			}
+			shed++
+			select {
+			case <-time.After(min(delay, maxProbeRetryDelay)):
+			case <-ctx.Done():
+				return false, shed
+			}
+		}
 	}
 	round := func() {
 		began := time.Now()
-		code, err := get("/healthz", false)
+		code, _, err := get("/healthz", false)
 		took := time.Since(began)
-		_, grpcErr := func() (*usersv1.GetUserResponse, error) {
-			ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
-			defer cancel()
-			return users.GetUser(ctx, &usersv1.GetUserRequest{Id: id})
-		}()
-		restCode, restErr := get("/v1/users/"+id, true)
+		var grpcErr error
+		grpcOK, grpcShed := served(func() (time.Duration, bool) {
+			var delay time.Duration
+			delay, grpcErr = getUser()
+			return delay, grpcErr == nil
+		})
+		var (
+			restCode int
+			restErr  error
+		)
+		restOK, restShed := served(func() (time.Duration, bool) {
+			var delay time.Duration
+			restCode, delay, restErr = get("/v1/users/"+id, true)
+			return delay, restErr == nil && restCode == http.StatusOK
+		})
 		if ctx.Err() != nil {
 			return // stopped mid-round: not a failure of the server
 		}
@@ -382,12 +435,13 @@ func startProber(t *testing.T, s *server, id string) *prober {
 				p.firstFailure = what
 			}
 		}
-		if grpcErr != nil {
+		p.shed += grpcShed + restShed
+		if !grpcOK {
 			fail(fmt.Sprintf("gRPC GetUser: %v", grpcErr))
 		} else {
 			p.grpcOK++
 		}
-		if restErr != nil || restCode != http.StatusOK {
+		if !restOK {
 			fail(fmt.Sprintf("REST GET: %d %v", restCode, restErr))
 		} else {
 			p.restOK++
@@ -411,6 +465,21 @@ func startProber(t *testing.T, s *server, id string) *prober {
 		}
 	}()
 	return p
+}
+
+// grpcRetryDelay is the retry delay of a call the server shed
+// (UNAVAILABLE with RetryInfo), or 0 for any other outcome.
+func grpcRetryDelay(err error) time.Duration {
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable {
+		return 0
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // waitRounds waits for n more rounds of probes to finish.
