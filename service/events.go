@@ -47,11 +47,11 @@ const (
 // ListEvents returns analytic events, newest first.
 func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) (*usersv1.ListEventsResponse, error) {
 	var vs violations
+	categories := filterList(&vs, "categories", req.GetCategories(), checkWord)
 	f := store.EventFilter{
 		Limit:      pageSize(&vs, req.Limit),
 		IDs:        filterList(&vs, "ids", req.GetIds(), rules.CanonicalUUID),
 		RequestIDs: filterList(&vs, "request_ids", req.GetRequestIds(), checkRequestID),
-		Categories: filterList(&vs, "categories", req.GetCategories(), checkWord),
 		Types:      filterList(&vs, "types", req.GetTypes(), checkWord),
 		From:       filterTime(&vs, "date_from", req.GetDateFrom(), rules.FromMillisecond),
 		To:         filterTime(&vs, "date_to", req.GetDateTo(), rules.ToMillisecond),
@@ -63,7 +63,7 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	if !resolveCategories(&f) {
+	if !resolveCategories(categories, &f) {
 		return &usersv1.ListEventsResponse{Data: []*usersv1.Event{}}, nil
 	}
 	page, more, err := s.store.ListEvents(ctx, f)
@@ -83,19 +83,17 @@ func (s *Users) ListEvents(ctx context.Context, req *usersv1.ListEventsRequest) 
 	return resp, nil
 }
 
-// resolveCategories decides the category filter of f here, where the
+// resolveCategories applies the category filter to f here, where the
 // categories are known: every event this service records is of category
 // events.CategoryUser. Naming it matches every event, whatever the types
 // (categories OR types); naming only others leaves the types to match.
 // It reports false when the filter can match no event at all. The stores
-// need no category index for it.
-func resolveCategories(f *store.EventFilter) bool {
-	if len(f.Categories) == 0 {
+// have no category filter, and need no category index.
+func resolveCategories(categories []string, f *store.EventFilter) bool {
+	switch {
+	case len(categories) == 0:
 		return true
-	}
-	user := slices.Contains(f.Categories, events.CategoryUser)
-	f.Categories = nil
-	if user {
+	case slices.Contains(categories, events.CategoryUser):
 		f.Types = nil
 		return true
 	}

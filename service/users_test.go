@@ -409,17 +409,17 @@ func TestListEventsFilterAndCursor(t *testing.T) {
 		fields []string
 	}{
 		{"case=defaults", func(*Users) *usersv1.ListEventsRequest { return &usersv1.ListEventsRequest{} },
-			"limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-", nil},
+			"limit=100 ids=[] requests=[] types=[] from=- to=- before=-", nil},
 		{"case=lists split, ids lower-cased, times rounded to inclusive milliseconds", func(*Users) *usersv1.ListEventsRequest {
 			return &usersv1.ListEventsRequest{
 				Limit: i32(3), Ids: strings.ToUpper(userID) + "," + otherID, RequestIds: "r-1,r-2", Categories: "admin", Types: "A,B",
 				DateFrom: "2026-11-28T13:02:05.1231+01:00", DateTo: "2026-11-28T13:02:05.1239Z",
 			}
-		}, "limit=3 ids=[" + userID + " " + otherID + "] requests=[r-1 r-2] categories=[] types=[A B] " +
+		}, "limit=3 ids=[" + userID + " " + otherID + "] requests=[r-1 r-2] types=[A B] " +
 			"from=2026-11-28T12:02:05.124Z to=2026-11-28T13:02:05.123Z before=-", nil},
 		{"case=cursor continues before its event", func(s *Users) *usersv1.ListEventsRequest {
 			return &usersv1.ListEventsRequest{Cursor: s.cursors.encode(cursorListEvents, eventPosition(last))}
-		}, "limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=2026-11-28T13:02:05.123Z/" + last.ID, nil},
+		}, "limit=100 ids=[] requests=[] types=[] from=- to=- before=2026-11-28T13:02:05.123Z/" + last.ID, nil},
 		{"case=users cursor", func(s *Users) *usersv1.ListEventsRequest {
 			return &usersv1.ListEventsRequest{Cursor: usersCursor(s, 1)}
 		}, "", []string{"cursor"}},
@@ -449,9 +449,9 @@ func TestListEventsCategoriesResolved(t *testing.T) {
 		categories, types string
 		filter            string // the filter the store gets; "" when it must not be called
 	}{
-		{"user", "", "limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-"},
-		{"admin,user", "A,B", "limit=100 ids=[] requests=[] categories=[] types=[] from=- to=- before=-"},
-		{"admin", "A", "limit=100 ids=[] requests=[] categories=[] types=[A] from=- to=- before=-"},
+		{"user", "", "limit=100 ids=[] requests=[] types=[] from=- to=- before=-"},
+		{"admin,user", "A,B", "limit=100 ids=[] requests=[] types=[] from=- to=- before=-"},
+		{"admin", "A", "limit=100 ids=[] requests=[] types=[A] from=- to=- before=-"},
 		{"admin,system", "", ""},
 		{"User", "", ""}, // categories are case-sensitive, as types are
 	} {
@@ -508,8 +508,8 @@ func describeFilter(f store.EventFilter) string {
 		before = f.Before.Time.Format(eventTimeLayout) + "/" + f.Before.ID
 	}
 	list := func(v []string) string { return "[" + strings.Join(v, " ") + "]" }
-	return fmt.Sprintf("limit=%d ids=%s requests=%s categories=%s types=%s from=%s to=%s before=%s",
-		f.Limit, list(f.IDs), list(f.RequestIDs), list(f.Categories), list(f.Types), at(f.From), at(f.To), before)
+	return fmt.Sprintf("limit=%d ids=%s requests=%s types=%s from=%s to=%s before=%s",
+		f.Limit, list(f.IDs), list(f.RequestIDs), list(f.Types), at(f.From), at(f.To), before)
 }
 
 // The store's sentinels reach the client as their statuses whichever

@@ -93,13 +93,12 @@ type EventPosition struct {
 	ID   string
 }
 
-// EventFilter selects events. Empty lists and nil times do not filter.
-// Categories and Types are alternatives (an event matching either list is
-// selected); every other filter must hold as well.
+// EventFilter selects events: every filter must hold. Empty lists and nil
+// times do not filter. There is no category filter: the service records
+// one category and decides that filter itself.
 type EventFilter struct {
 	IDs        []string
 	RequestIDs []string
-	Categories []string
 	Types      []string
 	From, To   *time.Time // inclusive bounds on Time
 	Limit      int

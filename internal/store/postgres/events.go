@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,17 +99,13 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 
 // eventsQuery builds the listing of f, limited to f.Limit+1 rows.
 //
-// Categories and Types are matched by one branch per listed value: for
-// each, a LATERAL subquery reads that value's index (ending in (ts, id);
-// for a category, which is not indexed since the service decides that
-// filter itself, events_ts) backwards from the Before position and stops
-// after f.Limit+1 rows. The
-// UNION of the branches drops an event two branches both return, and the
-// outer query orders at most (values × (f.Limit+1)) rows: the work is
-// bounded by the page, not by how many events match. A single SELECT with
-// "category = ANY (..) OR type = ANY (..)" would leave the planner to
-// choose between walking the whole (ts, id) index and sorting every
-// matching event.
+// Types are matched by one LATERAL subquery per listed type, which reads
+// that type's index (ending in (ts, id)) backwards from the Before
+// position and stops after f.Limit+1 rows, and the outer query orders at
+// most (types × (f.Limit+1)) rows: the work is bounded by the page, not by
+// how many events match. A single SELECT with "type = ANY (..)" would
+// leave the planner to choose between walking the whole (ts, id) index
+// and sorting every matching event.
 //
 // Listed ids or request ids select a few events through their own index,
 // so then one SELECT filters and sorts those instead.
@@ -118,34 +113,17 @@ func eventsQuery(f store.EventFilter) (string, []any) {
 	var q query
 	limit := q.arg(f.Limit + 1)
 	common := commonConds(&q, f)
-	if len(f.Categories)+len(f.Types) == 0 || len(f.IDs) > 0 || len(f.RequestIDs) > 0 {
+	if len(f.Types) == 0 || len(f.IDs) > 0 || len(f.RequestIDs) > 0 {
 		conds := common
-		var kinds []string
-		if len(f.Categories) > 0 {
-			kinds = append(kinds, "category = ANY ("+q.arg(f.Categories)+")")
-		}
 		if len(f.Types) > 0 {
-			kinds = append(kinds, "type = ANY ("+q.arg(f.Types)+")")
-		}
-		if len(kinds) > 0 {
-			conds = append(conds, "("+strings.Join(kinds, " OR ")+")")
+			conds = append(conds, "type = ANY ("+q.arg(f.Types)+")")
 		}
 		return `SELECT ` + eventColumns + ` FROM events` + where(conds) + newestFirst + ` LIMIT ` + limit, q.args
 	}
-	var branches []string
-	for _, kind := range []struct {
-		column string
-		values []string
-	}{{"category", f.Categories}, {"type", f.Types}} {
-		if len(kind.values) == 0 {
-			continue
-		}
-		conds := append([]string{kind.column + " = k.v"}, common...)
-		// DISTINCT: a value listed twice is still one branch.
-		branches = append(branches, `SELECT e.* FROM (SELECT DISTINCT unnest(`+q.arg(kind.values)+`::text[])) AS k(v)
-			CROSS JOIN LATERAL (SELECT `+eventColumns+` FROM events`+where(conds)+newestFirst+` LIMIT `+limit+`) AS e`)
-	}
-	return `SELECT ` + eventColumns + ` FROM (` + strings.Join(branches, " UNION ") + `) AS matched` +
+	conds := append([]string{"type = k.v"}, common...)
+	// DISTINCT: a type listed twice is still read once.
+	return `SELECT ` + eventColumns + ` FROM (SELECT DISTINCT unnest(` + q.arg(f.Types) + `::text[])) AS k(v)
+		CROSS JOIN LATERAL (SELECT ` + eventColumns + ` FROM events` + where(conds) + newestFirst + ` LIMIT ` + limit + `) AS e` +
 		newestFirst + ` LIMIT ` + limit, q.args
 }
 

@@ -26,11 +26,11 @@ const (
 	deleteOldEvents = `DELETE FROM events WHERE (ts, id) IN (
 		SELECT ts, id FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
 
-	// maxBranches bounds the branches of a Categories-or-Types listing
-	// (see eventsQuery): the service's most, 100 types and the categories,
-	// so no listing it makes falls back to a scan and a sort. SQLite
-	// refuses compound SELECTs of more than 500 terms.
-	maxBranches = 101
+	// maxBranches bounds the branches of a Types listing (see
+	// eventsQuery): the service's most, 100 types, so no listing it makes
+	// falls back to a scan and a sort. SQLite refuses compound SELECTs of
+	// more than 500 terms.
+	maxBranches = 100
 )
 
 // AppendEvents writes events in one transaction: the batch is stored
@@ -92,14 +92,9 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 // in (ts, id), so SQLite merges the branches' ordered streams, drops an
 // event that two branches both return, and stops after the page; the
 // index being UNIQUE is what spares that merge a sort (see the
-// migrations). A single SELECT with "category IN (..) OR type IN (..)"
-// would collect every matching event and sort them: the whole table when
-// it names a common type.
-//
-// Categories are not indexed (the service records one and decides that
-// filter itself), so all listed categories are one more branch, which
-// reads the table in (ts, id) order and keeps the events of those
-// categories.
+// migrations). A single SELECT with "type IN (..)" would collect every
+// matching event and sort them: the whole table when it names a common
+// type.
 //
 // Listed ids or request ids select a few events through their own index,
 // so then one SELECT filters and sorts those instead.
@@ -143,51 +138,27 @@ func commonConds(f store.EventFilter) conds {
 }
 
 // branches returns the condition of each branch of the listing of f: one
-// per listed type and one for all listed categories, whose union is the
-// Categories-or-Types filter. It returns a single branch when there is no
-// such filter, when ids or request ids narrow the listing, or past
-// maxBranches (correct, only slower).
+// per listed type, whose union is the Types filter. It returns a single
+// branch when there is no such filter, when ids or request ids narrow the
+// listing, or past maxBranches (correct, only slower).
 func branches(f store.EventFilter) []conds {
-	var branches []conds
-	if len(f.Categories) > 0 {
-		var c conds
-		c.in("category", f.Categories)
-		branches = append(branches, c)
-	}
-	for _, t := range f.Types {
-		var c conds
-		c.add("type = ?", t)
-		branches = append(branches, c)
-	}
 	switch {
-	case len(branches) == 0:
+	case len(f.Types) == 0:
 		return []conds{{}}
-	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || len(branches) > maxBranches:
-		return []conds{anyOf(f.Categories, f.Types)}
+	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || len(f.Types) > maxBranches:
+		// The unary + keeps the planner off the type index: it likes it
+		// for sparing a sort, but read in order it can walk most of the
+		// table, where listed ids or request ids select a few events
+		// through their own index.
+		var c conds
+		c.in("+type", f.Types)
+		return []conds{c}
+	}
+	branches := make([]conds, len(f.Types))
+	for i, t := range f.Types {
+		branches[i].add("type = ?", t)
 	}
 	return branches
-}
-
-// anyOf is the Categories-or-Types filter as one condition. The unary +
-// keeps the planner off the type index: it likes it for sparing a sort,
-// but read in order it can walk most of the table, where listed ids or
-// request ids select a few events through their own index.
-func anyOf(categories, types []string) conds {
-	var (
-		terms []string
-		args  []any
-	)
-	if len(categories) > 0 {
-		terms = append(terms, inList("+category", len(categories)))
-		args = append(args, anys(categories)...)
-	}
-	if len(types) > 0 {
-		terms = append(terms, inList("+type", len(types)))
-		args = append(args, anys(types)...)
-	}
-	var c conds
-	c.add("("+strings.Join(terms, " OR ")+")", args...)
-	return c
 }
 
 // DeleteEventsBefore deletes at most limit of the oldest events older

@@ -28,7 +28,6 @@ var eventCases = []testCase{
 	{"append_events_skips_stored_ids", testAppendEventsSkipsStoredIDs},
 	{"list_events_order", testListEventsOrder},
 	{"list_events_filters", testListEventsFilters},
-	{"list_events_categories_or_types", testListEventsCategoriesOrTypes},
 	{"list_events_many_values", testListEventsManyValues},
 	{"list_events_paging", testListEventsPaging},
 	{"delete_events_before", testDeleteEventsBefore},
@@ -214,17 +213,10 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 		{"ids", store.EventFilter{IDs: []string{all[3].ID, all[17].ID, all[30].ID, uuid.NewString()}}, 3},
 		{"request_id", store.EventFilter{RequestIDs: []string{"req-b"}}, 9},
 		{"request_ids", store.EventFilter{RequestIDs: []string{"req-b", "req-d"}}, 18},
-		{"category", store.EventFilter{Categories: []string{"admin"}}, 12},
-		{"categories", store.EventFilter{Categories: []string{"admin", "system"}}, 24},
 		{"type", store.EventFilter{Types: []string{"T1"}}, 12},
 		{"types", store.EventFilter{Types: []string{"T1", "T2"}}, 24},
-		{"category_or_types", store.EventFilter{Categories: []string{"admin"}, Types: []string{"T0", "T2"}}, 28},
-		{"repeated_values", store.EventFilter{Categories: []string{"admin", "admin"}, Types: []string{"T0", "T0"}}, 20},
 		{"repeated_type", store.EventFilter{Types: []string{"T1", "T1"}}, 12},
-		{"repeated_category", store.EventFilter{Categories: []string{"user", "user"}}, 12},
-		{"category_or_type_and_request_ids", store.EventFilter{
-			Categories: []string{"admin"}, Types: []string{"T1"}, RequestIDs: []string{"req-a", "req-c"},
-		}, 10},
+		{"type_and_request_ids", store.EventFilter{Types: []string{"T1"}, RequestIDs: []string{"req-a", "req-c"}}, 6},
 		{"from_inclusive", store.EventFilter{From: &t5}, 21},
 		{"to_inclusive", store.EventFilter{To: &t5}, 18},
 		{"from_to_same_ms", store.EventFilter{From: &t5, To: &t5}, 3},
@@ -238,9 +230,9 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 		{"all_filters", store.EventFilter{
 			IDs:        idsOf(all[4:30]),
 			RequestIDs: []string{"req-a", "req-b", "req-c"},
-			Categories: []string{"system"}, Types: []string{"T0"},
-			From: &t3, To: &t8, Before: positionOf(all[25]),
-		}, 8},
+			Types:      []string{"T0"},
+			From:       &t3, To: &t8, Before: positionOf(all[25]),
+		}, 5},
 		{"no_match", store.EventFilter{Types: []string{"NONE"}}, 0},
 	} {
 		t.Run("filter="+tc.name, func(t *testing.T) {
@@ -263,7 +255,7 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 
 // filterFixture is 36 events, three per millisecond over 12 ms. Type
 // (T0..T2), category and request id cycle with different periods, so
-// every combination of type and category occurs. The ids are fixed, for
+// every combination of type and request id occurs. The ids are fixed, for
 // counts by hand, and shuffled (i*7 mod 36), so that their order within
 // a millisecond is not the order of writing.
 func filterFixture() []store.Event {
@@ -277,28 +269,13 @@ func filterFixture() []store.Event {
 	return events
 }
 
-// An event matching both a listed category and a listed type is listed
-// once.
-func testListEventsCategoriesOrTypes(t *testing.T, s store.Store, _ *Clock) {
-	catOnly := newEvent(ms(0), "OTHER", "audit", "r")
-	typeOnly := newEvent(ms(1), "USER_DELETE_SUCCESS", "user", "r")
-	both := newEvent(ms(2), "USER_DELETE_SUCCESS", "audit", "r")
-	neither := newEvent(ms(3), "OTHER", "user", "r")
-	appendEvents(t, s, catOnly, typeOnly, both, neither)
-	got, _ := mustListEvents(t, s, store.EventFilter{
-		Categories: []string{"audit"}, Types: []string{"USER_DELETE_SUCCESS"}, Limit: 10,
-	})
-	assertEvents(t, got, both, typeOnly, catOnly)
-}
-
 // Filters may name many values (a backend may plan such a query
 // differently).
 func testListEventsManyValues(t *testing.T, s store.Store, _ *Clock) {
 	all := filterFixture()
 	appendEvents(t, s, all...)
-	f := store.EventFilter{Categories: []string{"admin"}, Types: []string{"T2"}, RequestIDs: []string{"req-a", "req-b"}}
+	f := store.EventFilter{Types: []string{"T2"}, RequestIDs: []string{"req-a", "req-b"}}
 	for i := range 1000 {
-		f.Categories = append(f.Categories, fmt.Sprintf("unused-category-%d", i))
 		f.Types = append(f.Types, fmt.Sprintf("UNUSED_TYPE_%d", i))
 		f.IDs = append(f.IDs, uuid.NewString())
 		f.RequestIDs = append(f.RequestIDs, fmt.Sprintf("unused-request-%d", i))
@@ -445,9 +422,7 @@ func wantEvents(all []store.Event, f store.EventFilter) []store.Event {
 
 // selects is store.EventFilter's documented meaning, written out.
 func selects(f store.EventFilter, e store.Event) bool {
-	kind := len(f.Categories)+len(f.Types) == 0 ||
-		slices.Contains(f.Categories, e.Category) || slices.Contains(f.Types, e.Type)
-	return kind &&
+	return (len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) &&
 		(len(f.IDs) == 0 || slices.Contains(f.IDs, e.ID)) &&
 		(len(f.RequestIDs) == 0 || slices.Contains(f.RequestIDs, e.RequestID)) &&
 		(f.From == nil || !e.Time.Before(*f.From)) &&

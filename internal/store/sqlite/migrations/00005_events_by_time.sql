@@ -6,8 +6,7 @@
 -- their inserts were the largest part of a request's SQLite time.
 --
 -- Category is no longer indexed: the service records a single category
--- and decides a category filter itself, so the store sees one only from
--- other callers, and then reads the listing order and filters.
+-- and decides a category filter itself; the store has none.
 --
 -- A secondary index of a WITHOUT ROWID table ends in the primary key
 -- anyway; naming (ts, id) says the order the listings rely on, and UNIQUE
