@@ -216,18 +216,9 @@ func TestEventsKeptByTheirMigration(t *testing.T) {
 	p := migrator(t, s.w)
 	list := func(step string) {
 		t.Helper()
-		rows, err := s.w.QueryContext(ctx, `SELECT `+eventColumns+` FROM events`+newestFirst)
+		got, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 100})
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
-		}
-		defer rows.Close()
-		var got []store.Event
-		for rows.Next() {
-			e, err := scanEvent(rows)
-			if err != nil {
-				t.Fatalf("%s: %v", step, err)
-			}
-			got = append(got, e)
 		}
 		slices.SortFunc(got, func(a, b store.Event) int { return strings.Compare(a.ID, b.ID) })
 		if fmt.Sprint(got) != fmt.Sprint(want) {

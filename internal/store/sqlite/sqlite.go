@@ -208,12 +208,7 @@ func dsn(path string, readOnly bool) string {
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
-		goose.WithDisableGlobalRegistry(true))
+	p, err := newMigrator(db)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
@@ -221,6 +216,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
+}
+
+// newMigrator returns the embedded migrations' goose provider for db.
+func newMigrator(db *sql.DB) (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
 }
 
 // CursorKey reads the database's cursor signing key, and on a new database

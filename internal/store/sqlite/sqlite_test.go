@@ -432,11 +432,7 @@ func TestCursorKeyReturnsCopy(t *testing.T) {
 // needs them: to a version before the latest, back down, up again.
 func migrator(t *testing.T, db *sql.DB) *goose.Provider {
 	t.Helper()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	p, err := newMigrator(db)
 	if err != nil {
 		t.Fatal(err)
 	}
