@@ -148,8 +148,7 @@ func retryAfter(ri *errdetails.RetryInfo) string {
 }
 
 // noteCall gives the access log the outcome of the gRPC call rpc made for
-// a request, if it reached the server (its code, and the caller the server
-// verified, in the trailer), and reports whether it did: the server's
+// a request, if it reached the server, and reports whether it did: the server's
 // request id interceptor sets x-request-id header metadata on every call,
 // errors included, and the gateway keeps what the server sent in ctx.
 //
@@ -167,7 +166,7 @@ func noteCall(ctx context.Context, rpc string, err error) (reached bool) {
 	if !ok || len(md.HeaderMD.Get(requestid.MetadataKey)) == 0 {
 		return false
 	}
-	accesslog.NoteCall(ctx, rpc, err, md.TrailerMD)
+	accesslog.NoteCall(ctx, rpc, err)
 	return true
 }
 

@@ -3,10 +3,11 @@
 // interceptors.
 //
 // A REST call reaches the users service over the gateway's in-process
-// channel (internal/gatewayconn). That hop is not a request of its own: the gRPC side writes no
-// line for it and hands the verified caller back to the gateway in a
-// trailer, and the gateway notes the RPC and its code, so the REST line
-// carries them. The gRPC metrics count the hop under transport="rest".
+// channel (internal/gatewayconn), in the REST request's context. That hop
+// is not a request of its own: the gRPC side writes no line for it,
+// authentication notes the verified caller on the REST line's entry, and
+// the gateway notes the RPC and its code, so the REST line carries them.
+// The gRPC metrics count the hop under transport="rest".
 package accesslog
 
 import (
@@ -17,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -30,10 +30,6 @@ const (
 // Unmatched is the route of a REST request no route template matched
 // (404, or refused before routing), keeping the route label bounded.
 const Unmatched = "unmatched"
-
-// subjectTrailer carries the verified caller of a gateway call back to
-// the gateway. The gateway forwards no gRPC metadata to REST clients.
-const subjectTrailer = "usersd-access-subject"
 
 // Options configure a Recorder.
 type Options struct {
@@ -131,16 +127,10 @@ func NoteProbe(ctx context.Context, route string) {
 }
 
 // NoteCall notes the gRPC call the gateway made for a REST request: the
-// full method, its error (nil: OK) and its response trailer, which holds
-// the caller the server verified.
-func NoteCall(ctx context.Context, fullMethod string, err error, trailer metadata.MD) {
-	e := entryFrom(ctx)
-	if e == nil {
-		return
-	}
-	e.noteCall(fullMethod, err)
-	if s := trailer.Get(subjectTrailer); len(s) == 1 {
-		e.subject = s[0]
+// full method and its error (nil: OK).
+func NoteCall(ctx context.Context, fullMethod string, err error) {
+	if e := entryFrom(ctx); e != nil {
+		e.noteCall(fullMethod, err)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/usersd/usersd/internal/gatewayconn"
 	"github.com/usersd/usersd/internal/requestid"
@@ -36,8 +35,9 @@ func (rc *Recorder) StreamMetrics() grpc.StreamServerInterceptor {
 func (rc *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		// A gateway call runs in its REST request's context, whose entry
-		// takes the caller (SetSubject) directly: no entry and no trailer.
-		if gatewayconn.FromContext(ctx) && entryFrom(ctx) != nil {
+		// takes the caller (SetSubject) and whose line the HTTP
+		// middleware writes.
+		if gatewayconn.FromContext(ctx) {
 			return handler(ctx, req)
 		}
 		e := &entry{start: time.Now()}
@@ -67,17 +67,8 @@ func (s *stream) Context() context.Context { return s.ctx }
 
 var healthPrefix = healthpb.Health_ServiceDesc.ServiceName + "/"
 
-// endCall writes the line of a native call; a gateway call only sends its
-// caller back for the REST line.
+// endCall writes the line of a native call.
 func (rc *Recorder) endCall(ctx context.Context, e *entry, fullMethod string, err error) {
-	if gatewayconn.FromContext(ctx) {
-		if e.subject != "" {
-			// Fails only once the status was sent, which cannot have
-			// happened before the handler returned.
-			_ = grpc.SetTrailer(ctx, metadata.Pairs(subjectTrailer, e.subject))
-		}
-		return
-	}
 	took := time.Since(e.start)
 	e.transport = GRPC
 	e.noteCall(fullMethod, err)

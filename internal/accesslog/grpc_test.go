@@ -3,6 +3,8 @@ package accesslog
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,9 +63,10 @@ func handledTotal(t *testing.T, reg *prometheus.Registry, transport string) floa
 	return sum
 }
 
-// A native call is logged once; a call over the gateway's channel is not
-// (its REST line is written by the HTTP middleware) but sends the caller
-// back in a trailer. Both are counted, each under its transport.
+// A native call is logged once; a call over the gateway's channel is not:
+// it runs in its REST request's context, whose line (written by the HTTP
+// middleware) takes the caller the call verified. Both are counted, each
+// under its transport.
 func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 	rc, logs, reg := newTestRecorder(t, "")
 	chain := []grpc.UnaryServerInterceptor{
@@ -84,13 +87,9 @@ func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 	usersv1.RegisterUserServiceServer(gw, missingUsers{})
 
 	ctx := metadata.AppendToOutgoingContext(t.Context(), requestid.MetadataKey, "rid-native")
-	var trailer metadata.MD
-	_, err := dial(t, native).GetUser(ctx, &usersv1.GetUserRequest{Id: "x"}, grpc.Trailer(&trailer))
+	_, err := dial(t, native).GetUser(ctx, &usersv1.GetUserRequest{Id: "x"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("native call: %v", err)
-	}
-	if trailer.Get(subjectTrailer) != nil {
-		t.Fatal("a native call got the subject trailer")
 	}
 	lines := logs.lines(t)
 	if len(lines) != 1 {
@@ -101,15 +100,21 @@ func TestInterceptorTellsGatewayCallsApart(t *testing.T) {
 		"request_id": "rid-native", "subject": "alice", "client": "bufconn", "peer": "bufconn",
 	})
 
-	_, err = usersv1.NewUserServiceClient(gw).GetUser(t.Context(), &usersv1.GetUserRequest{Id: "x"}, grpc.Trailer(&trailer))
-	if status.Code(err) != codes.NotFound {
-		t.Fatalf("gateway call: %v", err)
+	rest := rc.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := usersv1.NewUserServiceClient(gw).GetUser(r.Context(), &usersv1.GetUserRequest{Id: "x"})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("gateway call: %v", err)
+		}
+		NoteCall(r.Context(), usersv1.UserService_GetUser_FullMethodName, err)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	serve(rest, httptest.NewRequest("GET", "/v1/users/x", nil))
+	lines = logs.lines(t)
+	if len(lines) != 2 {
+		t.Fatalf("%d lines after a native and a gateway call, want 2 (one each): %v", len(lines), lines)
 	}
-	if got := trailer.Get(subjectTrailer); len(got) != 1 || got[0] != "alice" {
-		t.Fatalf("subject trailer %v", got)
-	}
-	if n := len(logs.lines(t)); n != 1 {
-		t.Fatalf("%d lines after a gateway call, want still 1", n)
+	if lines[1]["transport"] != "rest" || lines[1]["subject"] != "alice" || lines[1]["code"] != "NotFound" {
+		t.Fatalf("the gateway call's line %v, want the REST line with subject alice and code NotFound", lines[1])
 	}
 	if g, r := handledTotal(t, reg, GRPC), handledTotal(t, reg, REST); g != 1 || r != 1 {
 		t.Fatalf("grpc_server_handled_total: grpc %v, rest %v; want 1 each", g, r)
