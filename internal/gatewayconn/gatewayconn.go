@@ -69,7 +69,8 @@ func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // context (one process: a context that hid the caller's values would also
 // hide its cancellation from context.WithCancel, which would then watch
 // it with a goroutine per derived context), with the caller's outgoing
-// metadata as incoming and the mark. The response is shared into reply,
+// metadata as incoming, and this package's transport stream, which is
+// its mark. The response is shared into reply,
 // and the header and trailer the handler set reach grpc.Header and
 // grpc.Trailer options.
 func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
@@ -82,7 +83,7 @@ func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any
 	if md, ok := metadata.FromOutgoingContext(ctx); ok {
 		sctx = metadata.NewIncomingContext(sctx, md)
 	}
-	sctx = grpc.NewContextWithServerTransportStream(context.WithValue(sctx, markKey{}, true), stream)
+	sctx = grpc.NewContextWithServerTransportStream(sctx, stream)
 	resp, err := m.desc.Handler(m.impl, sctx, func(in any) error { return share(in, args) }, c.interceptor)
 	stream.finish(opts)
 	if err != nil {
@@ -96,13 +97,12 @@ func (c *Channel) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.C
 	return nil, status.Error(codes.Unimplemented, "streams are not served in process")
 }
 
-// FromContext reports whether the gRPC call in ctx came over a Channel.
+// FromContext reports whether the gRPC call in ctx came over a Channel:
+// only Invoke gives a call this package's transport stream.
 func FromContext(ctx context.Context) bool {
-	mark, _ := ctx.Value(markKey{}).(bool)
-	return mark
+	_, ok := grpc.ServerTransportStreamFromContext(ctx).(*transportStream)
+	return ok
 }
-
-type markKey struct{}
 
 // chain is grpc-go's server chaining (unexported there, and go-grpc-
 // middleware v2 has none): stage i gets as its handler the rest of the
