@@ -70,9 +70,8 @@ func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // hide its cancellation from context.WithCancel, which would then watch
 // it with a goroutine per derived context), with the caller's outgoing
 // metadata as incoming, and this package's transport stream, which is
-// its mark. The response is shared into reply,
-// and the header and trailer the handler set reach grpc.Header and
-// grpc.Trailer options.
+// its mark. The response is shared into reply, and the header and trailer
+// the handler set reach grpc.Header and grpc.Trailer options.
 func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
 	m, ok := c.methods[fullMethod]
 	if !ok {
