@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
@@ -43,7 +41,7 @@ func TestGatewayRejectionsOnlyOverTheGatewayConnection(t *testing.T) {
 				usersv1.RegisterUserServiceServer(ch, createHandler{handler: handler})
 				_, err = usersv1.NewUserServiceClient(ch).CreateUser(metadata.NewOutgoingContext(t.Context(), tc.md), &usersv1.CreateUserRequest{})
 			} else {
-				ctx := peer.NewContext(metadata.NewIncomingContext(t.Context(), tc.md), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}})
+				ctx := metadata.NewIncomingContext(t.Context(), tc.md)
 				_, err = gatewayRejections()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: usersv1.UserService_CreateUser_FullMethodName}, handler)
 			}
 			if tc.reason == "" {
