@@ -20,6 +20,10 @@ import (
 // included.
 func renderUsers(v any) (b []byte, ok bool) {
 	var r renderer
+	var (
+		data []*usersv1.User
+		next *string
+	)
 	switch m := v.(type) {
 	case *usersv1.User:
 		if m == nil {
@@ -27,21 +31,22 @@ func renderUsers(v any) (b []byte, ok bool) {
 		}
 		r.b = make([]byte, 0, 512)
 		r.user(m)
+		return r.b, !r.refused
 	case *usersv1.ListUsersResponse:
 		if m == nil {
 			return nil, false
 		}
-		r.b = make([]byte, 0, 512*len(m.Data)+64)
-		r.page(m.Data, m.NextCursor)
+		data, next = m.Data, m.NextCursor
 	case *usersv1.SearchUsersResponse:
 		if m == nil {
 			return nil, false
 		}
-		r.b = make([]byte, 0, 512*len(m.Data)+64)
-		r.page(m.Data, m.NextCursor)
+		data, next = m.Data, m.NextCursor
 	default:
 		return nil, false
 	}
+	r.b = make([]byte, 0, 512*len(data)+64)
+	r.page(data, next)
 	return r.b, !r.refused
 }
 
