@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/usersd/usersd/internal/store/postgres/pgtest"
 )
@@ -63,23 +59,13 @@ func TestPostgresStart(t *testing.T) {
 	db := pgtest.Connect(t).Database(t)
 
 	cwd := t.TempDir()
-	// Bounded: a start that is not refused would serve until killed.
-	ctx, cancel := context.WithTimeout(t.Context(), wait(30*time.Second))
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", db)
-	cmd.Dir = cwd
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-		t.Fatalf("serve on PostgreSQL without a key: %v, want a refusal\n%s", err, out)
-	}
+	stderr := serveFails(t, cwd, nil, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--db", db)
 	for _, want := range []string{"--jwt-secret-file", "USERS_JWT_SECRET", "--jwks-url"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the refusal does not name %s:\n%s", want, out)
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the refusal does not name %s:\n%s", want, stderr)
 		}
 	}
-	if left, _ := os.ReadDir(cwd); len(left) != 0 {
+	if left := listDir(t, cwd); len(left) != 0 {
 		t.Errorf("a refused start left %v in its working directory", left)
 	}
 
