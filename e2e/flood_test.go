@@ -334,11 +334,8 @@ type probeStats struct {
 }
 
 // maxProbeAttempts bounds the tries of one authenticated probe call that
-// the server sheds; maxProbeRetryDelay caps the wait between them.
-const (
-	maxProbeAttempts   = 3
-	maxProbeRetryDelay = 2 * time.Second
-)
+// the server sheds.
+const maxProbeAttempts = 3
 
 func (p probeStats) summary() string {
 	s := fmt.Sprintf("gRPC %d ok, REST %d ok, %d failed, %d attempts shed and retried", p.grpcOK, p.restOK, p.failed, p.shed)
@@ -355,7 +352,7 @@ func startProber(t *testing.T, s *server, id string) *prober {
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 	// get returns the status and, when the response sheds the request
-	// (503 or 429 with Retry-After), the delay it asks for.
+	// (503 with Retry-After), the delay it asks for.
 	get := func(path string, auth bool) (int, time.Duration, error) {
 		ctx, cancel := context.WithTimeout(ctx, wait(10*time.Second))
 		defer cancel()
@@ -372,8 +369,7 @@ func startProber(t *testing.T, s *server, id string) *prober {
 		}
 		resp.Body.Close()
 		var delay time.Duration
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil &&
-			(resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) {
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 			delay = time.Duration(secs) * time.Second
 		}
 		return resp.StatusCode, delay, nil
@@ -384,28 +380,12 @@ func startProber(t *testing.T, s *server, id string) *prober {
 		_, err := users.GetUser(ctx, &usersv1.GetUserRequest{Id: id})
 		return grpcRetryDelay(err), err
 	}
-	// served runs call until it is not shed, or maxProbeAttempts times;
-	// shed counts the attempts that were.
-	served := func(call func() (time.Duration, bool)) (ok bool, shed int) {
-		for attempt := 1; ; attempt++ {
-			delay, ok := call()
-			if ok || delay == 0 || attempt == maxProbeAttempts {
-				return ok, shed
-			}
-			shed++
-			select {
-			case <-time.After(min(delay, maxProbeRetryDelay)):
-			case <-ctx.Done():
-				return false, shed
-			}
-		}
-	}
 	round := func() {
 		began := time.Now()
 		code, _, err := get("/healthz", false)
 		took := time.Since(began)
 		var grpcErr error
-		grpcOK, grpcShed := served(func() (time.Duration, bool) {
+		grpcOK, grpcShed := retryShed(ctx, maxProbeAttempts, func() (time.Duration, bool) {
 			var delay time.Duration
 			delay, grpcErr = getUser()
 			return delay, grpcErr == nil
@@ -414,7 +394,7 @@ func startProber(t *testing.T, s *server, id string) *prober {
 			restCode int
 			restErr  error
 		)
-		restOK, restShed := served(func() (time.Duration, bool) {
+		restOK, restShed := retryShed(ctx, maxProbeAttempts, func() (time.Duration, bool) {
 			var delay time.Duration
 			restCode, delay, restErr = get("/v1/users/"+id, true)
 			return delay, restErr == nil && restCode == http.StatusOK
@@ -467,6 +447,26 @@ func startProber(t *testing.T, s *server, id string) *prober {
 	return p
 }
 
+// retryShed runs call, which reports whether it was served and, when the
+// server shed it, the delay the server asked for; a shed call runs again
+// after that delay, up to attempts times in all. It returns whether the
+// call was served and how many attempts were shed. An unserved call with
+// no delay (any other failure) is not tried again.
+func retryShed(ctx context.Context, attempts int, call func() (delay time.Duration, ok bool)) (ok bool, shed int) {
+	for attempt := 1; ; attempt++ {
+		delay, ok := call()
+		if ok || delay == 0 || attempt == attempts {
+			return ok, shed
+		}
+		shed++
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return false, shed
+		}
+	}
+}
+
 // grpcRetryDelay is the retry delay of a call the server shed
 // (UNAVAILABLE with RetryInfo), or 0 for any other outcome.
 func grpcRetryDelay(err error) time.Duration {
@@ -480,6 +480,44 @@ func grpcRetryDelay(err error) time.Duration {
 		}
 	}
 	return 0
+}
+
+// retryShed tries a shed call again after the server's delay, and gives
+// up after its attempts, on any other failure, or when ctx ends.
+func TestRetryShed(t *testing.T) {
+	const shed, served = time.Millisecond, time.Duration(0)
+	for _, tc := range []struct {
+		name     string
+		outcomes []bool          // served, per attempt
+		delays   []time.Duration // the server's delay, per attempt
+		ended    bool            // ctx done before the call
+		ok       bool
+		calls    int
+		sheds    int
+	}{
+		{"served at once", []bool{true}, []time.Duration{served}, false, true, 1, 0},
+		{"shed twice, then served", []bool{false, false, true}, []time.Duration{shed, shed, served}, false, true, 3, 2},
+		{"shed every time", []bool{false, false, false}, []time.Duration{shed, shed, shed}, false, false, 3, 2},
+		{"failed without a delay", []bool{false}, []time.Duration{served}, false, false, 1, 0},
+		{"shed, and the probe stops", []bool{false}, []time.Duration{time.Hour}, true, false, 1, 1},
+	} {
+		t.Run("case="+tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			if tc.ended {
+				cancel()
+			} else {
+				defer cancel()
+			}
+			calls := 0
+			ok, sheds := retryShed(ctx, 3, func() (time.Duration, bool) {
+				calls++
+				return tc.delays[calls-1], tc.outcomes[calls-1]
+			})
+			if ok != tc.ok || calls != tc.calls || sheds != tc.sheds {
+				t.Errorf("served %v after %d calls, %d shed; want %v, %d, %d", ok, calls, sheds, tc.ok, tc.calls, tc.sheds)
+			}
+		})
+	}
 }
 
 // waitRounds waits for n more rounds of probes to finish.
