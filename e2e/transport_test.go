@@ -145,9 +145,9 @@ func TestGRPCConnectionLimit(t *testing.T) {
 	}
 }
 
-// More REST calls at once than a gRPC connection's stream limit (100),
-// and within --max-in-flight (256), are all served: none fails.
-func TestRESTBeyondStreamLimit(t *testing.T) {
+// 200 REST calls at once, within --max-in-flight (256), are all served:
+// none is shed.
+func TestRESTConcurrentWithinInFlight(t *testing.T) {
 	t.Parallel()
 	s := start(t, "")
 	id := createUser(t, s, `{}`)["id"].(string)
@@ -158,13 +158,12 @@ func TestRESTBeyondStreamLimit(t *testing.T) {
 }
 
 // Native connections are sent away at their maximum age and their calls
-// keep working across the reconnections; REST calls, under a stream
-// limit of 4 that no longer concerns them, keep working meanwhile.
-func TestRESTAcrossConnectionAge(t *testing.T) {
+// keep working across the reconnections, as REST calls (in process, no
+// connection to age) do meanwhile.
+func TestCallsAcrossConnectionAge(t *testing.T) {
 	t.Parallel()
 	const age = 300 * time.Millisecond
-	s := start(t, "", "--grpc-max-connection-age", age.String(), "--grpc-max-connection-age-grace", "10s",
-		"--grpc-max-concurrent-streams", "4")
+	s := start(t, "", "--grpc-max-connection-age", age.String(), "--grpc-max-connection-age-grace", "10s")
 	id := createUser(t, s, `{}`)["id"].(string)
 
 	// The age limit holds on the TCP port.
