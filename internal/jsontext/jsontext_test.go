@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// AppendNumber writes what encoding/json writes, across the switch to
-// exponent form on both sides and at the extremes.
-func TestAppendNumberMatchesEncodingJSON(t *testing.T) {
+// AppendNumber writes what encoding/json and protojson write, across the
+// switch to exponent form on both sides and at the extremes.
+func TestAppendNumberMatchesEncoders(t *testing.T) {
 	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 5e-324,
 		1e20, 999999999999999900000, 1e21, -1e21, 123456789012, 9007199254740993, math.MaxFloat64, -math.SmallestNonzeroFloat64} {
 		want, err := json.Marshal(f)
@@ -22,6 +22,13 @@ func TestAppendNumberMatchesEncodingJSON(t *testing.T) {
 		}
 		if got := AppendNumber(nil, f); string(got) != string(want) {
 			t.Errorf("%v: %s, encoding/json %s", f, got, want)
+		}
+		want, err = protojson.Marshal(structpb.NewNumberValue(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendNumber(nil, f); string(got) != string(want) {
+			t.Errorf("%v: %s, protojson %s", f, got, want)
 		}
 	}
 }
