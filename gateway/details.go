@@ -18,7 +18,7 @@ import (
 // the client sent it, read back from the path (matched against the route's
 // own template), the checked query or the checked body. The body is
 // decoded once for all its details, on this error path only: the success
-// path parses it once, in the strict check, besides protojson's decoding.
+// path parses it once, in the guard's check that also decodes it.
 func describe(rt *route, r *http.Request, violations []*errdetails.BadRequest_FieldViolation) []detail {
 	if len(violations) == 0 {
 		return nil

@@ -228,10 +228,22 @@ func TestEveryBodyIsCheckable(t *testing.T) {
 // empty body (io.EOF).
 func TestCheckedDecoderAgreesWithTheDefault(t *testing.T) {
 	m := compactJSON{&runtime.JSONPb{}}
+	// checked is the body as the guard hands it on, decoded into msg, or
+	// nil when the guard refuses it.
+	checked := func(body string, msg proto.Message) *checkedBody {
+		if vs := jsonbody.Decode([]byte(body), msg.ProtoReflect(), jsonbody.Limits{}).Violations; len(vs) > 0 {
+			return nil
+		}
+		return newCheckedBody([]byte(body), msg)
+	}
 	for _, body := range []string{"", " \r\n\t", `{}`, `{"id":"x","claims":{"a":[1,"b",null]}}`, ` {"authenticationProvider":null} `} {
 		var want, got *usersv1.User
 		wantErr := m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&want)
-		gotErr := m.NewDecoder(newCheckedBody([]byte(body))).Decode(&got)
+		cb := checked(body, &usersv1.User{})
+		if cb == nil {
+			t.Fatalf("%q: refused as a User", body)
+		}
+		gotErr := m.NewDecoder(cb).Decode(&got)
 		if (wantErr == nil) != (gotErr == nil) || errors.Is(wantErr, io.EOF) != errors.Is(gotErr, io.EOF) {
 			t.Fatalf("%q: err %v, want %v", body, gotErr, wantErr)
 		}
@@ -240,7 +252,13 @@ func TestCheckedDecoderAgreesWithTheDefault(t *testing.T) {
 		}
 		var wantReq, gotReq usersv1.UpdateUserRequest
 		wantErr = m.JSONPb.NewDecoder(strings.NewReader(body)).Decode(&wantReq)
-		gotErr = m.NewDecoder(newCheckedBody([]byte(body))).Decode(&gotReq)
+		if cb = checked(body, &usersv1.UpdateUserRequest{}); cb == nil {
+			if wantErr == nil {
+				t.Fatalf("%q: refused as a whole request, which the default decoder reads", body)
+			}
+			continue // the guard refuses it: no decoder sees it
+		}
+		gotErr = m.NewDecoder(cb).Decode(&gotReq)
 		if (wantErr == nil) != (gotErr == nil) || !proto.Equal(&gotReq, &wantReq) {
 			t.Fatalf("%q as a whole request: %v %v, want %v %v", body, &gotReq, gotErr, &wantReq, wantErr)
 		}

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
@@ -56,7 +57,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return
 		}
 		accesslog.NoteRoute(r.Context(), rt.template)
-		query, body, named, rej := g.check(w, r, rt, pathParams)
+		query, body, decoded, rej := g.check(w, r, rt, pathParams)
 		switch {
 		case rej == nil:
 		case rej.unreadable:
@@ -69,11 +70,11 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return
 		}
 		if rt.updateMask != nil {
-			query.Set(string(rt.updateMask.Name()), rt.maskPaths(named))
+			query.Set(string(rt.updateMask.Name()), rt.maskPaths(decoded.named))
 		}
 		setForm(r, query)
 		if rt.bodyMessage != nil {
-			r.Body = newCheckedBody(body)
+			r.Body = newCheckedBody(body, decoded.msg)
 			r.ContentLength = int64(len(body))
 		}
 		next(w, withIfNoneMatch(r), pathParams)
@@ -90,15 +91,17 @@ func setForm(r *http.Request, query url.Values) {
 	r.Form, r.PostForm = query, url.Values{}
 }
 
-// checkedBody is a body the guard read and checked: the gateway decodes
-// it, and the error handler quotes the values it refers to from it.
+// checkedBody is a body the guard read, checked and decoded: the gateway
+// takes its message, and the error handler quotes the values it refers to
+// from its text.
 type checkedBody struct {
 	bytes.Reader
 	raw []byte
+	msg proto.Message // raw decoded into the route's body message
 }
 
-func newCheckedBody(raw []byte) *checkedBody {
-	b := &checkedBody{raw: raw}
+func newCheckedBody(raw []byte, msg proto.Message) *checkedBody {
+	b := &checkedBody{raw: raw, msg: msg}
 	b.Reset(raw)
 	return b
 }
@@ -130,27 +133,33 @@ func rejectionFrom(ctx context.Context) *rejection {
 	return rej
 }
 
-// check returns the checked query parameters, body and what the body's
-// check found, or why the request is refused.
-func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) (url.Values, []byte, jsonbody.Result, *rejection) {
+// decodedBody is a checked body's message and the fields its keys named.
+type decodedBody struct {
+	msg   proto.Message
+	named jsonbody.Result
+}
+
+// check returns the checked query parameters, and the body read and
+// decoded in the same pass that checked it, or why the request is refused.
+func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string) (url.Values, []byte, decodedBody, *rejection) {
 	query, details := checkQuery(rt, r.URL.RawQuery)
 	details = append(checkPath(rt, pathParams), details...)
 	if len(details) > 0 {
-		return nil, nil, jsonbody.Result{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
+		return nil, nil, decodedBody{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
 	}
-	md := rt.bodyMessage
-	if md == nil {
-		return query, nil, jsonbody.Result{}, nil
+	if rt.bodyMessage == nil {
+		return query, nil, decodedBody{}, nil
 	}
 	body, rej := g.readBody(w, r)
 	if rej != nil {
-		return nil, nil, jsonbody.Result{}, rej
+		return nil, nil, decodedBody{}, rej
 	}
-	res := jsonbody.Check(body, md, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
+	msg := rt.bodyType.New()
+	res := jsonbody.Decode(body, msg, jsonbody.Limits{MaxDepth: g.maxJSONDepth, MaxViolations: rpcerr.MaxViolations})
 	if vs := res.Violations; len(vs) > 0 {
-		return nil, nil, res, bodyRejection(vs)
+		return nil, nil, decodedBody{}, bodyRejection(vs)
 	}
-	return query, body, res, nil
+	return query, body, decodedBody{msg: msg.Interface(), named: res}, nil
 }
 
 // markRejected strips what the gateway could not decode (body, query) and

@@ -111,7 +111,7 @@ func TestMaskPaths(t *testing.T) {
 		{"case=unknown keys ignored", `{"nope":1,"user":{},"claims":{}}`, "claims"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := put.maskPaths(jsonbody.Check([]byte(tc.body), put.bodyMessage, jsonbody.Limits{})); got != tc.want {
+			if got := put.maskPaths(jsonbody.Decode([]byte(tc.body), put.bodyType.New(), jsonbody.Limits{})); got != tc.want {
 				t.Fatalf("mask %q, want %q", got, tc.want)
 			}
 		})

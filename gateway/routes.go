@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/usersd/usersd/gateway/jsonbody"
@@ -30,6 +32,7 @@ type route struct {
 	// nil; updateMask is the FieldMask field of a request whose body is one
 	// of its fields (PUT /v1/users/{id}), which the guard derives, or nil.
 	bodyMessage protoreflect.MessageDescriptor
+	bodyType    protoreflect.MessageType // bodyMessage's Go type, which the guard decodes into
 	updateMask  protoreflect.FieldDescriptor
 	maskOrder   []protoreflect.FieldDescriptor // bodyMessage's fields by name
 	// shadowed are the paths of routes without variables that this
@@ -118,6 +121,9 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 			body:       rule.GetBody(),
 		}
 		rt.bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
+		if rt.bodyMessage != nil {
+			rt.bodyType = goType(rt.bodyMessage)
+		}
 		if rt.updateMask != nil {
 			fields := rt.bodyMessage.Fields()
 			for i := 0; i < fields.Len(); i++ {
@@ -159,6 +165,16 @@ func bodyOf(req protoreflect.MessageDescriptor, body string) (protoreflect.Messa
 		}
 	}
 	return fields.ByName(protoreflect.Name(body)).Message(), mask
+}
+
+// goType is the generated Go type of md, which importing the generated
+// package registers: its absence is a build mistake, not a runtime state.
+func goType(md protoreflect.MessageDescriptor) protoreflect.MessageType {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
+	if err != nil {
+		panic(fmt.Sprintf("gateway: no Go type for request body %s: %v", md.FullName(), err))
+	}
+	return mt
 }
 
 // fieldMaskName names the update mask's type, from its descriptor.

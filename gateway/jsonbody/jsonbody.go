@@ -1,18 +1,19 @@
 // Package jsonbody checks a REST request body strictly against the protobuf
-// message it will be decoded into, before grpc-gateway's protojson decoding
-// sees it.
+// message it is decoded into, and decodes it in the same pass, in place of
+// grpc-gateway's protojson decoding.
 //
 // protojson stops at the first problem, lets some inputs through (integers
 // that a float64 cannot hold exactly, very deep nesting) and words its errors
-// for Go programmers. Check instead reports every offending input, each with
+// for Go programmers. Decode instead reports every offending input, each with
 // the JSON path of the input and a message that is safe to show a client; the
 // caller renders them as the details of a 400 response.
 //
-// Check is deliberately at least as strict as protojson: a body it accepts
-// is one protojson.Unmarshal accepts too. It knows the JSON forms of the
-// field kinds the API's bodies use (strings, int32s, FieldMasks,
-// Struct/Value/ListValue and messages of those) and refuses fields of any
-// other kind; Unhandled lists them, so a test can keep them out of bodies.
+// Decode is deliberately at least as strict as protojson: a body it accepts
+// is one protojson.Unmarshal accepts too, and decodes to the same message.
+// It knows the JSON forms of the field kinds the API's bodies use
+// (strings, int32s, FieldMasks, Struct/Value/ListValue and messages of
+// those) and refuses fields of any other kind; Unhandled lists them, so a
+// test can keep them out of bodies.
 //
 // The walk also records which fields the top-level object names, so the
 // caller never parses the body again to learn its keys.
@@ -26,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Violation is one offending input of a body.
@@ -42,14 +44,14 @@ type Violation struct {
 	Msg string
 }
 
-// Limits bound the work Check does on one body. A zero field takes its
+// Limits bound the work Decode does on one body. A zero field takes its
 // default.
 type Limits struct {
 	// MaxDepth is the maximum nesting depth of the body, the body object
 	// being depth 1. A deeper body yields a single violation. At most
 	// MaxDepthCap.
 	MaxDepth int
-	// MaxViolations is the number of violations after which Check stops.
+	// MaxViolations is the number of violations after which Decode stops.
 	MaxViolations int
 }
 
@@ -58,14 +60,14 @@ const (
 	DefaultMaxDepth = 64
 	// DefaultMaxViolations is the MaxViolations of a zero Limits.
 	DefaultMaxViolations = 50
-	// MaxDepthCap bounds MaxDepth so that every body Check accepts stays
+	// MaxDepthCap bounds MaxDepth so that every body Decode accepts stays
 	// within protojson's recursion limit of 10000 nested messages (an Any
 	// can cost two of them per JSON level).
 	MaxDepthCap = 5000
 	// MaxTextLen bounds the bytes of a Param or Value; longer ones are cut at
 	// a character boundary. Callers truncate further for display; the bound
 	// keeps a body with many violations about one large sub-document or key
-	// from making Check copy it many times over.
+	// from making Decode copy it many times over.
 	MaxTextLen = 1024
 )
 
@@ -80,7 +82,7 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Result is what Check found in a body.
+// Result is what Decode found in a body.
 type Result struct {
 	// Violations are the offending inputs in body order; nil if none.
 	Violations []Violation
@@ -90,22 +92,26 @@ type Result struct {
 }
 
 // Names reports whether the body's top-level object has a key naming fd, a
-// field of the message Check was given, whatever its value (null too).
+// field of the message Decode was given, whatever its value (null too).
 func (r Result) Names(fd protoreflect.FieldDescriptor) bool {
 	return fd.Index() < 64 && r.named&(1<<fd.Index()) != 0
 }
 
-// Check validates body as the JSON of message md as protojson reads it. An
-// empty or all-whitespace body is valid: the gateway reads it as {}.
+// Decode validates body as the JSON of message msg as protojson reads it
+// and, when nothing is wrong with it, leaves in msg what protojson.Unmarshal
+// would have: one parse of the body serves both. msg must be empty and
+// mutable; after a violation its content is unspecified (building stops at
+// the first one). An empty or all-whitespace body is valid: the gateway
+// reads it as {}.
 //
 // Malformed JSON, a top-level value that is not an object and nesting
 // beyond lim.MaxDepth each yield exactly one violation, since nothing after
 // them can be read reliably. Everything else (unknown fields, wrong types,
 // duplicate keys, numbers no float64 holds exactly) is collected up to
 // lim.MaxViolations.
-func Check(body []byte, md protoreflect.MessageDescriptor, lim Limits) Result {
-	c := checker{lx: lexer{buf: body}, lim: lim.withDefaults()}
-	c.run(md)
+func Decode(body []byte, msg protoreflect.Message, lim Limits) Result {
+	c := checker{lx: lexer{buf: body}, lim: lim.withDefaults(), root: msg}
+	c.run(msg.Descriptor())
 	return Result{Violations: c.out, named: c.named}
 }
 
@@ -116,8 +122,9 @@ type checker struct {
 	lim   Limits
 	stack []frame
 	out   []Violation
-	done  bool   // MaxViolations reached, or a violation that ends the check
-	named uint64 // the fields the top-level object named, once it closed
+	done  bool                 // MaxViolations reached, or a violation that ends the check
+	named uint64               // the fields the top-level object named, once it closed
+	root  protoreflect.Message // what the body decodes into
 }
 
 // frame is an object or array being read.
@@ -137,6 +144,14 @@ type frame struct {
 	// field's other name.
 	keys            map[string]struct{}
 	byJSON, byProto uint64
+
+	// What the container decodes into (see build.go):
+	// a message, with fd the field of its current member, or free-form
+	// JSON's members or elements.
+	msg  protoreflect.Message
+	fd   protoreflect.FieldDescriptor
+	obj  *structpb.Struct
+	list *structpb.ListValue
 }
 
 var byteOrderMark = []byte("\xef\xbb\xbf")
@@ -278,6 +293,9 @@ func (c *checker) value(tok token, sh shape, keyMsg string) {
 		msg = sh.scalarProblem(tok, &c.lx)
 	}
 	if keyMsg == "" && msg == "" {
+		if c.building() {
+			c.setScalar(tok, sh)
+		}
 		return
 	}
 	text := c.lx.text(tok)
@@ -309,6 +327,9 @@ func (c *checker) open(tok token, sh shape, keyMsg string) {
 		c.report("", problem)
 	}
 	c.stack = append(c.stack, frame{sh: sh, array: array, start: tok.start, reportFrom: from, reportTo: len(c.out)})
+	if c.building() {
+		c.attach(sh, array)
+	}
 }
 
 // close ends the innermost object or array at tok.
@@ -369,6 +390,7 @@ func (f *frame) field() (shape, string) {
 		}
 		return freeShape, "unknown field"
 	}
+	f.fd = fd
 	sh := fieldShape(fd)
 	if sh.kind == shapeUnhandled {
 		return sh, "" // refused for its kind; its index may be past the masks

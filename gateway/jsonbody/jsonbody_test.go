@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -36,7 +37,7 @@ var (
 	testMessages = []protoreflect.MessageDescriptor{userMD, createMD, updateMD, listReqMD, listRespMD, kitchenMD}
 )
 
-// kitchenSchema has a field of every kind Check handles, and fields of
+// kitchenSchema has a field of every kind Decode handles, and fields of
 // kinds it refuses (Unhandled) because the API's bodies do not use them.
 const kitchenSchema = `
 name: "jsonbody_test.proto"
@@ -84,7 +85,7 @@ message_type {
 }
 `
 
-// unhandledKitchen are the fields of Kitchen that Check refuses.
+// unhandledKitchen are the fields of Kitchen that Decode refuses.
 var unhandledKitchen = []string{"i64", "flag", "blob", "dbl", "color", "tags", "counts", "when", "opt_text", "any", "by_name"}
 
 func kitchenDescriptor() protoreflect.MessageDescriptor {
@@ -116,7 +117,8 @@ func runCases(t *testing.T, cases []checkCase) {
 			if md == nil {
 				md = userMD
 			}
-			got := Check([]byte(tc.body), md, tc.lim).Violations
+			decoded := dynamicpb.NewMessage(md)
+			got := Decode([]byte(tc.body), decoded, tc.lim).Violations
 			var params, values []string
 			for _, v := range got {
 				params = append(params, v.Param)
@@ -124,15 +126,19 @@ func runCases(t *testing.T, cases []checkCase) {
 				assertSafeMsg(t, v.Msg)
 			}
 			if strings.Join(params, "|") != strings.Join(tc.params, "|") || len(params) != len(tc.params) {
-				t.Fatalf("Check(%q)\n got params %q\nwant params %q\nviolations: %+v", tc.body, params, tc.params, got)
+				t.Fatalf("check(%q)\n got params %q\nwant params %q\nviolations: %+v", tc.body, params, tc.params, got)
 			}
 			if tc.values != nil && strings.Join(values, "|") != strings.Join(tc.values, "|") {
-				t.Errorf("Check(%q)\n got values %q\nwant values %q", tc.body, values, tc.values)
+				t.Errorf("check(%q)\n got values %q\nwant values %q", tc.body, values, tc.values)
 			}
-			// Every body accepted here is one protojson accepts.
+			// Every body accepted here is one protojson accepts, and
+			// decodes to what protojson makes of it.
 			if len(got) == 0 && !isBlank([]byte(tc.body)) {
-				if err := protojson.Unmarshal([]byte(tc.body), dynamicpb.NewMessage(md)); err != nil {
-					t.Errorf("Check accepted %q but protojson refuses it: %v", tc.body, err)
+				want := dynamicpb.NewMessage(md)
+				if err := protojson.Unmarshal([]byte(tc.body), want); err != nil {
+					t.Errorf("Decode accepted %q but protojson refuses it: %v", tc.body, err)
+				} else if !proto.Equal(decoded, want) {
+					t.Errorf("Decode(%q) = %v, protojson has %v", tc.body, decoded, want)
 				}
 			}
 		})
@@ -220,7 +226,7 @@ func TestSyntax(t *testing.T) {
 }
 
 func TestSyntaxErrorIsTheOnlyViolation(t *testing.T) {
-	got := Check([]byte(`{"nope":1,"id":2,"claims":{"a":NaN}}`), userMD, Limits{}).Violations
+	got := check([]byte(`{"nope":1,"id":2,"claims":{"a":NaN}}`), userMD, Limits{}).Violations
 	if len(got) != 1 || got[0].Param != "claims.a" || !strings.HasPrefix(got[0].Msg, "invalid JSON") {
 		t.Fatalf("got %+v, want only the syntax error at claims.a", got)
 	}
@@ -303,7 +309,7 @@ func TestDepthCap(t *testing.T) {
 	if protojson.Unmarshal([]byte(body), &usersv1.User{}) == nil {
 		t.Fatal("protojson accepted 10001 levels: the test no longer shows anything")
 	}
-	got := Check([]byte(body), userMD, Limits{MaxDepth: 1 << 30}).Violations
+	got := check([]byte(body), userMD, Limits{MaxDepth: 1 << 30}).Violations
 	want := ("claims" + strings.Repeat("[0]", MaxDepthCap-1))[:MaxTextLen]
 	if len(got) != 1 || got[0].Param != want {
 		t.Fatalf("got %d violations, first at %.40q", len(got), got[0].Param)
@@ -314,7 +320,7 @@ func TestLongTextIsClipped(t *testing.T) {
 	key := strings.Repeat("é", 2000)
 	value := strings.Repeat("x", 5000)
 	body := `{"claims":{"` + key + `":{"a":0,"a":0}},"` + value + `":"` + value + `"}`
-	got := Check([]byte(body), userMD, Limits{}).Violations
+	got := check([]byte(body), userMD, Limits{}).Violations
 	if len(got) != 2 {
 		t.Fatalf("got %d violations, want 2", len(got))
 	}
@@ -337,13 +343,13 @@ func TestManyViolationsAboutOneLargeInput(t *testing.T) {
 	body := `{"claims":{"` + big + `":{` + strings.Repeat(`"a":0,`, 60) + `"a":0}}}`
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	got := Check([]byte(body), userMD, Limits{MaxViolations: 50}).Violations
+	got := check([]byte(body), userMD, Limits{MaxViolations: 50}).Violations
 	runtime.ReadMemStats(&after)
 	if len(got) != 50 {
 		t.Fatalf("got %d violations, want 50", len(got))
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
-		t.Errorf("Check allocated %d MiB for a 1 MiB body", alloc>>20)
+		t.Errorf("Decode allocated %d MiB for a 1 MiB body", alloc>>20)
 	}
 }
 
@@ -356,9 +362,9 @@ func TestDeepNestingIsPrompt(t *testing.T) {
 		strings.Repeat(`[`, levels),
 	} {
 		start := time.Now()
-		got := Check([]byte(body), userMD, Limits{MaxDepth: 32}).Violations
+		got := check([]byte(body), userMD, Limits{MaxDepth: 32}).Violations
 		if elapsed := time.Since(start); elapsed > time.Second {
-			t.Errorf("Check took %v on %d levels", elapsed, levels)
+			t.Errorf("Decode took %v on %d levels", elapsed, levels)
 		}
 		if len(got) != 1 {
 			t.Errorf("got %d violations, want 1: %.200v", len(got), got)
@@ -458,7 +464,7 @@ func TestKinds(t *testing.T) {
 		bad(`{"list":{}}`, "list"),
 		bad(`{"list":"x"}`, "list"),
 	}
-	// A field of a kind Check does not handle is refused, whatever it holds.
+	// A field of a kind Decode does not handle is refused, whatever it holds.
 	for _, name := range unhandledKitchen {
 		key := kitchenMD.Fields().ByName(protoreflect.Name(name)).JSONName()
 		for _, v := range []string{`null`, `"1"`, `1`, `true`, `[]`, `{}`} {
@@ -468,7 +474,7 @@ func TestKinds(t *testing.T) {
 	runCases(t, cases)
 }
 
-// Unhandled names exactly the fields Check refuses, through nested
+// Unhandled names exactly the fields Decode refuses, through nested
 // messages, and none of the users API's request bodies has any.
 func TestUnhandled(t *testing.T) {
 	var got []string
@@ -481,7 +487,7 @@ func TestUnhandled(t *testing.T) {
 	if fds := Unhandled(listRespMD); len(fds) != 1 || fds[0].Name() != "data" {
 		t.Fatalf("Unhandled(ListUsersResponse) = %v, want its repeated data", fds)
 	}
-	v := Check([]byte(`{"flag":true}`), kitchenMD, Limits{}).Violations
+	v := check([]byte(`{"flag":true}`), kitchenMD, Limits{}).Violations
 	if len(v) != 1 || v[0].Msg != "cannot be set in a JSON body" {
 		t.Fatalf("got %+v", v)
 	}
@@ -505,7 +511,7 @@ func TestNames(t *testing.T) {
 		{`{"authenticationProvider":null,"id":"x","claims":{}}`, []string{"id", "claims", "authentication_provider"}},
 		{`{"x":1,"claims":{}}`, []string{"claims"}},
 	} {
-		res := Check([]byte(tc.body), userMD, Limits{})
+		res := check([]byte(tc.body), userMD, Limits{})
 		var got []string
 		for _, name := range []string{"id", "claims", "authentication_provider"} {
 			if res.Names(field(name)) {
@@ -518,9 +524,9 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// FuzzCheck asserts that Check never panics and that whatever it accepts,
-// protojson accepts too.
-func FuzzCheck(f *testing.F) {
+// FuzzDecode asserts that Decode never panics and that whatever it accepts,
+// protojson accepts too, and decodes to the same message.
+func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		``, `{}`, `{"id":"a"}`, `{"claims":{"a":[1,2.5,"x",null,true,{"b":{}}]}}`,
 		`{"authenticationProvider":{"providerId":"p","url":"u","subjectId":"s"}}`,
@@ -530,12 +536,16 @@ func FuzzCheck(f *testing.F) {
 		`{"otherName":"x","renamed":"y","opt_i32":null,"flag":true,"tags":["a"],"counts":{"x":1}}`,
 		`{"extra":{"a":{"b":[[[]]]}},"anything":[{}],"list":[1],"when":"2024-01-31T09:30:00Z"}`,
 		"{\"id\":\"a\xff\"}", `{"id":"a",}`, `{} {}`, `[]`, `{"a":NaN}`,
+		`{"claims":null,"authenticationProvider":null,"id":null}`, `{"claims":{},"authenticationProvider":{}}`,
+		`{"anything":null,"extra":null,"list":null,"child":null,"mask":null,"optI32":null,"text":null}`,
+		`{"anything":{"a":null},"list":[null,[],{}],"child":{"child":{"text":"\u00e9\n"}},"i32":"-7"}`,
+		`{"claims":{"n":-0,"e":1.5E-3,"big":9007199254740992,"s":"\"q\"\/"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, md := range testMessages {
-			got := Check(body, md, Limits{MaxDepth: 16}).Violations
+			got := check(body, md, Limits{MaxDepth: 16}).Violations
 			for _, v := range got {
 				if v.Msg == "" {
 					t.Fatalf("empty Msg for %q: %+v", body, v)
@@ -544,11 +554,22 @@ func FuzzCheck(f *testing.F) {
 			if len(got) > 0 || isBlank(body) {
 				continue
 			}
-			if err := (protojson.UnmarshalOptions{}).Unmarshal(body, dynamicpb.NewMessage(md)); err != nil {
-				t.Fatalf("Check accepted %q as %s but protojson refuses it: %v", body, md.FullName(), err)
+			want := dynamicpb.NewMessage(md)
+			if err := (protojson.UnmarshalOptions{}).Unmarshal(body, want); err != nil {
+				t.Fatalf("Decode accepted %q as %s but protojson refuses it: %v", body, md.FullName(), err)
+			}
+			decoded := dynamicpb.NewMessage(md)
+			Decode(body, decoded, Limits{MaxDepth: 16})
+			if !proto.Equal(decoded, want) {
+				t.Fatalf("Decode(%q) as %s = %v, protojson has %v", body, md.FullName(), decoded, want)
 			}
 		}
 	})
+}
+
+// check is what Decode finds in body as a message of type md.
+func check(body []byte, md protoreflect.MessageDescriptor, lim Limits) Result {
+	return Decode(body, dynamicpb.NewMessage(md), lim)
 }
 
 // typicalBody is a 1 KiB create/update body.
@@ -584,14 +605,39 @@ var typicalBody = []byte(`{
   }
 }`)
 
-func BenchmarkCheckTypical(b *testing.B) {
-	if vs := Check(typicalBody, userMD, Limits{}).Violations; len(vs) != 0 {
-		b.Fatalf("typical body has violations: %+v", vs)
+// TestDecodeTypical decodes bodies of the API's own messages, generated
+// types as the gateway uses them, exactly as protojson does.
+func TestDecodeTypical(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		msg  proto.Message
+	}{
+		{string(typicalBody), &usersv1.User{}},
+		{`{"id":"x","claims":null}`, &usersv1.User{}},
+		{`{"claims":{"address":{"country":"NZ"}},"authenticationProvider":{"subjectId":"s"},"limit":"25","cursor":"c"}`,
+			&usersv1.SearchUsersRequest{}},
+	} {
+		want := tc.msg.ProtoReflect().New().Interface()
+		if err := protojson.Unmarshal([]byte(tc.body), want); err != nil {
+			t.Fatalf("protojson refuses %s: %v", tc.body, err)
+		}
+		got := tc.msg.ProtoReflect().New()
+		if vs := Decode([]byte(tc.body), got, Limits{}).Violations; len(vs) > 0 {
+			t.Fatalf("Decode(%s): %+v", tc.body, vs)
+		}
+		if !proto.Equal(got.Interface(), want) {
+			t.Errorf("Decode(%s) = %v, want %v", tc.body, got.Interface(), want)
+		}
 	}
+}
+
+func BenchmarkDecodeTypical(b *testing.B) {
 	b.SetBytes(int64(len(typicalBody)))
 	b.ReportAllocs()
 	for b.Loop() {
-		Check(typicalBody, userMD, Limits{})
+		if vs := Decode(typicalBody, (&usersv1.User{}).ProtoReflect(), Limits{}).Violations; len(vs) != 0 {
+			b.Fatalf("typical body has violations: %+v", vs)
+		}
 	}
 }
 

@@ -93,7 +93,7 @@ func fieldShape(fd protoreflect.FieldDescriptor) shape {
 }
 
 // Unhandled lists the fields of md, and of the messages among them, that
-// Check refuses whatever their value because it does not know their JSON
+// Decode refuses whatever their value because it does not know their JSON
 // form. A message that may be a request body must have none.
 func Unhandled(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
 	var out []protoreflect.FieldDescriptor
