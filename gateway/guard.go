@@ -23,10 +23,11 @@ import (
 	"github.com/usersd/usersd/internal/rpcerr"
 )
 
-// guard checks HTTP syntax before the gateway decodes a request: UTF-8 of
-// path and query parameters, query parameter types, body media type,
-// encoding, size and strict JSON against the bound message. Business rules
-// are the service's; this is transport.
+// guard checks HTTP syntax before the generated handler sees a request:
+// UTF-8 of path and query parameters, query parameter types, body media
+// type, encoding, size and strict JSON against the bound message, which it
+// decodes in the same pass for the handler to take. Business rules are the
+// service's; this is transport.
 // It runs after routing, so unknown paths and methods are 404/405 first.
 //
 // The mux wraps each handler it registers in a guard of its own
