@@ -209,10 +209,10 @@ func TestIsJSON(t *testing.T) {
 func TestEveryBodyIsCheckable(t *testing.T) {
 	bodies := 0
 	for _, rt := range testRoutes {
-		md := rt.bodyMessage
-		if md == nil {
+		if rt.bodyType == nil {
 			continue
 		}
+		md := rt.bodyType.Descriptor()
 		bodies++
 		for _, fd := range jsonbody.Unhandled(md) {
 			t.Errorf("%s: body field %s (%s) is of a kind gateway/jsonbody does not check", rt.rpc.Name(), fd.FullName(), fd.Kind())

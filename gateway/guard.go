@@ -74,7 +74,7 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			query.Set(string(rt.updateMask.Name()), rt.maskPaths(decoded.named))
 		}
 		setForm(r, query)
-		if rt.bodyMessage != nil {
+		if rt.bodyType != nil {
 			r.Body = newCheckedBody(body, decoded.msg)
 			r.ContentLength = int64(len(body))
 		}
@@ -148,7 +148,7 @@ func (g *Gateway) check(w http.ResponseWriter, r *http.Request, rt *route, pathP
 	if len(details) > 0 {
 		return nil, nil, decodedBody{}, &rejection{reason: rpcerr.ReasonInvalidParameters, message: "Invalid parameters", details: details}
 	}
-	if rt.bodyMessage == nil {
+	if rt.bodyType == nil {
 		return query, nil, decodedBody{}, nil
 	}
 	body, rej := g.readBody(w, r)

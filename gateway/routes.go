@@ -28,13 +28,13 @@ type route struct {
 	rpc        protoreflect.MethodDescriptor
 	fullMethod string // as runtime.RPCMethod names it: "/users.v1.UserService/GetUser"
 	body       string // "" (no body), "*" or the request field bound to the body
-	// bodyMessage is the descriptor of the JSON body the route accepts, or
-	// nil; updateMask is the FieldMask field of a request whose body is one
-	// of its fields (PUT /v1/users/{id}), which the guard derives, or nil.
-	bodyMessage protoreflect.MessageDescriptor
-	bodyType    protoreflect.MessageType // bodyMessage's Go type, which the guard decodes into
-	updateMask  protoreflect.FieldDescriptor
-	maskOrder   []protoreflect.FieldDescriptor // bodyMessage's fields by name
+	// bodyType is the message of the JSON body the route accepts, which
+	// the guard decodes into, or nil; updateMask is the FieldMask field of
+	// a request whose body is one of its fields (PUT /v1/users/{id}), which
+	// the guard derives, or nil.
+	bodyType   protoreflect.MessageType
+	updateMask protoreflect.FieldDescriptor
+	maskOrder  []protoreflect.FieldDescriptor // the body message's fields by name
 	// shadowed are the paths of routes without variables that this
 	// route's template matches too (/v1/users/search for
 	// /v1/users/{id}): the mux may hand them to this route for a method
@@ -120,12 +120,13 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
 			body:       rule.GetBody(),
 		}
-		rt.bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
-		if rt.bodyMessage != nil {
-			rt.bodyType = goType(rt.bodyMessage)
+		var bodyMessage protoreflect.MessageDescriptor
+		bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
+		if bodyMessage != nil {
+			rt.bodyType = goType(bodyMessage)
 		}
 		if rt.updateMask != nil {
-			fields := rt.bodyMessage.Fields()
+			fields := bodyMessage.Fields()
 			for i := 0; i < fields.Len(); i++ {
 				rt.maskOrder = append(rt.maskOrder, fields.Get(i))
 			}
