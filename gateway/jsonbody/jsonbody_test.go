@@ -134,12 +134,7 @@ func runCases(t *testing.T, cases []checkCase) {
 			// Every body accepted here is one protojson accepts, and
 			// decodes to what protojson makes of it.
 			if len(got) == 0 && !isBlank([]byte(tc.body)) {
-				want := dynamicpb.NewMessage(md)
-				if err := protojson.Unmarshal([]byte(tc.body), want); err != nil {
-					t.Errorf("Decode accepted %q but protojson refuses it: %v", tc.body, err)
-				} else if !proto.Equal(decoded, want) {
-					t.Errorf("Decode(%q) = %v, protojson has %v", tc.body, decoded, want)
-				}
+				assertDecodedAsProtojson(t, []byte(tc.body), decoded)
 			}
 		})
 	}
@@ -545,26 +540,30 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, md := range testMessages {
-			got := check(body, md, Limits{MaxDepth: 16}).Violations
+			decoded := dynamicpb.NewMessage(md)
+			got := Decode(body, decoded, Limits{MaxDepth: 16}).Violations
 			for _, v := range got {
 				if v.Msg == "" {
 					t.Fatalf("empty Msg for %q: %+v", body, v)
 				}
 			}
-			if len(got) > 0 || isBlank(body) {
-				continue
-			}
-			want := dynamicpb.NewMessage(md)
-			if err := (protojson.UnmarshalOptions{}).Unmarshal(body, want); err != nil {
-				t.Fatalf("Decode accepted %q as %s but protojson refuses it: %v", body, md.FullName(), err)
-			}
-			decoded := dynamicpb.NewMessage(md)
-			Decode(body, decoded, Limits{MaxDepth: 16})
-			if !proto.Equal(decoded, want) {
-				t.Fatalf("Decode(%q) as %s = %v, protojson has %v", body, md.FullName(), decoded, want)
+			if len(got) == 0 && !isBlank(body) {
+				assertDecodedAsProtojson(t, body, decoded)
 			}
 		}
 	})
+}
+
+// assertDecodedAsProtojson fails tb unless protojson accepts body, which
+// Decode accepted, and reads it into a message equal to decoded.
+func assertDecodedAsProtojson(tb testing.TB, body []byte, decoded protoreflect.Message) {
+	tb.Helper()
+	want := decoded.New()
+	if err := protojson.Unmarshal(body, want.Interface()); err != nil {
+		tb.Errorf("Decode accepted %q as %s but protojson refuses it: %v", body, decoded.Descriptor().FullName(), err)
+	} else if !proto.Equal(decoded.Interface(), want.Interface()) {
+		tb.Errorf("Decode(%q) as %s = %v, protojson has %v", body, decoded.Descriptor().FullName(), decoded.Interface(), want.Interface())
+	}
 }
 
 // check is what Decode finds in body as a message of type md.
@@ -617,17 +616,11 @@ func TestDecodeTypical(t *testing.T) {
 		{`{"claims":{"address":{"country":"NZ"}},"authenticationProvider":{"subjectId":"s"},"limit":"25","cursor":"c"}`,
 			&usersv1.SearchUsersRequest{}},
 	} {
-		want := tc.msg.ProtoReflect().New().Interface()
-		if err := protojson.Unmarshal([]byte(tc.body), want); err != nil {
-			t.Fatalf("protojson refuses %s: %v", tc.body, err)
-		}
-		got := tc.msg.ProtoReflect().New()
-		if vs := Decode([]byte(tc.body), got, Limits{}).Violations; len(vs) > 0 {
+		decoded := tc.msg.ProtoReflect().New()
+		if vs := Decode([]byte(tc.body), decoded, Limits{}).Violations; len(vs) > 0 {
 			t.Fatalf("Decode(%s): %+v", tc.body, vs)
 		}
-		if !proto.Equal(got.Interface(), want) {
-			t.Errorf("Decode(%s) = %v, want %v", tc.body, got.Interface(), want)
-		}
+		assertDecodedAsProtojson(t, []byte(tc.body), decoded)
 	}
 }
 
