@@ -264,3 +264,14 @@ func TestCheckedDecoderAgreesWithTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// A decoded body handed to a field of another message type is an error,
+// not a panic in reflection: the field keeps its value.
+func TestCheckedDecoderRefusesAnotherType(t *testing.T) {
+	body := newCheckedBody([]byte(`{"claims":{}}`), &usersv1.User{})
+	var field *usersv1.AuthenticationProvider
+	err := compactJSON{&runtime.JSONPb{}}.NewDecoder(body).Decode(&field)
+	if err == nil || !strings.Contains(err.Error(), "User") || field != nil {
+		t.Fatalf("Decode into *AuthenticationProvider: %v, field %v; want an error naming the decoded type", err, field)
+	}
+}
