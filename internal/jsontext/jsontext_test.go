@@ -14,21 +14,24 @@ import (
 // AppendNumber writes what encoding/json and protojson write, across the
 // switch to exponent form on both sides and at the extremes.
 func TestAppendNumberMatchesEncoders(t *testing.T) {
+	encoders := []struct {
+		name    string
+		marshal func(float64) ([]byte, error)
+	}{
+		{"encoding/json", func(f float64) ([]byte, error) { return json.Marshal(f) }},
+		{"protojson", func(f float64) ([]byte, error) { return protojson.Marshal(structpb.NewNumberValue(f)) }},
+	}
 	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 5e-324,
 		1e20, 999999999999999900000, 1e21, -1e21, 123456789012, 9007199254740993, math.MaxFloat64, -math.SmallestNonzeroFloat64} {
-		want, err := json.Marshal(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := AppendNumber(nil, f); string(got) != string(want) {
-			t.Errorf("%v: %s, encoding/json %s", f, got, want)
-		}
-		want, err = protojson.Marshal(structpb.NewNumberValue(f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := AppendNumber(nil, f); string(got) != string(want) {
-			t.Errorf("%v: %s, protojson %s", f, got, want)
+		got := AppendNumber(nil, f)
+		for _, enc := range encoders {
+			want, err := enc.marshal(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%v: %s, %s %s", f, got, enc.name, want)
+			}
 		}
 	}
 }
