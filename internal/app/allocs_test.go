@@ -11,10 +11,12 @@ import (
 // test. Lower a budget when a change cuts allocations (the test logs the
 // measured count with -v).
 const (
-	budgetGetUserGRPC    = 308 // measured 293
-	budgetGetUserREST    = 279 // measured 265
-	budgetUpdateUserGRPC = 442 // measured 421
-	budgetUpdateUserREST = 433 // measured 412
+	budgetGetUserGRPC    = 308  // measured 293
+	budgetGetUserREST    = 279  // measured 265
+	budgetUpdateUserGRPC = 442  // measured 421
+	budgetUpdateUserREST = 433  // measured 412
+	budgetListPageGRPC   = 8030 // measured 7650; a page of listPage accounts
+	budgetListPageREST   = 2920 // measured 2782
 )
 
 // allocRuns is the calls measured per case. The events the writer would
@@ -28,6 +30,7 @@ func TestAllocationBudgets(t *testing.T) {
 	}
 	s := startServer(t, seams{holdEvents: true})
 	id := s.seed(t, 1)[0]
+	s.seedAccounts(t, listPage)
 	var n int64
 	update := func(rest bool) func(testing.TB) {
 		return func(tb testing.TB) { n++; s.updateUser(tb, rest, n, id) }
@@ -41,6 +44,8 @@ func TestAllocationBudgets(t *testing.T) {
 		{"case=GetUser over REST", func(tb testing.TB) { s.getUser(tb, true, id) }, budgetGetUserREST},
 		{"case=UpdateUser over gRPC", update(false), budgetUpdateUserGRPC},
 		{"case=UpdateUser over REST", update(true), budgetUpdateUserREST},
+		{"case=ListUsers page over gRPC", func(tb testing.TB) { s.listUsers(tb, false) }, budgetListPageGRPC},
+		{"case=ListUsers page over REST", func(tb testing.TB) { s.listUsers(tb, true) }, budgetListPageREST},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			call := func() { tc.call(t) }

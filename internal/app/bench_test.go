@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -210,10 +211,62 @@ func BenchmarkGetUser(b *testing.B) {
 	})
 }
 
+// BenchmarkListUsers reads the first page of 100 users, each with the
+// claims and provider link of a typical account (as ../bench seeds them).
+func BenchmarkListUsers(b *testing.B) {
+	for _, rest := range []bool{false, true} {
+		b.Run(map[bool]string{false: "grpc", true: "rest-inprocess"}[rest], func(b *testing.B) {
+			s := startServer(b, seams{})
+			s.seedAccounts(b, listPage+1)
+			b.SetParallelism(benchClients)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s.listUsers(b, rest)
+				}
+			})
+		})
+	}
+}
+
 func BenchmarkUpdateUser(b *testing.B) {
 	benchEach(b, func(b *testing.B, s *benchServer, tr transport, i int64, id string) {
 		s.updateUser(b, tr.rest, i, id)
 	})
+}
+
+// listPage is the page size of listUsers.
+const listPage = 100
+
+// seedAccounts creates n users with typical account claims and a provider
+// link each.
+func (s *benchServer) seedAccounts(tb testing.TB, n int) {
+	tb.Helper()
+	for i := range n {
+		claims, _ := structpb.NewStruct(map[string]any{
+			"givenName": "Patrick John", "familyName": "Smith", "dob": "1990-06-01",
+			"email": fmt.Sprintf("user-%d@example.com", i), "externalUserId": fmt.Sprintf("ext-%d", i),
+		})
+		_, err := s.users.CreateUser(context.Background(), &usersv1.CreateUserRequest{User: &usersv1.User{
+			Claims: claims,
+			AuthenticationProvider: &usersv1.AuthenticationProvider{
+				ProviderId: "41458e5a-9092-40b7-9a26-d4eb43c5792f", Url: "https://idp.example.com",
+				SubjectId: fmt.Sprintf("idp-oauth2|%d", i),
+			},
+		}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// listUsers reads the first page of listPage users over REST or gRPC.
+func (s *benchServer) listUsers(tb testing.TB, rest bool) {
+	if rest {
+		s.rest(tb, "GET", "/v1/users?limit="+strconv.Itoa(listPage), nil)
+	} else if _, err := s.users.ListUsers(context.Background(), &usersv1.ListUsersRequest{Limit: proto.Int32(listPage)}); err != nil {
+		tb.Error(err)
+	}
 }
 
 // getUser reads the user id over REST or gRPC.

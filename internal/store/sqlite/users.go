@@ -148,9 +148,12 @@ func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, bool
 // and whether more follow. It closes rows.
 func readPage(op string, rows *sql.Rows, limit int) ([]store.User, bool, error) {
 	defer rows.Close()
-	var users []store.User
+	// A page is usually full: room for it at once, within reason for a
+	// large limit that few users fill.
+	users := make([]store.User, 0, min(limit+1, 128))
+	sc := newUserScanner()
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := sc.scan(rows)
 		if err != nil {
 			return nil, false, opError(op, err)
 		}
@@ -167,26 +170,39 @@ func readPage(op string, rows *sql.Rows, limit int) ([]store.User, bool, error) 
 
 // scanUser reads one row selected with userColumns.
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
-	// One allocation for every destination: Scan's arguments escape, and
-	// separate variables were moved to the heap one by one.
-	d := new(struct {
-		u                store.User
-		pid, purl, sub   sql.NullString
-		created, updated int64
-		dest             [9]any
-	})
-	u := &d.u
-	d.dest = [9]any{&u.Seq, &u.ID, &u.Claims, &d.pid, &d.purl, &d.sub, &u.Version, &d.created, &d.updated}
-	if err := row.Scan(d.dest[:]...); err != nil {
+	return newUserScanner().scan(row)
+}
+
+// userScanner reads rows selected with userColumns into store.Users.
+// Scan's arguments escape, so its destinations live on the heap: one
+// scanner serves every row of a page, rather than a new set per row.
+type userScanner struct {
+	u                store.User
+	pid, purl, sub   sql.NullString
+	created, updated int64
+	dest             [9]any
+}
+
+func newUserScanner() *userScanner {
+	sc := new(userScanner)
+	u := &sc.u
+	sc.dest = [9]any{&u.Seq, &u.ID, &u.Claims, &sc.pid, &sc.purl, &sc.sub, &u.Version, &sc.created, &sc.updated}
+	return sc
+}
+
+func (sc *userScanner) scan(row interface{ Scan(...any) error }) (store.User, error) {
+	sc.u = store.User{}
+	if err := row.Scan(sc.dest[:]...); err != nil {
 		return store.User{}, err
 	}
+	u := sc.u
 	// The table's CHECK keeps the three provider columns all set or all NULL.
-	if d.pid.Valid {
-		u.Provider = &store.ProviderLink{ProviderID: d.pid.String, URL: d.purl.String, SubjectID: d.sub.String}
+	if sc.pid.Valid {
+		u.Provider = &store.ProviderLink{ProviderID: sc.pid.String, URL: sc.purl.String, SubjectID: sc.sub.String}
 	}
-	u.CreatedAt = time.UnixMilli(d.created).UTC()
-	u.UpdatedAt = time.UnixMilli(d.updated).UTC()
-	return *u, nil
+	u.CreatedAt = time.UnixMilli(sc.created).UTC()
+	u.UpdatedAt = time.UnixMilli(sc.updated).UTC()
+	return u, nil
 }
 
 // providerArgs returns the provider column values; all NULL when unlinked.
