@@ -80,3 +80,23 @@ func TestRESTPassesGRPCInterceptors(t *testing.T) {
 		t.Fatal("a user id appears in a metric label")
 	}
 }
+
+// The server sets its own garbage collector target unless the operator
+// set GOGC, which then wins.
+func TestGCPercent(t *testing.T) {
+	t.Parallel()
+	gogc := regexp.MustCompile(`^go_gc_gogc_percent `)
+	for _, tc := range []struct {
+		env  []string
+		want float64
+	}{
+		{nil, 175},
+		{[]string{"GOGC=100"}, 100},
+		{[]string{"GOGC=60"}, 60},
+	} {
+		s := startEnv(t, "", append([]string{"USERS_JWT_SECRET=" + string(testSecret)}, tc.env...))
+		if got := metricValue(t, string(s.do(t, "GET", "/metrics", "").Body), gogc); got != tc.want {
+			t.Errorf("environment %q: go_gc_gogc_percent %v, want %v", tc.env, got, tc.want)
+		}
+	}
+}

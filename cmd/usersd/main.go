@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -88,10 +89,20 @@ func parsed(stderr io.Writer, command string, err error) (code int, stop bool) {
 	return 0, false
 }
 
+// defaultGCPercent is the collector's target when GOGC is not set: the
+// heap may grow 175% over the live data between collections instead of
+// Go's 100%. Measured with the bench harness at 32 clients: 4-11% less CPU
+// per request (list pages most, their claims allocate), for about 3 MiB
+// more peak memory (43 MiB over a whole run).
+const defaultGCPercent = 175
+
 func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := app.ParseConfig(args, getenv, stdout)
 	if code, stop := parsed(stderr, "usersd serve", err); stop {
 		return code
+	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
