@@ -27,7 +27,7 @@ func TestAuthOpenModeRefused(t *testing.T) {
 	dir := t.TempDir()
 	secretPath := filepath.Join(dir, "jwt-secret")
 	s := startEnv(t, dir, nil)
-	out := waitForOutput(t, s, "grpcurl")
+	out := waitForOutput(t, s, "UserService/ListUsers") // the end of the grpcurl line
 	tok := bannerToken(t, s, out)
 
 	fi, err := os.Stat(secretPath)
@@ -292,7 +292,7 @@ func TestAuthDataDir(t *testing.T) {
 	t.Parallel()
 	dbDir, dataDir := t.TempDir(), filepath.Join(t.TempDir(), "state")
 	s := startEnv(t, dbDir, nil, "--data-dir", dataDir)
-	out := waitForOutput(t, s, "grpcurl")
+	out := waitForOutput(t, s, "UserService/ListUsers") // the end of the grpcurl line
 	if !strings.Contains(out, "--data-dir "+dataDir) {
 		t.Errorf("the banner's token command lacks --data-dir:\n%s", out)
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,8 +84,15 @@ func printBanner(w io.Writer, cfg Config, key secret, addrs Addrs) error {
 	if err != nil {
 		return fmt.Errorf("issue admin token: %w", err)
 	}
-	return banner.Execute(w, map[string]any{
+	// One write: a template writes piece by piece, and a reader of the
+	// output (a test, a wrapper script) could see half a command.
+	var b bytes.Buffer
+	if err := banner.Execute(&b, map[string]any{
 		"Path": key.path, "TokenCmd": tokenCommand(cfg), "Token": token, "HTTP": addrs.HTTP, "GRPC": addrs.GRPC,
 		"TLS": cfg.TLS.enabled(),
-	})
+	}); err != nil {
+		return err
+	}
+	_, err = w.Write(b.Bytes())
+	return err
 }
