@@ -23,7 +23,7 @@ func encodeClaims(claims *structpb.Struct) []byte {
 }
 
 // decodeClaims turns stored claims back into a Struct.
-func decodeClaims(data []byte) (*structpb.Struct, error) {
+func decodeClaims(data string) (*structpb.Struct, error) {
 	claims, err := decodeStruct(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode stored claims: %w", err)

@@ -168,7 +168,7 @@ func (s *Users) eventCursor(vs *violations, cursor string) *store.EventPosition 
 
 // eventToPB converts a stored event; data is always null.
 func eventToPB(ev store.Event) (*usersv1.Event, error) {
-	meta, err := decodeStruct(ev.Metadata)
+	meta, err := decodeStruct(string(ev.Metadata))
 	if err != nil {
 		return nil, fmt.Errorf("event %s: decode metadata: %w", ev.ID, err)
 	}

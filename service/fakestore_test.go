@@ -80,7 +80,7 @@ func (f *fakeStore) UpdateUser(_ context.Context, id string, c store.UserChange,
 	}
 	u := f.user
 	if c.SetClaims {
-		u.Claims = c.Claims
+		u.Claims = string(c.Claims)
 	}
 	if c.SetProvider {
 		u.Provider = c.Provider
@@ -118,7 +118,7 @@ func (f *fakeStore) SearchUsers(_ context.Context, c store.Criteria, p store.Pag
 	var page []store.User
 	for _, u := range f.users {
 		var have any
-		if err := json.Unmarshal(u.Claims, &have); err != nil {
+		if err := json.Unmarshal([]byte(u.Claims), &have); err != nil {
 			return nil, false, fmt.Errorf("fake: user claims: %w", err)
 		}
 		if u.Seq <= p.AfterSeq || c.Claims != nil && !contains(have, want) || !linkMatches(u.Provider, c) {

@@ -89,7 +89,7 @@ func TestSearchUsersPagesAndCursor(t *testing.T) {
 	s, f := newTestUsers(t, DefaultLimits)
 	for i := range 5 {
 		f.users = append(f.users, store.User{ID: fmt.Sprintf("0190a6d2-0000-7000-8000-00000000000%d", i), Seq: int64(10 + i),
-			Claims: fmt.Appendf(nil, `{"g":%d,"s":"%d"}`, i%2, i%2)})
+			Claims: fmt.Sprintf(`{"g":%d,"s":"%d"}`, i%2, i%2)})
 	}
 	i32 := func(v int32) *int32 { return &v }
 	search := func(claims, cursor string, limit int32) (*usersv1.SearchUsersResponse, []string) {

@@ -18,15 +18,16 @@ import (
 // fast path does not take as it is (whitespace, escapes, duplicate keys,
 // deep nesting, a number out of range, invalid UTF-8, an error) goes to
 // protojson, so the result and every error are protojson's.
-func decodeStruct(data []byte) (*structpb.Struct, error) {
-	// One string for the whole document: keys and string values are
-	// slices of it, not allocations of their own.
-	d := structDecoder{s: string(data)}
+//
+// It takes the document as a string: keys and string values are slices of
+// it, not allocations of their own.
+func decodeStruct(data string) (*structpb.Struct, error) {
+	d := structDecoder{s: data}
 	if s, ok := d.object(); ok && d.i == len(d.s) {
 		return s, nil
 	}
 	s := &structpb.Struct{}
-	if err := protojson.Unmarshal(data, s); err != nil {
+	if err := protojson.Unmarshal([]byte(data), s); err != nil {
 		return nil, err
 	}
 	return s, nil

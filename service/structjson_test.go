@@ -47,7 +47,7 @@ func FuzzDecodeStruct(f *testing.F) {
 
 func checkDecodeStruct(t *testing.T, doc []byte) {
 	t.Helper()
-	got, err := decodeStruct(doc)
+	got, err := decodeStruct(string(doc))
 	want := &structpb.Struct{}
 	wantErr := protojson.Unmarshal(doc, want)
 	switch {
@@ -73,17 +73,18 @@ func checkDecodeStruct(t *testing.T, doc []byte) {
 	}
 }
 
-// Stored claims take the fast path: one string, the Struct, its map, and
-// one allocation per value (protojson made 31 for these).
+// Stored claims take the fast path: the Struct, its map (two), and one
+// allocation per value; keys and strings are slices of the document
+// (protojson made 31 for these).
 func TestDecodeStructTakesStoredClaimsFast(t *testing.T) {
-	doc := []byte(`{"email":"user1@example.com","name":"Benchmark User","tier":3}`)
+	doc := `{"email":"user1@example.com","name":"Benchmark User","tier":3}`
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, err := decodeStruct(doc); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 7 {
-		t.Errorf("%v allocations, want at most 7", allocs)
+	if allocs > 6 {
+		t.Errorf("%v allocations, want at most 6", allocs)
 	}
 }
 

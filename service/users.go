@@ -65,7 +65,7 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	}
 	id := ids.NewV7()
 	// userId only on SUCCESS: a failed create names no user.
-	created, err := s.store.CreateUser(ctx, store.User{ID: id, Claims: claims, Provider: providerFromPB(provider)},
+	created, err := s.store.CreateUser(ctx, store.User{ID: id, Claims: string(claims), Provider: providerFromPB(provider)},
 		events.TrailInTransaction(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)

@@ -151,7 +151,7 @@ func TestUpdateUserTurnsMaskIntoChange(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, f := newTestUsers(t, DefaultLimits)
-			f.user = store.User{ID: userID, Claims: []byte(`{"old":true}`)}
+			f.user = store.User{ID: userID, Claims: `{"old":true}`}
 			resp, st := serve(t, usersv1.UserService_UpdateUser_FullMethodName, s.UpdateUser, tc.req(t))
 			if tc.change == "" {
 				wantViolations(t, st, tc.fields...)
@@ -177,7 +177,7 @@ func TestUpdateUserTurnsMaskIntoChange(t *testing.T) {
 // The response is the user as the store returns it after the change.
 func TestUpdateUserAnswersWithTheStoredUser(t *testing.T) {
 	s, f := newTestUsers(t, DefaultLimits)
-	f.user = store.User{ID: userID, Claims: []byte(`{"old":true}`),
+	f.user = store.User{ID: userID, Claims: `{"old":true}`,
 		Provider: &store.ProviderLink{ProviderID: providerID, URL: "https://idp.example", SubjectID: "sub-1"}}
 	resp, st := serve(t, usersv1.UserService_UpdateUser_FullMethodName, s.UpdateUser,
 		&usersv1.UpdateUserRequest{Id: userID, UpdateMask: mask("authentication_provider")})
@@ -240,7 +240,7 @@ func TestCreateUser(t *testing.T) {
 			if err != nil || id.Version() != 7 || id.String() != call.user.ID {
 				t.Errorf("store got id %q, want a canonical UUIDv7", call.user.ID)
 			}
-			got := describeChange(store.UserChange{SetClaims: true, Claims: call.user.Claims, SetProvider: true, Provider: call.user.Provider})
+			got := describeChange(store.UserChange{SetClaims: true, Claims: []byte(call.user.Claims), SetProvider: true, Provider: call.user.Provider})
 			if want := "claims=" + tc.claims + " provider=" + tc.provider; got != want {
 				t.Errorf("store got %s, want %s", got, want)
 			}
@@ -287,7 +287,7 @@ func TestUserIDValidation(t *testing.T) {
 		for _, rpc := range rpcs {
 			t.Run(tc.name+"/"+rpc.name, func(t *testing.T) {
 				s, f := newTestUsers(t, DefaultLimits)
-				f.user = store.User{ID: userID, Claims: []byte(`{}`)}
+				f.user = store.User{ID: userID, Claims: `{}`}
 				st := rpc.call(t, s, tc.id)
 				if !tc.valid {
 					wantViolations(t, st, "id")
@@ -309,7 +309,7 @@ func TestUserIDValidation(t *testing.T) {
 
 func TestGetUserAnswersWithTheStoredUser(t *testing.T) {
 	s, f := newTestUsers(t, DefaultLimits)
-	f.user = store.User{ID: userID, Claims: []byte(`{"a":[1,"x"]}`),
+	f.user = store.User{ID: userID, Claims: `{"a":[1,"x"]}`,
 		Provider: &store.ProviderLink{ProviderID: providerID, URL: "https://idp.example", SubjectID: "sub-1"}}
 	resp, st := serve(t, usersv1.UserService_GetUser_FullMethodName, s.GetUser, &usersv1.GetUserRequest{Id: userID})
 	wantOK(t, st)
@@ -381,7 +381,7 @@ func TestListUsersLimitAndCursor(t *testing.T) {
 // user; the last page carries none.
 func TestListUsersNextCursor(t *testing.T) {
 	s, f := newTestUsers(t, DefaultLimits)
-	f.users = []store.User{{ID: userID, Seq: 7, Claims: []byte(`{}`)}, {ID: otherID, Seq: 42, Claims: []byte(`{}`)}}
+	f.users = []store.User{{ID: userID, Seq: 7, Claims: `{}`}, {ID: otherID, Seq: 42, Claims: `{}`}}
 	f.more = true
 	resp, st := serve(t, usersv1.UserService_ListUsers_FullMethodName, s.ListUsers, &usersv1.ListUsersRequest{})
 	wantOK(t, st)
@@ -632,7 +632,7 @@ func TestIfMatch(t *testing.T) {
 		for _, rpc := range rpcs {
 			t.Run(tc.name+"/"+rpc.name, func(t *testing.T) {
 				s, f := newTestUsers(t, DefaultLimits)
-				f.user = store.User{ID: userID, Claims: []byte(`{}`), Version: 3}
+				f.user = store.User{ID: userID, Claims: `{}`, Version: 3}
 				var md metadata.MD
 				if tc.ifMatch != nil {
 					md = metadata.MD{"if-match": tc.ifMatch}
@@ -690,7 +690,7 @@ func TestIfMatchOutcomes(t *testing.T) {
 // entity tag in etag header metadata; a delete sends none.
 func TestETagHeader(t *testing.T) {
 	s, f := newTestUsers(t, DefaultLimits)
-	f.user = store.User{ID: userID, Claims: []byte(`{}`), Version: 4}
+	f.user = store.User{ID: userID, Claims: `{}`, Version: 4}
 	for _, tc := range []struct {
 		rpc  string
 		call func() (metadata.MD, *status.Status)

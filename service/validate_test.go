@@ -141,7 +141,7 @@ func TestEncodeClaimsIsCanonical(t *testing.T) {
 	if want := `{"a":1.5,"b":"<&>","c":[true,null]}`; string(got) != want {
 		t.Fatalf("encodeClaims = %s, want %s", got, want)
 	}
-	back, err := decodeClaims(got)
+	back, err := decodeClaims(string(got))
 	if err != nil || back.Fields["b"].GetStringValue() != "<&>" {
 		t.Fatalf("round trip: %v %v", back, err)
 	}

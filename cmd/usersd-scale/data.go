@@ -118,5 +118,5 @@ func user(i int) (store.User, error) {
 	if err != nil {
 		return store.User{}, fmt.Errorf("claims of user %d: %w", i, err)
 	}
-	return store.User{ID: userID(i), Claims: b, Provider: link(i), CreatedAt: createdAt(i)}, nil
+	return store.User{ID: userID(i), Claims: string(b), Provider: link(i), CreatedAt: createdAt(i)}, nil
 }

@@ -45,8 +45,11 @@ type User struct {
 	// Claims is a JSON object, e.g. `{}` or `{"a":1}`. A backend returns
 	// the same JSON value it was given (the same keys, strings, numbers,
 	// nesting), not necessarily the same bytes: PostgreSQL's jsonb
-	// reorders keys and respaces. Equality is JSON equality.
-	Claims   []byte
+	// reorders keys and respaces. Equality is JSON equality. It is text,
+	// not bytes, so that a read hands the driver's string on without a
+	// copy, and the service decodes it without another (string values
+	// and keys are slices of it).
+	Claims   string
 	Provider *ProviderLink // nil when not linked
 	// Seq is the store-assigned creation sequence: strictly increasing in
 	// creation order, never reused. It is the key of keyset pagination,

@@ -75,7 +75,7 @@ func TestErrorsDoNotQuoteClaims(t *testing.T) {
 	s := openStore(t, dsn, Options{})
 	ctx := t.Context()
 	const secret = "secret-claim-value"
-	_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"email":"` + secret + `"`)}, nil)
+	_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{"email":"` + secret + `"`}, nil)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "22P02" {
 		t.Fatalf("CreateUser with claims that are not JSON: err = %v, want invalid_text_representation", err)
@@ -86,7 +86,7 @@ func TestErrorsDoNotQuoteClaims(t *testing.T) {
 
 	link := &store.ProviderLink{ProviderID: uuid.NewString(), URL: "https://idp.example", SubjectID: "subject-" + secret}
 	create(t, s, `{}`, link)
-	_, err = s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`), Provider: link}, nil)
+	_, err = s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`, Provider: link}, nil)
 	if !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Fatalf("CreateUser with a taken link: err = %v, want ErrProviderLinkConflict", err)
 	}
@@ -123,7 +123,7 @@ func TestTerminatedTransactionIsRetried(t *testing.T) {
 	tx := holdSeqLock(t, other)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+		_, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 		done <- err
 	}()
 	waitFor(t, "the create to wait for the Seq lock", func() bool { return waiting(t, admin, dsn, "advisory") == 1 })
@@ -148,7 +148,7 @@ func TestStatementTimeoutIsUnavailable(t *testing.T) {
 	dsn, _ := testDB(t)
 	s := openStore(t, dsn, Options{StatementTimeout: 100 * time.Millisecond})
 	holdSeqLock(t, connect(t, dsn, 1))
-	_, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	_, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("CreateUser past the statement timeout: err = %v, want ErrUnavailable", err)
 	}
@@ -180,7 +180,7 @@ func TestReadOnlyDatabaseIsUnavailable(t *testing.T) {
 	}
 
 	setReadOnly(true)
-	if _, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`}, nil); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("CreateUser: err = %v, want ErrUnavailable", err)
 	}
 	if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{}, nil); !errors.Is(err, store.ErrUnavailable) {

@@ -82,7 +82,7 @@ func connect(t *testing.T, dsn string, conns int32) *pgxpool.Pool {
 
 func create(t *testing.T, s *Store, claims string, link *store.ProviderLink) store.User {
 	t.Helper()
-	u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(claims), Provider: link}, nil)
+	u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: claims, Provider: link}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}

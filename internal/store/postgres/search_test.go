@@ -253,7 +253,7 @@ func TestLoadUsers(t *testing.T) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 678_901_234, time.FixedZone("UTC+2", 7200))
 	users := make([]store.User, n)
 	for i := range users {
-		users[i] = store.User{ID: uuid.NewString(), Claims: fmt.Appendf(nil, `{"i":%d,"tags":["t%d"]}`, i, i%3), CreatedAt: created}
+		users[i] = store.User{ID: uuid.NewString(), Claims: fmt.Sprintf(`{"i":%d,"tags":["t%d"]}`, i, i%3), CreatedAt: created}
 		if i%2 == 0 {
 			users[i].Provider = &store.ProviderLink{ProviderID: "41458e5a-9092-40b7-9a26-d4eb43c5792f", URL: "https://idp.example.com", SubjectID: fmt.Sprint("sub-", i)}
 		}
@@ -315,7 +315,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		}
 		users[i] = store.User{
 			ID:        uuid.NewString(),
-			Claims:    fmt.Appendf(nil, `{"email":"user%d@example.com","cohort":"c-%d","tier":"t-%d","address":{"country":"NZ","postcode":"%04d"}}`, i, i%100, i%5, i%5000),
+			Claims:    fmt.Sprintf(`{"email":"user%d@example.com","cohort":"c-%d","tier":"t-%d","address":{"country":"NZ","postcode":"%04d"}}`, i, i%100, i%5, i%5000),
 			CreatedAt: created,
 			Provider:  &store.ProviderLink{ProviderID: pid, URL: fmt.Sprintf("https://idp%d.example.com", i%50), SubjectID: fmt.Sprint("sub-", i)},
 		}

@@ -54,7 +54,7 @@ func checkReadWaitsForCreateInFlight(t *testing.T, read func(context.Context, *S
 	}
 	slow := make(chan created, 1)
 	go func() {
-		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"k":1}`)}, []store.Event{held.event})
+		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{"k":1}`}, []store.Event{held.event})
 		slow <- created{u, err}
 	}()
 	waitFor(t, "the create to wait for the held event", func() bool { return waiting(t, admin, dsn, "transactionid") == 1 })

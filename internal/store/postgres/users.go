@@ -216,7 +216,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 		// Not the parser's message: it quotes the claims.
 		return store.User{}, fmt.Errorf("stored claims of user %s are not JSON", u.ID)
 	}
-	u.Claims = compact.Bytes()
+	u.Claims = compact.String()
 	// The table's CHECK keeps the three provider columns all set or all NULL.
 	if pid != nil {
 		u.Provider = &store.ProviderLink{ProviderID: *pid, URL: *purl, SubjectID: *sub}

@@ -14,7 +14,7 @@ func TestBackup(t *testing.T) {
 	s := openTemp(t)
 	var ids []string
 	for range 3 {
-		u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{"a":1}`)}, nil)
+		u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{"a":1}`}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

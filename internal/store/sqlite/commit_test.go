@@ -164,7 +164,7 @@ func claims(v int) store.UserChange {
 }
 
 func newUser(link *store.ProviderLink) store.User {
-	return store.User{ID: uuid.NewString(), Claims: []byte(`{}`), Provider: link}
+	return store.User{ID: uuid.NewString(), Claims: `{}`, Provider: link}
 }
 
 func newLink() *store.ProviderLink {
@@ -242,10 +242,10 @@ func TestGroupWriteFailsAlone(t *testing.T) {
 	if _, err := h.GetUser(ctx, fresh.ID); err != nil {
 		t.Errorf("the create beside the failures: %v", err)
 	}
-	if got, _ := h.GetUser(ctx, owner.ID); string(got.Claims) != `{"v":2}` || *got.Provider != *taken {
+	if got, _ := h.GetUser(ctx, owner.ID); got.Claims != `{"v":2}` || *got.Provider != *taken {
 		t.Errorf("owner after the group: claims %s, provider %+v; want {\"v\":2} and the link kept", got.Claims, got.Provider)
 	}
-	if got, _ := h.GetUser(ctx, other.ID); string(got.Claims) != `{}` || got.Provider != nil {
+	if got, _ := h.GetUser(ctx, other.ID); got.Claims != `{}` || got.Provider != nil {
 		t.Errorf("the conflicting update left claims %s, provider %+v; want none of it", got.Claims, got.Provider)
 	}
 	assertEventsStored(t, h.Store, append(trails[0], trails[3]...)...)
@@ -361,7 +361,7 @@ func TestGroupFaultFailsAll(t *testing.T) {
 	}
 	setMaxPages(t, h.Store, pages)
 	big := newUser(nil)
-	big.Claims = []byte(`{"s":"` + strings.Repeat("x", 64<<10) + `"}`)
+	big.Claims = `{"s":"` + strings.Repeat("x", 64<<10) + `"}`
 	trails := [][]store.Event{trailOf("USER_UPDATE"), trailOf("USER_CREATE")}
 	h.transactions()
 	errs := h.group(t, update(h.Store, u.ID, claims(1), trails[0]...), create(h.Store, big, trails[1]...))
@@ -373,7 +373,7 @@ func TestGroupFaultFailsAll(t *testing.T) {
 	if got := h.transactions(); len(got) > 1 || (len(got) == 1 && got[0] != 1) {
 		t.Errorf("transactions committed: %v, want at most the ping's", got)
 	}
-	if got, _ := h.GetUser(ctx, u.ID); string(got.Claims) != `{}` {
+	if got, _ := h.GetUser(ctx, u.ID); got.Claims != `{}` {
 		t.Errorf("the update was kept: claims %s", got.Claims)
 	}
 	if _, err := h.GetUser(ctx, big.ID); !errors.Is(err, store.ErrNotFound) {
@@ -431,7 +431,7 @@ func TestGroupCommitFailureFailsAll(t *testing.T) {
 	}
 	chmod(t, h.path, 0o600)
 	repaired = true
-	if got, _ := h.GetUser(ctx, u.ID); string(got.Claims) != `{}` {
+	if got, _ := h.GetUser(ctx, u.ID); got.Claims != `{}` {
 		t.Errorf("the update was kept: claims %s", got.Claims)
 	}
 	if _, err := h.GetUser(ctx, fresh.ID); !errors.Is(err, store.ErrNotFound) {

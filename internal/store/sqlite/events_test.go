@@ -170,13 +170,13 @@ func TestTrailAllOrNothing(t *testing.T) {
 	refused := []store.Event{testEvent("USER_X_START"), testEvent("REFUSED")}
 
 	id := uuid.NewString()
-	if _, err := s.CreateUser(ctx, store.User{ID: id, Claims: []byte(`{}`)}, refused); err == nil {
+	if _, err := s.CreateUser(ctx, store.User{ID: id, Claims: `{}`}, refused); err == nil {
 		t.Error("CreateUser with a refused trail: no error")
 	}
 	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("user created although its trail was not: GetUser err = %v", err)
 	}
-	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"v":1}`)}, nil)
+	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{"v":1}`}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestTrailAllOrNothing(t *testing.T) {
 	if err := s.DeleteUser(ctx, u.ID, 0, refused); err == nil {
 		t.Error("DeleteUser with a refused trail: no error")
 	}
-	if got, err := s.GetUser(ctx, u.ID); err != nil || string(got.Claims) != `{"v":1}` {
+	if got, err := s.GetUser(ctx, u.ID); err != nil || got.Claims != `{"v":1}` {
 		t.Errorf("user after refused mutations: %s, %v; want it unchanged", got.Claims, err)
 	}
 	if err := s.AppendEvents(ctx, refused); err == nil {

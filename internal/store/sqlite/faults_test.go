@@ -91,7 +91,7 @@ func TestDriverErrorsByCode(t *testing.T) {
 func TestFullDatabase(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestFullDatabase(t *testing.T) {
 		}
 	}
 	setMaxPages(pages)
-	big := []byte(`{"s":"` + strings.Repeat("x", 64<<10) + `"}`)
+	big := `{"s":"` + strings.Repeat("x", 64<<10) + `"}`
 	trail := []store.Event{testEvent("USER_CREATE_START"), testEvent("USER_CREATE_SUCCESS")}
 	id := uuid.NewString()
 	start := time.Now()
@@ -117,7 +117,7 @@ func TestFullDatabase(t *testing.T) {
 		t.Fatalf("CreateUser on a full database: err = %v, want ErrUnavailable", err)
 	}
 	t.Logf("a write to a full database failed in %v", time.Since(start))
-	if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: big}, trail); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(big)}, trail); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("UpdateUser on a full database: err = %v, want ErrUnavailable", err)
 	}
 	if _, err := s.GetUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
@@ -166,7 +166,7 @@ func TestFileFaults(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db", "users.db")
 			s := openAt(t, path)
 			ctx := t.Context()
-			u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"v":1}`)}, nil)
+			u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{"v":1}`}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +183,7 @@ func TestFileFaults(t *testing.T) {
 			}
 			writes := map[string]func() error{
 				"create": func() error {
-					_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, trail())
+					_, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`}, trail())
 					return err
 				},
 				"update": func() error {
@@ -205,7 +205,7 @@ func TestFileFaults(t *testing.T) {
 					t.Errorf("%s: err = %v, want ErrUnavailable", name, err)
 				}
 			}
-			if got, err := s.GetUser(ctx, u.ID); err != nil || string(got.Claims) != `{"v":1}` {
+			if got, err := s.GetUser(ctx, u.ID); err != nil || got.Claims != `{"v":1}` {
 				t.Errorf("GetUser during the fault: %s, %v; want the user unchanged", got.Claims, err)
 			}
 			if _, _, err := s.ListUsers(ctx, store.Page{Limit: 10}); err != nil {
@@ -241,7 +241,7 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.db")
 	s := openAt(t, path)
 	for range 50 {
-		if _, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{"s":"` + strings.Repeat("x", 2000) + `"}`)}, nil); err != nil {
+		if _, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{"s":"` + strings.Repeat("x", 2000) + `"}`}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -258,7 +258,7 @@ func loadRows(users []store.User) string {
 		b = append(b, '[')
 		b = jsontext.AppendString(b, u.ID)
 		b = append(b, ',')
-		b = jsontext.AppendString(b, string(u.Claims))
+		b = jsontext.AppendString(b, u.Claims)
 		if p := u.Provider; p != nil {
 			for _, f := range []string{p.ProviderID, p.URL, p.SubjectID} {
 				b = append(b, ',')

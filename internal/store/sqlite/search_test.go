@@ -71,7 +71,7 @@ func TestSearchQueryPlans(t *testing.T) {
 func TestClaimsIndexBackfilled(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	u, err := s.CreateUser(ctx, store.User{ID: "0190a6d2-0000-7000-8000-000000000001", Claims: []byte(`{"a":{"b":[1]},"c":"d"}`)}, nil)
+	u, err := s.CreateUser(ctx, store.User{ID: "0190a6d2-0000-7000-8000-000000000001", Claims: `{"a":{"b":[1]},"c":"d"}`}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSearchDrivenByRarestLeaf(t *testing.T) {
 	var users []store.User
 	for i := range 30 {
 		claims := fmt.Sprintf(`{"aCommon":"shared","zRare":"r-%d"}`, i)
-		users = append(users, store.User{ID: uuid.NewString(), Claims: []byte(claims), CreatedAt: time.Now()})
+		users = append(users, store.User{ID: uuid.NewString(), Claims: claims, CreatedAt: time.Now()})
 	}
 	if err := s.LoadUsers(t.Context(), users); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestLoadUsersInChunks(t *testing.T) {
 	batch := func(n int) []store.User {
 		users := make([]store.User, n)
 		for i := range users {
-			users[i] = store.User{ID: uuid.NewString(), Claims: fmt.Appendf(nil, `{"i":%d}`, i), CreatedAt: time.Now()}
+			users[i] = store.User{ID: uuid.NewString(), Claims: fmt.Sprintf(`{"i":%d}`, i), CreatedAt: time.Now()}
 		}
 		return users
 	}

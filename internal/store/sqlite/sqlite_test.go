@@ -36,7 +36,7 @@ func TestContract(t *testing.T) {
 func TestDefaultClockIsWallTime(t *testing.T) {
 	s := openTemp(t)
 	before := time.Now().Truncate(time.Millisecond)
-	u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	u, err := s.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -123,7 +123,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.db")
 	s := openAt(t, path)
 	ctx := t.Context()
-	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{"a":1}`),
+	u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{"a":1}`,
 		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "https://idp.example", SubjectID: "s"}}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
@@ -131,7 +131,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if !u.CreatedAt.Equal(u.CreatedAt.Truncate(time.Millisecond)) {
 		t.Errorf("CreatedAt %v has sub-millisecond precision, which is not stored", u.CreatedAt)
 	}
-	gone, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	gone, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetUser after reopen: %v", err)
 	}
-	if got.Seq != u.Seq || string(got.Claims) != `{"a":1}` || *got.Provider != *u.Provider ||
+	if got.Seq != u.Seq || got.Claims != `{"a":1}` || *got.Provider != *u.Provider ||
 		!got.CreatedAt.Equal(u.CreatedAt) || !got.UpdatedAt.Equal(u.UpdatedAt) {
 		t.Errorf("after reopen got %+v, want %+v", got, u)
 	}
@@ -159,7 +159,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 		t.Errorf("CursorKey after reopen = %x, %v; want %x", key2, err, key)
 	}
 	// The AUTOINCREMENT high-water mark survives too.
-	next, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: []byte(`{}`)}, nil)
+	next, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: `{}`}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -302,12 +302,12 @@ func marker(t *testing.T, name string) []byte {
 // claimsWith returns claims holding m: once when small, repeated over
 // about 10 KiB when large, so the row spills into overflow pages and
 // every one of them holds the marker.
-func claimsWith(m []byte, large bool) []byte {
+func claimsWith(m []byte, large bool) string {
 	n := 1
 	if large {
 		n = 10 << 10 / (len(m) + 1)
 	}
-	return fmt.Appendf(nil, `{"s":%q}`, strings.Repeat(string(m)+" ", n))
+	return fmt.Sprintf(`{"s":%q}`, strings.Repeat(string(m)+" ", n))
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -382,10 +382,10 @@ func TestCloseTwice(t *testing.T) {
 func TestDuplicateIDIsNotLinkConflict(t *testing.T) {
 	s := openTemp(t)
 	id := uuid.NewString()
-	if _, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: []byte(`{}`)}, nil); err != nil {
+	if _, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: `{}`}, nil); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	_, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: []byte(`{}`),
+	_, err := s.CreateUser(t.Context(), store.User{ID: id, Claims: `{}`,
 		Provider: &store.ProviderLink{ProviderID: uuid.NewString(), URL: "u", SubjectID: "s"}}, nil)
 	if err == nil || errors.Is(err, store.ErrProviderLinkConflict) || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("duplicate id: err = %v, want an internal error", err)

@@ -30,7 +30,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Even
 	err := s.write(ctx, "create user", func(g *groupTx) error {
 		pid, purl, sub := providerArgs(u.Provider)
 		res, err := g.exec(stmtInsertUser,
-			u.ID, string(u.Claims), pid, purl, sub, u.Version, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
+			u.ID, u.Claims, pid, purl, sub, u.Version, u.CreatedAt.UnixMilli(), u.UpdatedAt.UnixMilli())
 		if err != nil {
 			return err
 		}

@@ -52,7 +52,7 @@ func trailOf(op, requestID string) []store.Event {
 
 func testEventWithCreate(t *testing.T, s store.Store, _ *Clock) {
 	trail := trailOf("USER_CREATE", "req-create")
-	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`)}, trail)
+	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: `{}`}, trail)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -120,7 +120,7 @@ func testFailedMutationLeavesNoEvent(t *testing.T, s store.Store, _ *Clock) {
 	missing := newID(t)
 	trail := func() []store.Event { return trailOf("USER_X", "req") }
 
-	_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &taken}, trail())
+	_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: `{}`, Provider: &taken}, trail())
 	assertErr(t, "CreateUser with a taken link", err, store.ErrProviderLinkConflict)
 	_, err = s.UpdateUser(ctx, other.ID, store.UserChange{SetProvider: true, Provider: &taken}, trail())
 	assertErr(t, "UpdateUser to a taken link", err, store.ErrProviderLinkConflict)
@@ -144,7 +144,7 @@ func testTrailWrittenOnce(t *testing.T, s store.Store, _ *Clock) {
 	ctx := t.Context()
 	early := trailOf("USER_CREATE", "req-early") // START written before the mutation
 	appendEvents(t, s, early[0])
-	u, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`)}, early)
+	u, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: `{}`}, early)
 	if err != nil {
 		t.Fatalf("CreateUser with a START already written: %v", err)
 	}

@@ -218,7 +218,7 @@ func testSearchBulkLoad(t *testing.T, s store.Store, clock *Clock) {
 	first := mustCreate(t, s, `{"g":1}`, nil)
 	var batch []store.User
 	for i := range 5 {
-		batch = append(batch, store.User{ID: newID(t), Claims: fmt.Appendf(nil, `{"g":%d,"i":%d}`, 1+i%2, i), CreatedAt: clock.Now()})
+		batch = append(batch, store.User{ID: newID(t), Claims: fmt.Sprintf(`{"g":%d,"i":%d}`, 1+i%2, i), CreatedAt: clock.Now()})
 	}
 	batch[4].Provider = newLink()
 	if err := loader.LoadUsers(t.Context(), batch); err != nil {
@@ -236,8 +236,8 @@ func testSearchBulkLoad(t *testing.T, s store.Store, clock *Clock) {
 	// A link already taken fails the load as it fails a create, and the
 	// load's other user is not stored.
 	clash := []store.User{
-		{ID: newID(t), Claims: []byte(`{}`), CreatedAt: clock.Now()},
-		{ID: newID(t), Claims: []byte(`{}`), CreatedAt: clock.Now(), Provider: batch[4].Provider},
+		{ID: newID(t), Claims: `{}`, CreatedAt: clock.Now()},
+		{ID: newID(t), Claims: `{}`, CreatedAt: clock.Now(), Provider: batch[4].Provider},
 	}
 	if err := loader.LoadUsers(t.Context(), clash); !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Errorf("LoadUsers with a taken link: %v, want ErrProviderLinkConflict", err)

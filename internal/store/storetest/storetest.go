@@ -101,7 +101,7 @@ func (c *Clock) Advance(d time.Duration) {
 
 func testCreateGet(t *testing.T, s store.Store, clock *Clock) {
 	link := newLink()
-	created, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{"a":1}`), Provider: link}, nil)
+	created, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: `{"a":1}`, Provider: link}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -197,7 +197,7 @@ func testUpdateClaimsOnly(t *testing.T, s store.Store, clock *Clock) {
 	clock.Advance(time.Millisecond)
 	got := mustUpdate(t, s, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)})
 	want := u
-	want.Claims = []byte(`{"v":2}`)
+	want.Claims = `{"v":2}`
 	want.Version = 2
 	want.UpdatedAt = got.UpdatedAt
 	assertUser(t, got, want)
@@ -294,7 +294,7 @@ func testUpdateIfVersion(t *testing.T, s store.Store, clock *Clock) {
 		t.Fatalf("UpdateUser with the current version: %v", err)
 	}
 	want := u
-	want.Claims, want.Version, want.UpdatedAt = []byte(`{"v":2}`), 2, got.UpdatedAt
+	want.Claims, want.Version, want.UpdatedAt = `{"v":2}`, 2, got.UpdatedAt
 	assertUser(t, got, want)
 	assertTime(t, "UpdatedAt", got.UpdatedAt, clock.Now())
 	assertEvents(t, allEvents(t, s), trail[1], trail[0])
@@ -402,7 +402,7 @@ func testConflictOnCreate(t *testing.T, s store.Store, _ *Clock) {
 	owner := mustCreate(t, s, `{}`, link)
 	other := *link
 	other.URL = "https://elsewhere.example" // the URL is not part of the key
-	_, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &other}, nil)
+	_, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: `{}`, Provider: &other}, nil)
 	if !errors.Is(err, store.ErrProviderLinkConflict) {
 		t.Fatalf("CreateUser with a taken link: err = %v, want ErrProviderLinkConflict", err)
 	}
@@ -475,7 +475,7 @@ func testConcurrentCreateSameLink(t *testing.T, s store.Store, _ *Clock) {
 		wg.Go(func() {
 			<-start
 			l := *link
-			_, errs[i] = s.CreateUser(t.Context(), store.User{ID: ids[i], Claims: []byte(`{}`), Provider: &l}, nil)
+			_, errs[i] = s.CreateUser(t.Context(), store.User{ID: ids[i], Claims: `{}`, Provider: &l}, nil)
 		})
 	}
 	close(start)
@@ -645,7 +645,7 @@ func newLink() *store.ProviderLink {
 
 func mustCreate(t *testing.T, s store.Store, claims string, link *store.ProviderLink) store.User {
 	t.Helper()
-	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: []byte(claims), Provider: link}, nil)
+	u, err := s.CreateUser(t.Context(), store.User{ID: newID(t), Claims: claims, Provider: link}, nil)
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
@@ -714,9 +714,9 @@ func format(u store.User) string {
 }
 
 // assertClaims checks that got is the JSON value want.
-func assertClaims(t *testing.T, got []byte, want string) {
+func assertClaims(t *testing.T, got, want string) {
 	t.Helper()
-	if !SameJSON(got, []byte(want)) {
+	if !SameJSON(got, want) {
 		t.Errorf("claims %s, want the JSON value %s", got, want)
 	}
 }
@@ -724,9 +724,9 @@ func assertClaims(t *testing.T, got []byte, want string) {
 // SameJSON reports whether a and b are one JSON value. Claims are equal by
 // meaning, not bytes: PostgreSQL's jsonb reorders keys and respaces. Numbers
 // compare as the doubles they are to the service.
-func SameJSON(a, b []byte) bool {
+func SameJSON(a, b string) bool {
 	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)

@@ -42,7 +42,7 @@ func testConcurrentMutations(t *testing.T, s store.Store, _ *Clock) {
 		calls = append(calls,
 			call{racing: true, run: func(ctx context.Context, trail []store.Event) error {
 				l := *link
-				_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`), Provider: &l}, trail)
+				_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: `{}`, Provider: &l}, trail)
 				return err
 			}},
 			call{run: func(ctx context.Context, trail []store.Event) error {
@@ -53,7 +53,7 @@ func testConcurrentMutations(t *testing.T, s store.Store, _ *Clock) {
 				return s.DeleteUser(ctx, newID(t), 0, trail)
 			}},
 			call{run: func(ctx context.Context, trail []store.Event) error {
-				_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: []byte(`{}`)}, trail)
+				_, err := s.CreateUser(ctx, store.User{ID: newID(t), Claims: `{}`}, trail)
 				return err
 			}},
 		)
@@ -121,7 +121,7 @@ func testEndedCallChangesNothing(t *testing.T, s store.Store, _ *Clock) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	trail := trailOf("USER_MUTATION", "req-ended")
-	fresh := store.User{ID: newID(t), Claims: []byte(`{}`)}
+	fresh := store.User{ID: newID(t), Claims: `{}`}
 	_, err := s.CreateUser(ctx, fresh, trail)
 	assertErr(t, "CreateUser", err, context.Canceled)
 	_, err = s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(`{"v":2}`)}, trail)
