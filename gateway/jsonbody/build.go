@@ -29,22 +29,23 @@ func (c *checker) attach(sh shape, array bool) {
 		f.msg = parent.msg.Mutable(parent.fd).Message()
 		return
 	}
-	// Free-form JSON: a Struct, a ListValue, or a Value holding one.
-	var v *structpb.Value
+	// Free-form JSON: a Struct or a ListValue, held by its field as it is,
+	// or wrapped in a Value anywhere else.
+	var m protoreflect.Message
 	if array {
 		f.list = &structpb.ListValue{}
-		v = structpb.NewListValue(f.list)
+		m = f.list.ProtoReflect()
 	} else {
 		f.obj = &structpb.Struct{Fields: map[string]*structpb.Value{}}
-		v = structpb.NewStructValue(f.obj)
+		m = f.obj.ProtoReflect()
 	}
-	switch sh.kind {
-	case shapeStruct:
-		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(f.obj.ProtoReflect()))
-	case shapeListValue:
-		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(f.list.ProtoReflect()))
+	switch {
+	case sh.kind == shapeStruct || sh.kind == shapeListValue:
+		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(m))
+	case array:
+		place(parent, structpb.NewListValue(f.list))
 	default:
-		place(parent, v)
+		place(parent, structpb.NewStructValue(f.obj))
 	}
 }
 

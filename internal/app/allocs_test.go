@@ -14,7 +14,7 @@ const (
 	budgetGetUserGRPC    = 306  // measured 291
 	budgetGetUserREST    = 276  // measured 263
 	budgetUpdateUserGRPC = 440  // measured 419
-	budgetUpdateUserREST = 431  // measured 410
+	budgetUpdateUserREST = 428  // measured 408
 	budgetListPageGRPC   = 7820 // measured 7449; a page of listPage accounts
 	budgetListPageREST   = 2710 // measured 2581
 )
