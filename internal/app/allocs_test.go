@@ -15,7 +15,7 @@ const (
 	budgetGetUserREST    = 276  // measured 263
 	budgetUpdateUserGRPC = 440  // measured 419
 	budgetUpdateUserREST = 428  // measured 408
-	budgetListPageGRPC   = 7820 // measured 7449; a page of listPage accounts
+	budgetListPageGRPC   = 7820 // measured 7449; a page of the seeded user and 99 accounts
 	budgetListPageREST   = 2710 // measured 2581
 )
 

@@ -214,15 +214,18 @@ func BenchmarkGetUser(b *testing.B) {
 // BenchmarkListUsers reads the first page of 100 users, each with the
 // claims and provider link of a typical account (as ../bench seeds them).
 func BenchmarkListUsers(b *testing.B) {
-	for _, rest := range []bool{false, true} {
-		b.Run(map[bool]string{false: "grpc", true: "rest-inprocess"}[rest], func(b *testing.B) {
+	for _, tr := range []struct {
+		name string
+		rest bool
+	}{{"grpc", false}, {"rest-inprocess", true}} {
+		b.Run(tr.name, func(b *testing.B) {
 			s := startServer(b, seams{})
 			s.seedAccounts(b, listPage+1)
 			b.SetParallelism(benchClients)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					s.listUsers(b, rest)
+					s.listUsers(b, tr.rest)
 				}
 			})
 		})
