@@ -7,7 +7,8 @@
 // SQLITE_BUSY on lock upgrades; one goroutine, the committer, runs them,
 // committing the writes of concurrent callers together (group commit).
 // Reads go through a separate pool of one read-only connection
-// (readerConns), which WAL lets run alongside the writer.
+// (readerConns), which WAL lets run alongside the writer; GetUser has a
+// read-only connection of its own (lookup.go).
 package sqlite
 
 import (
@@ -52,6 +53,7 @@ type Store struct {
 	file  dbFile // the file opened, checked before every commit
 	stmts statements
 	c     *committer
+	look  *lookup
 
 	clock func() time.Time // Options.Now
 
@@ -124,11 +126,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, r.Close(), w.Close())
 	}
+	look, err := openLookup(ctx, r.Driver(), abs)
+	if err != nil {
+		return nil, errors.Join(err, r.Close(), w.Close())
+	}
 	clock := opts.Now
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Store{w: w, r: r, file: file, stmts: stmts, c: newCommitter(opts.groupLimit, opts.hooks), clock: clock}
+	s := &Store{w: w, r: r, file: file, stmts: stmts, look: look, c: newCommitter(opts.groupLimit, opts.hooks), clock: clock}
 	go s.commitLoop()
 	return s, nil
 }
@@ -283,7 +289,7 @@ func (s *Store) Close(ctx context.Context) error {
 		err := s.checkpoint(ctx)
 		// Readers first: the connection that closes last deletes the -wal
 		// and -shm files, and that should be the one that just emptied them.
-		s.closeErr = errors.Join(err, s.r.Close(), s.w.Close())
+		s.closeErr = errors.Join(err, s.look.close(), s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
 }

@@ -51,8 +51,8 @@ var writeSQL = [numWriteStmts]string{
 // (database/sql prepares a *sql.Stmt again only on a connection that has
 // not seen it), so SQLite parses their SQL once rather than on every call.
 type statements struct {
-	write              [numWriteStmts]*sql.Stmt // on the writer
-	getUser, listUsers *sql.Stmt                // on the readers
+	write     [numWriteStmts]*sql.Stmt // on the writer
+	listUsers *sql.Stmt                // on the readers (GetUser has its own: lookup)
 }
 
 func prepareStatements(ctx context.Context, w, r *sql.DB) (statements, error) {
@@ -64,15 +64,10 @@ func prepareStatements(ctx context.Context, w, r *sql.DB) (statements, error) {
 		}
 		st.write[k] = stmt
 	}
-	for _, p := range []struct {
-		stmt  **sql.Stmt
-		query string
-	}{{&st.getUser, selectUser}, {&st.listUsers, listUsers}} {
-		stmt, err := r.PrepareContext(ctx, p.query)
-		if err != nil {
-			return statements{}, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
-		}
-		*p.stmt = stmt
+	stmt, err := r.PrepareContext(ctx, listUsers)
+	if err != nil {
+		return statements{}, fmt.Errorf("sqlite: prepare %q: %w", listUsers, err)
 	}
+	st.listUsers = stmt
 	return st, nil
 }
