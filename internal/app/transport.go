@@ -10,9 +10,17 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// streamWorkersPerCPU: 32 workers on the 2 cores of the benchmark machine
-// serve its 16 to 32 concurrent callers.
-const streamWorkersPerCPU = 16
+// The gRPC server's pool of handler goroutines (grpc.NumStreamWorkers):
+// calls in flight mostly wait (for the database, for their commit), so
+// the pool is sized by the calls served at once more than by the cores:
+// at least minStreamWorkers, 16 per core above that. At 32 concurrent
+// calls on one core, a pool of 16 left half the calls to fresh goroutines,
+// whose stack growth was 3.9% of a GetUser's CPU; with 64, 1.8% (perf).
+// An idle worker costs its stack, a few KiB once the collector shrinks it.
+const (
+	minStreamWorkers    = 64
+	streamWorkersPerCPU = 16
+)
 
 // grpcTransport bounds every gRPC connection (contract §3): what one
 // client can make the server hold (streams, and with them handler
@@ -30,11 +38,9 @@ func grpcTransport(b GRPCBounds) []grpc.ServerOption {
 		// Calls run on long-lived workers, whose stacks have already grown
 		// to what the handler and the SQLite driver need: on a fresh
 		// goroutine per call, regrowing the stack (runtime.newstack) cost
-		// 7% of the CPU of GetUser; with workers, under 2%. Calls in flight
-		// mostly wait (for the database), so there are several workers per
-		// core; a call finding them all busy gets its own goroutine, as
-		// without workers.
-		grpc.NumStreamWorkers(uint32(streamWorkersPerCPU * runtime.GOMAXPROCS(0))),
+		// 7% of the CPU of GetUser; with workers, under 2%. A call finding
+		// them all busy gets its own goroutine, as without workers.
+		grpc.NumStreamWorkers(uint32(max(minStreamWorkers, streamWorkersPerCPU*runtime.GOMAXPROCS(0)))),
 		grpc.MaxConcurrentStreams(uint32(b.MaxStreams)),
 		grpc.MaxHeaderListSize(uint32(b.MaxHeaderBytes)),
 		// Pings without calls are allowed (at the same rate): idle
