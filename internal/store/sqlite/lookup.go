@@ -28,9 +28,15 @@ type lookup struct {
 	mu     sync.Mutex
 	closed bool
 	conn   driver.Conn
-	stmt   driver.Stmt
+	stmt   queryStmt // selectUser
 	args   [1]driver.NamedValue
 	row    [9]driver.Value // userColumns
+}
+
+// queryStmt is a prepared statement that takes a context.
+type queryStmt interface {
+	driver.Stmt
+	driver.StmtQueryContext
 }
 
 // openLookup opens the connection with d, the driver of the store's
@@ -48,10 +54,11 @@ func openLookup(ctx context.Context, d driver.Driver, path string) (*lookup, err
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: prepare %q: %w", selectUser, err), conn.Close())
 	}
-	if _, ok := stmt.(driver.StmtQueryContext); !ok {
+	query, ok := stmt.(queryStmt)
+	if !ok {
 		return nil, errors.Join(errors.New("sqlite: open lookup: the driver cannot query with a context"), stmt.Close(), conn.Close())
 	}
-	return &lookup{conn: conn, stmt: stmt}, nil
+	return &lookup{conn: conn, stmt: query}, nil
 }
 
 // get reads the user with the given id; sql.ErrNoRows when there is none.
@@ -63,7 +70,7 @@ func (l *lookup) get(id string) (store.User, error) {
 		return store.User{}, errClosed
 	}
 	l.args[0] = driver.NamedValue{Ordinal: 1, Value: id}
-	rows, err := l.stmt.(driver.StmtQueryContext).QueryContext(context.Background(), l.args[:])
+	rows, err := l.stmt.QueryContext(context.Background(), l.args[:])
 	if err != nil {
 		return store.User{}, err
 	}
