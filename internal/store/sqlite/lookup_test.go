@@ -34,46 +34,16 @@ func (l *lookup) pragma(t *testing.T, name string) string {
 	return ""
 }
 
-// The lookup's connection has the readers' settings: it cannot write.
-func TestLookupConnectionIsAReader(t *testing.T) {
+// The lookup's connection cannot write (its settings are checked with the
+// pools' in TestPragmasOnPooledConnections; GetUser, which it serves, is
+// in the store conformance suite).
+func TestLookupConnectionRefusesWrites(t *testing.T) {
 	s := openTemp(t)
-	for name, want := range map[string]string{
-		"journal_mode": "wal", "query_only": "1", "secure_delete": "1", "foreign_keys": "1",
-	} {
-		if got := s.look.pragma(t, name); got != want {
-			t.Errorf("lookup connection: %s = %s, want %s", name, got, want)
-		}
-	}
 	s.look.mu.Lock()
 	_, err := s.look.conn.(driver.ExecerContext).ExecContext(t.Context(), `DELETE FROM users`, nil)
 	s.look.mu.Unlock()
 	if err == nil {
 		t.Error("a write on the lookup connection succeeded")
-	}
-}
-
-// The lookup reads what the writer committed, a link included, and no
-// more after a delete.
-func TestLookupSeesCommits(t *testing.T) {
-	s := openTemp(t)
-	link := &store.ProviderLink{ProviderID: "p", URL: "https://idp.example", SubjectID: "s"}
-	created, err := s.CreateUser(t.Context(), store.User{ID: "0190a5a0-0000-7000-8000-000000000001", Claims: `{"a":1}`, Provider: link}, nil)
-	if err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	got, err := s.GetUser(t.Context(), created.ID)
-	if err != nil {
-		t.Fatalf("GetUser: %v", err)
-	}
-	if got.Seq != created.Seq || got.Claims != created.Claims || got.Version != 1 ||
-		got.Provider == nil || *got.Provider != *link || !got.CreatedAt.Equal(created.CreatedAt) {
-		t.Errorf("GetUser = %+v, want %+v", got, created)
-	}
-	if err := s.DeleteUser(t.Context(), created.ID, 0, nil); err != nil {
-		t.Fatalf("DeleteUser: %v", err)
-	}
-	if _, err := s.GetUser(t.Context(), created.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetUser after delete: %v, want ErrNotFound", err)
 	}
 }
 

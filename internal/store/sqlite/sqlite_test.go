@@ -54,32 +54,44 @@ func TestPragmasOnPooledConnections(t *testing.T) {
 		"secure_delete": "1",
 		"foreign_keys":  "1",
 	}
-	for _, pool := range []struct {
+	lookup := []func(string) string{func(name string) string { return s.look.pragma(t, name) }}
+	for _, role := range []struct {
 		name      string
-		db        *sql.DB
-		conns     int
+		pragmas   []func(name string) string // a reader of PRAGMAs per connection
 		queryOnly string
 		tempStore string // 2: MEMORY, 0: the default (files)
 	}{
-		{"writer", s.w, 1, "0", "2"},
-		{"reader", s.r, readerConns, "1", "0"},
+		{"writer", pooledPragmas(t, s.w, 1), "0", "2"},
+		{"reader", pooledPragmas(t, s.r, readerConns), "1", "0"},
+		{"lookup", lookup, "1", "0"},
 	} {
-		want := map[string]string{"query_only": pool.queryOnly, "temp_store": pool.tempStore}
+		want := map[string]string{"query_only": role.queryOnly, "temp_store": role.tempStore}
 		maps.Copy(want, common)
-		// Hold every connection of the pool at once, so each one the pool
-		// can open is checked, not the same idle one over and over.
-		for i, conn := range takeConns(t, pool.db, pool.conns) {
+		for i, pragma := range role.pragmas {
 			for name, v := range want {
-				var got string
-				if err := conn.QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&got); err != nil {
-					t.Fatalf("%s conn %d: PRAGMA %s: %v", pool.name, i, name, err)
-				}
-				if got != v {
-					t.Errorf("%s conn %d: %s = %s, want %s", pool.name, i, name, got, v)
+				if got := pragma(name); got != v {
+					t.Errorf("%s conn %d: %s = %s, want %s", role.name, i, name, got, v)
 				}
 			}
 		}
 	}
+}
+
+// pooledPragmas holds every connection of db's pool at once, so each one
+// the pool can open is checked, not the same idle one over and over, and
+// returns a reader of PRAGMAs for each.
+func pooledPragmas(t *testing.T, db *sql.DB, n int) []func(string) string {
+	var readers []func(string) string
+	for i, conn := range takeConns(t, db, n) {
+		readers = append(readers, func(name string) string {
+			var got string
+			if err := conn.QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&got); err != nil {
+				t.Fatalf("conn %d: PRAGMA %s: %v", i, name, err)
+			}
+			return got
+		})
+	}
+	return readers
 }
 
 func takeConns(t *testing.T, db *sql.DB, n int) []*sql.Conn {
