@@ -246,11 +246,14 @@ const listPage = 100
 func (s *benchServer) seedAccounts(tb testing.TB, n int) {
 	tb.Helper()
 	for i := range n {
-		claims, _ := structpb.NewStruct(map[string]any{
+		claims, err := structpb.NewStruct(map[string]any{
 			"givenName": "Patrick John", "familyName": "Smith", "dob": "1990-06-01",
 			"email": fmt.Sprintf("user-%d@example.com", i), "externalUserId": fmt.Sprintf("ext-%d", i),
 		})
-		_, err := s.users.CreateUser(context.Background(), &usersv1.CreateUserRequest{User: &usersv1.User{
+		if err != nil {
+			tb.Fatal(err)
+		}
+		_, err = s.users.CreateUser(context.Background(), &usersv1.CreateUserRequest{User: &usersv1.User{
 			Claims: claims,
 			AuthenticationProvider: &usersv1.AuthenticationProvider{
 				ProviderId: "41458e5a-9092-40b7-9a26-d4eb43c5792f", Url: "https://idp.example.com",
