@@ -31,17 +31,16 @@ func (c *checker) attach(sh shape, array bool) {
 	}
 	// Free-form JSON: a Struct or a ListValue, held by its field as it is,
 	// or wrapped in a Value anywhere else.
-	var m protoreflect.Message
 	if array {
 		f.list = &structpb.ListValue{}
-		m = f.list.ProtoReflect()
 	} else {
 		f.obj = &structpb.Struct{Fields: map[string]*structpb.Value{}}
-		m = f.obj.ProtoReflect()
 	}
 	switch {
-	case sh.kind == shapeStruct || sh.kind == shapeListValue:
-		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(m))
+	case sh.kind == shapeStruct:
+		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(f.obj.ProtoReflect()))
+	case sh.kind == shapeListValue:
+		parent.msg.Set(parent.fd, protoreflect.ValueOfMessage(f.list.ProtoReflect()))
 	case array:
 		place(parent, structpb.NewListValue(f.list))
 	default:
