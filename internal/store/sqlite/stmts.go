@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // writeStmt names a statement of the write path kept prepared.
@@ -18,6 +19,7 @@ const (
 	stmtUpdateUser
 	stmtDeleteUser
 	stmtInsertEvent
+	stmtInsertEvents // eventsPerInsert of them
 	numWriteStmts
 )
 
@@ -45,6 +47,8 @@ var writeSQL = [numWriteStmts]string{
 	// Arguments: the id; the version the user must have, or 0 for any.
 	stmtDeleteUser:  `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
 	stmtInsertEvent: insertEvent,
+	stmtInsertEvents: `INSERT INTO events (` + eventColumns + `) VALUES ` + eventRow +
+		strings.Repeat(`, `+eventRow, eventsPerInsert-1) + ` ON CONFLICT (id) DO NOTHING`,
 }
 
 // statements are the hot statements, prepared once per connection

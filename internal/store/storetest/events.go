@@ -26,6 +26,7 @@ var eventCases = []testCase{
 	{"trail_written_once", testTrailWrittenOnce},
 	{"append_events_roundtrip", testAppendEvents},
 	{"append_events_skips_stored_ids", testAppendEventsSkipsStoredIDs},
+	{"append_events_big_batch", testAppendEventsBigBatch},
 	{"list_events_order", testListEventsOrder},
 	{"list_events_filters", testListEventsFilters},
 	{"list_events_many_values", testListEventsManyValues},
@@ -184,6 +185,31 @@ func testAppendEventsSkipsStoredIDs(t *testing.T, s store.Store, _ *Clock) {
 	other := newEvent(ms(1), "USER_GET_START", "user", "req-2")
 	appendEvents(t, s, other, dup)
 	assertEvents(t, allEvents(t, s), other, first)
+}
+
+// A batch of hundreds is written whole, every field of every event, and
+// the events stored already are skipped wherever they fall in it: a store
+// may write a batch many rows to a statement.
+func testAppendEventsBigBatch(t *testing.T, s store.Store, _ *Clock) {
+	batch := make([]store.Event, 300)
+	for i := range batch {
+		batch[i] = newEvent(ms(i), fmt.Sprintf("T%d", i%3), "user", fmt.Sprintf("req-%d", i%7))
+	}
+	var stored []store.Event
+	for _, i := range []int{0, 1, 31, 32, 33, 150, 299} {
+		e := newEvent(ms(-1-i), "STORED", "user", "req-stored")
+		e.ID = batch[i].ID
+		stored = append(stored, e)
+	}
+	appendEvents(t, s, stored...)
+	appendEvents(t, s, batch...)
+	want := slices.Clone(stored)
+	for _, e := range batch {
+		if !slices.ContainsFunc(stored, func(st store.Event) bool { return st.ID == e.ID }) {
+			want = append(want, e)
+		}
+	}
+	assertEvents(t, allEvents(t, s), sortedNewestFirst(want)...)
 }
 
 // Newest first, and among events of the same millisecond by id,
