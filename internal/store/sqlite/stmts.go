@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // writeStmt names a statement of the write path kept prepared.
@@ -19,7 +18,8 @@ const (
 	stmtUpdateUser
 	stmtDeleteUser
 	stmtInsertEvent
-	stmtInsertEvents // eventsPerInsert of them
+	stmtInsertEventPair
+	stmtInsertEvents32
 	numWriteStmts
 )
 
@@ -45,10 +45,10 @@ var writeSQL = [numWriteStmts]string{
 		WHERE id = ?7 AND ?8 IN (0, version)
 		RETURNING ` + userColumns,
 	// Arguments: the id; the version the user must have, or 0 for any.
-	stmtDeleteUser:  `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
-	stmtInsertEvent: insertEvent,
-	stmtInsertEvents: `INSERT INTO events (` + eventColumns + `) VALUES ` + eventRow +
-		strings.Repeat(`, `+eventRow, eventsPerInsert-1) + ` ON CONFLICT (id) DO NOTHING`,
+	stmtDeleteUser:      `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
+	stmtInsertEvent:     insertEventsSQL(1),
+	stmtInsertEventPair: insertEventsSQL(2),
+	stmtInsertEvents32:  insertEventsSQL(32),
 }
 
 // statements are the hot statements, prepared once per connection
