@@ -18,6 +18,8 @@ const (
 	stmtUpdateUser
 	stmtDeleteUser
 	stmtInsertEvent
+	stmtInsertEventPair
+	stmtInsertEvents32
 	numWriteStmts
 )
 
@@ -43,8 +45,10 @@ var writeSQL = [numWriteStmts]string{
 		WHERE id = ?7 AND ?8 IN (0, version)
 		RETURNING ` + userColumns,
 	// Arguments: the id; the version the user must have, or 0 for any.
-	stmtDeleteUser:  `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
-	stmtInsertEvent: insertEvent,
+	stmtDeleteUser:      `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
+	stmtInsertEvent:     insertEventsSQL(1),
+	stmtInsertEventPair: insertEventsSQL(2),
+	stmtInsertEvents32:  insertEventsSQL(32),
 }
 
 // statements are the hot statements, prepared once per connection
