@@ -13,8 +13,8 @@ import (
 const (
 	budgetGetUserGRPC    = 294  // measured 280
 	budgetGetUserREST    = 265  // measured 252
-	budgetUpdateUserGRPC = 440  // measured 419
-	budgetUpdateUserREST = 428  // measured 408
+	budgetUpdateUserGRPC = 433  // measured 412
+	budgetUpdateUserREST = 421  // measured 401
 	budgetListPageGRPC   = 7820 // measured 7449; a page of the seeded user and 99 accounts
 	budgetListPageREST   = 2710 // measured 2581
 )
