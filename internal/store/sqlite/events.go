@@ -35,18 +35,18 @@ var eventInserts = [...]struct {
 	rows int
 }{{stmtInsertEvents32, 32}, {stmtInsertEventPair, 2}, {stmtInsertEvent, 1}}
 
-// insertEventsSQL inserts rows events, each once: the START of a mutation
-// is written both with the mutation and by the asynchronous writer, and
-// whichever comes second is a no-op.
+// insertEventsSQL is the statement that inserts rows events, each once:
+// the START of a mutation is written both with the mutation and by the
+// asynchronous writer, and whichever comes second is a no-op.
 //
 // OR IGNORE rather than ON CONFLICT (id) DO NOTHING: every unique key of
 // events holds id, so both skip exactly the rows whose id is stored, and
 // no column is ever bound NULL. But SQLite keeps a statement journal for a
 // statement of several rows that may abort halfway, to undo its earlier
 // rows, in memory here (temp_store): with the upsert, that was 1.4-1.9 MB
-// more peak memory (the README's Performance section). With OR IGNORE,
-// which resolves every row's conflict itself, memory stays as with one
-// row a statement.
+// more peak memory (the README's Performance section), and journal writes
+// on every statement. With OR IGNORE, which resolves every row's conflict
+// itself, memory stays as with one row a statement.
 func insertEventsSQL(rows int) string {
 	const row = `(?, ?, ?, ?, ?, ?, ?)`
 	return `INSERT OR IGNORE INTO events (` + eventColumns + `) VALUES ` + row +
@@ -68,9 +68,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 // it, so every event is stored the same way whichever path wrote it.
 // Several rows go to a statement, so the cost of running one (database/sql's
 // call, starting and halting the program) is shared: BenchmarkAppendEvents,
-// 7.7 µs an event one to a statement, 6.3 with 32 (64 gained nothing
-// more). The writer's batches hold hundreds under load; a mutation's trail
-// is a pair.
+// 7.8-8.2 µs an event one to a statement, 5.8-6.2 with 32 (64 gained
+// nothing more). The writer's batches hold hundreds under load; a
+// mutation's trail is a pair.
 func insertEvents(g *groupTx, events []store.Event) error {
 	args := make([]any, 0, 7*min(len(events), eventInserts[0].rows))
 	for len(events) > 0 {
