@@ -28,12 +28,15 @@ const (
 	maxBranches = 100
 )
 
+// eventsPerInsert is the most events one statement inserts.
+const eventsPerInsert = 32
+
 // eventInserts are the statements that insert events, most rows first; the
 // last inserts one.
 var eventInserts = [...]struct {
 	stmt writeStmt
 	rows int
-}{{stmtInsertEvents32, 32}, {stmtInsertEventPair, 2}, {stmtInsertEvent, 1}}
+}{{stmtInsertEvents, eventsPerInsert}, {stmtInsertEventPair, 2}, {stmtInsertEvent, 1}}
 
 // insertEventsSQL is the statement that inserts rows events, each once:
 // the START of a mutation is written both with the mutation and by the

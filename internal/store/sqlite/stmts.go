@@ -19,7 +19,7 @@ const (
 	stmtDeleteUser
 	stmtInsertEvent
 	stmtInsertEventPair
-	stmtInsertEvents32
+	stmtInsertEvents // eventsPerInsert of them
 	numWriteStmts
 )
 
@@ -48,7 +48,7 @@ var writeSQL = [numWriteStmts]string{
 	stmtDeleteUser:      `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
 	stmtInsertEvent:     insertEventsSQL(1),
 	stmtInsertEventPair: insertEventsSQL(2),
-	stmtInsertEvents32:  insertEventsSQL(32),
+	stmtInsertEvents:    insertEventsSQL(eventsPerInsert),
 }
 
 // statements are the hot statements, prepared once per connection
