@@ -54,7 +54,7 @@ func TestPragmasOnPooledConnections(t *testing.T) {
 		"secure_delete": "1",
 		"foreign_keys":  "1",
 	}
-	lookup := []func(string) string{func(name string) string { return s.look.pragma(t, name) }}
+	lookupPragmas := []func(string) string{func(name string) string { return s.look.pragma(t, name) }}
 	for _, role := range []struct {
 		name      string
 		pragmas   []func(name string) string // a reader of PRAGMAs per connection
@@ -63,7 +63,7 @@ func TestPragmasOnPooledConnections(t *testing.T) {
 	}{
 		{"writer", pooledPragmas(t, s.w, 1), "0", "2"},
 		{"reader", pooledPragmas(t, s.r, readerConns), "1", "0"},
-		{"lookup", lookup, "1", "0"},
+		{"lookup", lookupPragmas, "1", "0"},
 	} {
 		want := map[string]string{"query_only": role.queryOnly, "temp_store": role.tempStore}
 		maps.Copy(want, common)
