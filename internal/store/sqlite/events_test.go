@@ -158,7 +158,8 @@ func TestListEventsRejectsNegativeLimit(t *testing.T) {
 }
 
 // A trail event that cannot be stored undoes its mutation, and one event
-// of a batch that cannot be stored keeps the whole batch out. A trigger
+// of a batch that cannot be stored keeps the whole batch out, wherever it
+// falls. A trigger
 // stands in for the failure.
 func TestTrailAllOrNothing(t *testing.T) {
 	s := openTemp(t)
@@ -193,6 +194,16 @@ func TestTrailAllOrNothing(t *testing.T) {
 	}
 	if err := s.AppendEvents(ctx, refused); err == nil {
 		t.Error("AppendEvents with a refused event: no error")
+	}
+	// Refused in the middle of a statement of many rows: the rows before
+	// it in that statement go too.
+	many := make([]store.Event, eventsPerInsert+3)
+	for i := range many {
+		many[i] = testEvent("USER_X_START")
+	}
+	many[eventsPerInsert/2].Type = "REFUSED"
+	if err := s.AppendEvents(ctx, many); err == nil {
+		t.Error("AppendEvents with a refused event among many: no error")
 	}
 	assertNoEvents(t, s)
 }
