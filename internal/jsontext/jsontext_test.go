@@ -39,7 +39,28 @@ func TestAppendNumberMatchesEncoders(t *testing.T) {
 // Strings are quoted as encoding/json (HTML escaping off) and protojson
 // quote them, each in its own way past ASCII.
 func TestAppendStringMatchesEncoders(t *testing.T) {
-	for _, s := range []string{"", "plain", "\x00\x01\x1f\b\f\n\r\t\"\\/\x7f", "<>&", "é日本😀", "\u2028\u2029", "\ufffd", "a\xffb", "\xed\xa0\x80"} {
+	cases := []string{"", "plain", "\x00\x01\x1f\b\f\n\r\t\"\\/\x7f", "<>&", "é日本😀", "\u2028\u2029", "\ufffd", "a\xffb", "\xed\xa0\x80",
+		"user-1234@example.com", "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70", " !#$%&'()*+,-./0123456789:;<=>?@[]^_`{|}~\x7f"}
+	// Each byte that must be escaped or is not ASCII, at every place in
+	// and around the 8-byte words the plain runs are checked in.
+	for _, special := range []string{"\x00", "\x1f", "\"", "\\", "\x80", "é", "\xff", "\u2028"} {
+		for at := range 17 {
+			cases = append(cases, strings.Repeat("a", at)+special+strings.Repeat("z", 17-at))
+		}
+	}
+	for _, s := range cases {
+		checkStringMatchesEncoders(t, s)
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	f.Add("user-1234@example.com")
+	f.Add("a long plain run, then \"quotes\", \\, \x01 and é")
+	f.Fuzz(checkStringMatchesEncoders)
+}
+
+func checkStringMatchesEncoders(t *testing.T, s string) {
+	{
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
