@@ -202,7 +202,7 @@ func (d *structDecoder) string() (string, bool) {
 		return "", false
 	}
 	start, ascii := d.i, true
-	for ; d.i < len(d.s); d.i++ {
+	for d.i += jsontext.PlainASCII(d.s[d.i:]); d.i < len(d.s); d.i++ {
 		switch c := d.s[d.i]; {
 		case c == '"':
 			s := d.s[start:d.i]

@@ -28,6 +28,14 @@ var structDocs = []string{
 	`{"a":truex}`, "{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}", "{\"\xc3\":1}", `{"a":"unterminated}`,
 	strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100),
 	strings.Repeat(`{"a":[`, 40) + `1` + strings.Repeat(`]}`, 40),
+	// Strings of more than 8 bytes, read a word at a time until something
+	// in them is not plain ASCII: quotes, escapes, control characters,
+	// UTF-8, valid and not.
+	`{"givenName":"Patrick John","email":"user-1234@example.com","externalUserId":"ext-1234"}`,
+	`{"abcdefghijklmno":"abcdefghijklmnop","abcdefg":"abcdefgh"}`,
+	`{"abcdefghijk\"lmnop":1}`, `{"abcdefghijklmno\u00e9":1}`, "{\"abcdefghij\x01klmnop\":1}",
+	`{"abcdefghijklmnop":"abcdefghijklmnüp"}`, "{\"abcdefghijklmnop\":\"abcdefghijklm\xffop\"}",
+	`{"abcdefghijklmnop":"abcdefghijklmnop`,
 }
 
 // decodeStruct decodes exactly as protojson does: the same Struct, to the
