@@ -77,6 +77,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithForwardResponseOption(successStatus),
+		runtime.WithForwardResponseRewriter(renderIntoPageBuffer),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(dropMetadata),
 		runtime.WithOutgoingTrailerMatcher(dropMetadata),
@@ -306,10 +307,19 @@ func (d checkedDecoder) Decode(v any) error {
 }
 
 func (m compactJSON) Marshal(v any) ([]byte, error) {
-	if out, ok := renderUsers(v); ok {
-		return out, nil
+	var dst []byte
+	pb, lent := v.(*pageBuffer)
+	if lent {
+		v, dst = pb.msg, pb.b
 	}
-	return m.marshalCompact(v)
+	out, ok := renderUsers(dst, v)
+	if !ok {
+		return m.marshalCompact(v)
+	}
+	if lent {
+		pb.b = out // kept grown, up to maxKeptPageBuffer
+	}
+	return out, nil
 }
 
 // marshalCompact is protojson's output without its spaces: what

@@ -18,7 +18,10 @@ import (
 // would refuse (a number that is not finite, a string that is not UTF-8,
 // a Value without a kind), which then takes the protojson path, errors
 // included.
-func renderUsers(v any) (b []byte, ok bool) {
+//
+// A page is appended to dst[:0] when dst has room (a lent page buffer,
+// see pagebuf.go), else to a new buffer.
+func renderUsers(dst []byte, v any) (b []byte, ok bool) {
 	var r renderer
 	var (
 		data []*usersv1.User
@@ -45,7 +48,10 @@ func renderUsers(v any) (b []byte, ok bool) {
 	default:
 		return nil, false
 	}
-	r.b = make([]byte, 0, 512*len(data)+64)
+	r.b = dst[:0]
+	if cap(r.b) == 0 {
+		r.b = make([]byte, 0, 512*len(data)+64)
+	}
 	r.page(data, next)
 	return r.b, !r.refused
 }

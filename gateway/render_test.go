@@ -21,7 +21,7 @@ import (
 func checkRender(t *testing.T, v proto.Message, rendered bool) {
 	t.Helper()
 	m := newMarshaler()
-	if _, ok := renderUsers(v); rendered && !ok {
+	if _, ok := renderUsers(nil, v); rendered && !ok {
 		t.Fatalf("%v: renderUsers declined it", v)
 	}
 	want, wantErr := m.marshalCompact(v)
@@ -31,6 +31,12 @@ func checkRender(t *testing.T, v proto.Message, rendered bool) {
 	}
 	if string(got) != string(want) {
 		t.Fatalf("%v:\n rendered %s\nprotojson %s", v, got, want)
+	}
+	// The same through a lent page buffer that held an earlier page.
+	pb := &pageBuffer{b: append(make([]byte, 0, 8), "stale page"...), msg: v}
+	got, gotErr = m.Marshal(pb)
+	if (gotErr == nil) != (wantErr == nil) || string(got) != string(want) {
+		t.Fatalf("%v, in a lent buffer:\n rendered %s (%v)\nprotojson %s (%v)", v, got, gotErr, want, wantErr)
 	}
 }
 
@@ -106,20 +112,20 @@ func TestRenderUsersDeclinesWhatProtojsonJudges(t *testing.T) {
 	}
 	for name, u := range cases {
 		t.Run(name, func(t *testing.T) {
-			if out, ok := renderUsers(u); ok {
+			if out, ok := renderUsers(nil, u); ok {
 				t.Fatalf("rendered %s, want it left to protojson", out)
 			}
-			if _, ok := renderUsers(&usersv1.ListUsersResponse{Data: []*usersv1.User{{Id: "ok"}, u}}); ok {
+			if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{{Id: "ok"}, u}}); ok {
 				t.Fatal("a page holding it was rendered, want it left to protojson")
 			}
 			checkRender(t, u, false)
 		})
 	}
-	if _, ok := renderUsers(&usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}); ok {
+	if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}); ok {
 		t.Error("a page holding a nil user was rendered")
 	}
 	for _, v := range []any{(*usersv1.User)(nil), (*usersv1.ListUsersResponse)(nil), (*usersv1.SearchUsersResponse)(nil), &emptypb.Empty{}, &usersv1.ListEventsResponse{}, map[string]string{}} {
-		if out, ok := renderUsers(v); ok {
+		if out, ok := renderUsers(nil, v); ok {
 			t.Errorf("%T rendered as %s, want it left to protojson", v, out)
 		}
 	}

@@ -40,6 +40,9 @@ type route struct {
 	// /v1/users/{id}): the mux may hand them to this route for a method
 	// only theirs lacks, which is a 405, not a call with id "search".
 	shadowed []string
+	// pages: the route's responses are pages of users, rendered into a
+	// lent buffer (pagebuf.go).
+	pages bool
 }
 
 // maskPaths is the update mask of a body: exactly the fields its top-level
@@ -119,6 +122,7 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 			rpc:        m,
 			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
 			body:       rule.GetBody(),
+			pages:      rendersPage(m.Output()),
 		}
 		var bodyMessage protoreflect.MessageDescriptor
 		bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
