@@ -19,8 +19,8 @@ import (
 // a Value without a kind), which then takes the protojson path, errors
 // included.
 //
-// A page is appended to dst[:0] when dst has room (a lent page buffer,
-// see pagebuf.go), else to a new buffer.
+// A page is appended to dst[:0] (a lent page buffer, see pagebuf.go) when
+// dst has room for its likely size, else to a new buffer.
 func renderUsers(dst []byte, v any) (b []byte, ok bool) {
 	var r renderer
 	var (
@@ -48,9 +48,11 @@ func renderUsers(dst []byte, v any) (b []byte, ok bool) {
 	default:
 		return nil, false
 	}
+	// A new buffer when dst cannot hold the page's likely size: growing
+	// a small one by doubling would allocate about twice as much.
 	r.b = dst[:0]
-	if cap(r.b) == 0 {
-		r.b = make([]byte, 0, 512*len(data)+64)
+	if need := 512*len(data) + 64; cap(r.b) < need {
+		r.b = make([]byte, 0, need)
 	}
 	r.page(data, next)
 	return r.b, !r.refused
