@@ -7,8 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	usersv1 "github.com/usersd/usersd/gen/users/v1"
 )
 
 // A page of users (ListUsers, SearchUsers) is rendered into a buffer lent
@@ -70,12 +68,9 @@ func renderIntoPageBuffer(ctx context.Context, resp proto.Message) (any, error) 
 }
 
 // rendersPage reports whether responses of type md are pages that
-// renderUsers writes, so that their requests are lent a page buffer.
+// renderUsers writes (pageOf), so that their requests are lent a page
+// buffer.
 func rendersPage(md protoreflect.MessageDescriptor) bool {
-	switch md.FullName() {
-	case (*usersv1.ListUsersResponse)(nil).ProtoReflect().Descriptor().FullName(),
-		(*usersv1.SearchUsersResponse)(nil).ProtoReflect().Descriptor().FullName():
-		return true
-	}
-	return false
+	_, _, isPage := pageOf(goType(md).New().Interface())
+	return isPage
 }

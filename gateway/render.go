@@ -23,29 +23,16 @@ import (
 // dst has room for its likely size, else to a new buffer.
 func renderUsers(dst []byte, v any) (b []byte, ok bool) {
 	var r renderer
-	var (
-		data []*usersv1.User
-		next *string
-	)
-	switch m := v.(type) {
-	case *usersv1.User:
-		if m == nil {
+	if u, isUser := v.(*usersv1.User); isUser {
+		if u == nil {
 			return nil, false
 		}
 		r.b = make([]byte, 0, 512)
-		r.user(m)
+		r.user(u)
 		return r.b, !r.refused
-	case *usersv1.ListUsersResponse:
-		if m == nil {
-			return nil, false
-		}
-		data, next = m.Data, m.NextCursor
-	case *usersv1.SearchUsersResponse:
-		if m == nil {
-			return nil, false
-		}
-		data, next = m.Data, m.NextCursor
-	default:
+	}
+	data, next, isPage := pageOf(v)
+	if !isPage {
 		return nil, false
 	}
 	// A new buffer when dst cannot hold the page's likely size: growing
@@ -56,6 +43,23 @@ func renderUsers(dst []byte, v any) (b []byte, ok bool) {
 	}
 	r.page(data, next)
 	return r.b, !r.refused
+}
+
+// pageOf returns the users and the cursor of a page renderUsers writes (a
+// non-nil ListUsersResponse or SearchUsersResponse); isPage is false for
+// anything else.
+func pageOf(v any) (data []*usersv1.User, next *string, isPage bool) {
+	switch m := v.(type) {
+	case *usersv1.ListUsersResponse:
+		if m != nil {
+			return m.Data, m.NextCursor, true
+		}
+	case *usersv1.SearchUsersResponse:
+		if m != nil {
+			return m.Data, m.NextCursor, true
+		}
+	}
+	return nil, nil, false
 }
 
 // renderer appends JSON to b until a value is refused; after that its

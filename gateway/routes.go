@@ -177,7 +177,7 @@ func bodyOf(req protoreflect.MessageDescriptor, body string) (protoreflect.Messa
 func goType(md protoreflect.MessageDescriptor) protoreflect.MessageType {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
 	if err != nil {
-		panic(fmt.Sprintf("gateway: no Go type for request body %s: %v", md.FullName(), err))
+		panic(fmt.Sprintf("gateway: no Go type for message %s: %v", md.FullName(), err))
 	}
 	return mt
 }
