@@ -60,20 +60,19 @@ func FuzzAppendString(f *testing.F) {
 }
 
 func checkStringMatchesEncoders(t *testing.T, s string) {
-	{
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		if got, want := string(AppendString(nil, s)), strings.TrimSuffix(buf.String(), "\n"); got != want {
-			t.Errorf("%q: AppendString %s, encoding/json %s", s, got, want)
-		}
-		want, wantErr := protojson.Marshal(structpb.NewStringValue(s))
-		got, ok := AppendProtojsonString(nil, s)
-		if ok != (wantErr == nil) || (ok && string(got) != string(want)) {
-			t.Errorf("%q: AppendProtojsonString %s (%v), protojson %s (%v)", s, got, ok, want, wantErr)
-		}
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(AppendString(nil, s)), strings.TrimSuffix(buf.String(), "\n"); got != want {
+		t.Errorf("%q: AppendString %s, encoding/json %s", s, got, want)
+	}
+	want, wantErr := protojson.Marshal(structpb.NewStringValue(s))
+	got, ok := AppendProtojsonString(nil, s)
+	if ok != (wantErr == nil) || (ok && string(got) != string(want)) {
+		t.Errorf("%q: AppendProtojsonString %s (%v), protojson %s (%v)", s, got, ok, want, wantErr)
 	}
 }

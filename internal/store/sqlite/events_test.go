@@ -159,8 +159,7 @@ func TestListEventsRejectsNegativeLimit(t *testing.T) {
 
 // A trail event that cannot be stored undoes its mutation, and one event
 // of a batch that cannot be stored keeps the whole batch out, wherever it
-// falls. A trigger
-// stands in for the failure.
+// falls. A trigger stands in for the failure.
 func TestTrailAllOrNothing(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
