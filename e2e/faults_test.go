@@ -346,3 +346,31 @@ func remove(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// One server per SQLite file: it keeps users in memory to answer reads, so
+// a second `usersd serve` on the same file, whose writes the first would
+// not see, is refused with a message naming the file; the first serves on,
+// its reads following its own writes.
+func TestSecondServerOnOneDatabaseRefused(t *testing.T) {
+	sqliteOnly(t, "PostgreSQL is shared by design")
+	t.Parallel()
+	s := start(t, "")
+	u := createUser(t, s, `{"claims":{"n":1}}`)
+	id, _ := u["id"].(string)
+	if r := s.do(t, "GET", "/v1/users/"+id, ""); r.Status != http.StatusOK {
+		t.Fatalf("get: %d %s", r.Status, r.Body)
+	}
+
+	out := serveMustFail(t, []string{"USERS_JWT_SECRET=" + string(testSecret)}, "--db", s.DB)
+	if !strings.Contains(out, s.DB) || !strings.Contains(out, "in use by another process") {
+		t.Fatalf("refusal does not name the file and why:\n%s", out)
+	}
+
+	if r := s.do(t, "PUT", "/v1/users/"+id, `{"claims":{"n":2}}`); r.Status != http.StatusOK {
+		t.Fatalf("update: %d %s", r.Status, r.Body)
+	}
+	r := s.do(t, "GET", "/v1/users/"+id, "")
+	if got := r.JSON(t)["claims"]; r.Status != http.StatusOK || fmt.Sprint(got) != "map[n:2]" {
+		t.Fatalf("get after update: %d %s; want the new claims", r.Status, r.Body)
+	}
+}

@@ -29,7 +29,7 @@ go test -c -o "$work/app.test" ./internal/app
 # signal tracking, so they are off (which moves the counts less than their
 # run-to-run spread).
 instructions() {
-  if ! (cd internal/app && GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$work/out" \
+  if ! (cd internal/app && GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind --callgrind-out-file="$work/out" \
     "$work/app.test" -test.run '^$' -test.bench "$1" -test.benchtime "$2x" -test.cpu 1) >"$work/log" 2>&1; then
     echo "instructions.sh: $1 ($2 calls) failed under valgrind:" >&2
     tail -n 20 "$work/log" >&2

@@ -324,8 +324,14 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck})
+	cacheBytes := cfg.DBCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = -1 // the store's word for none
+	}
+	st, err := sqlite.Open(ctx, cfg.DB, sqlite.Options{QuickCheck: cfg.DBQuickCheck, UserCacheBytes: cacheBytes})
 	switch {
+	case errors.Is(err, sqlite.ErrInUse):
+		return nil, fmt.Errorf("database %s is in use by another process (another usersd serve?); one server at a time serves a SQLite database (several need PostgreSQL): %w", cfg.DB, err)
 	case errors.Is(err, sqlite.ErrCorrupt):
 		return nil, fmt.Errorf("database %s is damaged, refusing to serve from it (restore it from a backup; --db-quick-check=false skips the check): %w", cfg.DB, err)
 	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/usersd/usersd/internal/accesslog"
+	"github.com/usersd/usersd/internal/store/sqlite"
 	"github.com/usersd/usersd/service"
 )
 
@@ -37,6 +38,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
 	DBQuickCheck    bool
+	DBCacheBytes    int
 	Postgres        PostgresConfig
 	EventsRetention time.Duration
 	Auth            AuthConfig
@@ -134,6 +136,7 @@ func ParseConfig(args []string, getenv func(string) string, help io.Writer) (Con
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown on SIGTERM/SIGINT may take in all: in-flight requests, buffered events, the final checkpoint")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest a request may take (a client's sooner deadline stays); also bounds its wait for room in the event buffer")
 	fs.BoolVar(&c.DBQuickCheck, "db-quick-check", true, "SQLite: check the database file (PRAGMA quick_check) at startup and refuse a damaged one; it reads the whole file, so turn it off for very large ones")
+	fs.IntVar(&c.DBCacheBytes, "db-cache-bytes", sqlite.DefaultUserCacheBytes, "SQLite: memory for users kept to answer repeated reads of them without the database (0: none)")
 	fs.IntVar(&c.Postgres.MaxConns, "db-max-conns", 16, "PostgreSQL: connections this instance keeps at most (instances × this must stay under the server's max_connections)")
 	fs.DurationVar(&c.Postgres.StatementTimeout, "db-statement-timeout", 10*time.Second, "PostgreSQL: longest one SQL statement may run (0: no limit)")
 	fs.DurationVar(&c.Postgres.ConnectRetry, "db-connect-retry", 30*time.Second, "PostgreSQL: how long a start keeps trying to reach the database before giving up (0: one try)")
@@ -200,6 +203,7 @@ func (c Config) validate(setting func(flag string) string) error {
 	need(c.GRPCAddr != "", "grpc-addr", "must not be empty")
 	need(c.HTTPAddr != "", "http-addr", "must not be empty")
 	need(c.DB != "", "db", "must not be empty")
+	need(c.DBCacheBytes >= 0, "db-cache-bytes", "must not be negative")
 	need(c.MaxBodyBytes >= 1024, "max-body-bytes", "must be at least 1024")
 	need(c.MaxClaimsBytes >= 2, "max-claims-bytes", "must be at least 2")
 	need(c.MaxClaimsDepth >= 1, "max-claims-depth", "must be at least 1")

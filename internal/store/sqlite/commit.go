@@ -219,7 +219,10 @@ func (s *Store) commitGroup(group []*writeReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() // after Commit it is a harmless no-op
-	g := &groupTx{tx: tx, stmts: &s.stmts}
+	g := &groupTx{tx: tx, stmts: &s.stmts, cache: s.cache}
+	// Runs after the commit or the rollback, before any caller hears of
+	// either: the cache may learn the users written again.
+	defer func() { s.cache.release(g.changed) }()
 	applied := 0
 	for _, r := range group {
 		// Ended between queueing and now: not run, as if removed.
@@ -300,9 +303,18 @@ func applySafely(r *writeReq, g *groupTx) (err error) {
 // interrupts SQLite, which then rolls back the whole transaction, the
 // other callers' writes with it.
 type groupTx struct {
-	tx    *sql.Tx
-	stmts *statements
-	bound [numWriteStmts]*sql.Stmt
+	tx      *sql.Tx
+	stmts   *statements
+	bound   [numWriteStmts]*sql.Stmt
+	cache   *userCache
+	changed []string // ids of the users written, held in cache until the transaction ends
+}
+
+// changeUser is called by a write before it changes the user's row: the
+// cache forgets the user until the group's transaction has ended.
+func (g *groupTx) changeUser(id string) {
+	g.cache.hold(id)
+	g.changed = append(g.changed, id)
 }
 
 func (g *groupTx) stmt(k writeStmt) *sql.Stmt {

@@ -12,6 +12,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -54,6 +55,8 @@ type Store struct {
 	stmts statements
 	c     *committer
 	look  *lookup
+	cache *userCache // nil: off
+	lock  *os.File   // held open, locked, while the store is (lockFile)
 
 	clock func() time.Time // Options.Now
 
@@ -71,6 +74,10 @@ type Options struct {
 	// and updated times); nil means time.Now. Tests set it to control
 	// time instead of waiting for it to pass.
 	Now func() time.Time
+	// UserCacheBytes bounds the memory of the users GetUser keeps (see
+	// userCache); 0 means DefaultUserCacheBytes, a negative value keeps
+	// none.
+	UserCacheBytes int
 
 	groupLimit int    // writes per transaction, at most; 0 means maxGroup
 	hooks      *hooks // tests only
@@ -79,6 +86,10 @@ type Options struct {
 // ErrCorrupt: the database file is damaged (it fails its integrity check,
 // or is not a database at all). Open refuses it rather than serve from it.
 var ErrCorrupt = errors.New("sqlite: database file is damaged")
+
+// ErrInUse: another process (another usersd serve) has the database file
+// open. Open refuses to share it: this process keeps users in memory.
+var ErrInUse = errors.New("sqlite: database file is in use by another process")
 
 // Open opens (creating if needed) the database at path, applies pending
 // migrations and returns a ready Store.
@@ -97,11 +108,32 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	file, err := openedFile(f, abs)
-	f.Close()
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
-	w, err := openPool(abs, false, 1)
+	// Locked before SQLite opens the file, and f closed only after
+	// SQLite's connections are: closing any descriptor of a file drops
+	// every fcntl lock the process holds on it, SQLite's included.
+	canCache, err := lockFile(f)
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	s, err := open(ctx, abs, opts)
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	s.file, s.lock = file, f
+	if canCache {
+		s.cache = newUserCache(cmp.Or(opts.UserCacheBytes, DefaultUserCacheBytes))
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// open opens the connections to the database file at path, applies
+// pending migrations and prepares the statements.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
+	w, err := openPool(path, false, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +147,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := migrate(ctx, w); err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
-	r, err := openPool(abs, true, readerConns)
+	r, err := openPool(path, true, readerConns)
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
@@ -126,7 +158,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, r.Close(), w.Close())
 	}
-	look, err := openLookup(ctx, r.Driver(), abs)
+	look, err := openLookup(ctx, r.Driver(), path)
 	if err != nil {
 		return nil, errors.Join(err, r.Close(), w.Close())
 	}
@@ -134,9 +166,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Store{w: w, r: r, file: file, stmts: stmts, look: look, c: newCommitter(opts.groupLimit, opts.hooks), clock: clock}
-	go s.commitLoop()
-	return s, nil
+	return &Store{w: w, r: r, stmts: stmts, look: look, c: newCommitter(opts.groupLimit, opts.hooks), clock: clock}, nil
 }
 
 // quickCheck runs PRAGMA quick_check on db and reports its first findings
@@ -290,6 +320,8 @@ func (s *Store) Close(ctx context.Context) error {
 		// Readers first: the connection that closes last deletes the -wal
 		// and -shm files, and that should be the one that just emptied them.
 		s.closeErr = errors.Join(err, s.look.close(), s.r.Close(), s.w.Close())
+		// Last: see Open.
+		s.closeErr = errors.Join(s.closeErr, s.lock.Close())
 	})
 	return s.closeErr
 }

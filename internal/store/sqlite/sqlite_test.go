@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -404,26 +403,31 @@ func TestDuplicateIDIsNotLinkConflict(t *testing.T) {
 	}
 }
 
-// Processes sharing a new database agree on one cursor key.
-func TestCursorKeySharedAcrossStores(t *testing.T) {
+// One process at a time: a second store on the same file is refused (the
+// user cache would miss its writes), and the file is free again once the
+// first is closed, or its process is gone (the kernel drops the lock).
+func TestSecondOpenIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.db")
-	stores := []*Store{openAt(t, path), openAt(t, path), openAt(t, path)}
-	keys := make([][]byte, len(stores))
-	errs := make([]error, len(stores))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Go(func() {
-			<-start
-			keys[i], errs[i] = s.CursorKey(t.Context())
-		})
+	first, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
 	}
-	close(start)
-	wg.Wait()
-	for i := range keys {
-		if errs[i] != nil || !bytes.Equal(keys[i], keys[0]) {
-			t.Errorf("store %d: key %x, err %v; want %x", i, keys[i], errs[i], keys[0])
+	if s, err := Open(t.Context(), path, Options{}); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			s.Close(t.Context())
 		}
+		t.Fatalf("second Open: err = %v, want ErrInUse", err)
+	}
+	// The refused open must not have disturbed the first store.
+	if _, err := first.CreateUser(t.Context(), store.User{ID: uuid.NewString(), Claims: `{}`}, nil); err != nil {
+		t.Fatalf("CreateUser after a refused Open: %v", err)
+	}
+	if err := first.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	again := openAt(t, path)
+	if _, err := again.CursorKey(t.Context()); err != nil {
+		t.Errorf("CursorKey after reopening: %v", err)
 	}
 }
 

@@ -56,10 +56,15 @@ func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
 	if err := ctx.Err(); err != nil {
 		return store.User{}, opError("get user", err)
 	}
+	u, ok, gen := s.cache.get(id)
+	if ok {
+		return u, nil
+	}
 	u, err := s.look.get(id)
 	if err != nil {
 		return store.User{}, opError("get user", err)
 	}
+	s.cache.add(u, gen)
 	return u, nil
 }
 
@@ -81,6 +86,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 	pid, purl, sub := providerArgs(c.Provider)
 	var u store.User
 	err := s.write(ctx, "update user", func(g *groupTx) error {
+		g.changeUser(id)
 		var err error
 		u, err = scanUser(g.queryRow(stmtUpdateUser, claims, c.SetProvider, pid, purl, sub, updatedAt, id, c.IfVersion))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -114,6 +120,7 @@ func whyUntouched(g *groupTx, id string) error {
 // store.ErrNotFound or store.ErrVersionMismatch otherwise.
 func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64, trail []store.Event) error {
 	return s.write(ctx, "delete user", func(g *groupTx) error {
+		g.changeUser(id)
 		res, err := g.exec(stmtDeleteUser, id, ifVersion)
 		if err != nil {
 			return err
