@@ -265,7 +265,8 @@ func newMigrator(db *sql.DB) (*goose.Provider, error) {
 
 // CursorKey reads the database's cursor signing key, and on a new database
 // offers a fresh one and reads back whichever key won, so processes racing
-// on a new database all end up with the same one. Only a new database is
+// on a new database (where Open takes no lock: see lockFile) all end up
+// with the same one. Only a new database is
 // written to: a server restarted while the file is read-only still
 // starts. The service reads it once, at start, so it is not cached here.
 func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
