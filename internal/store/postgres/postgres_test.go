@@ -160,7 +160,9 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 func TestOptions(t *testing.T) {
 	t.Parallel()
 	dsn, _ := testDB(t)
-	s := openStore(t, dsn, Options{MaxConns: 3, StatementTimeout: 1500 * time.Microsecond})
+	// Long enough that SHOW itself never hits it on a busy machine (2 ms
+	// once did), with a fraction of a millisecond to round.
+	s := openStore(t, dsn, Options{MaxConns: 3, StatementTimeout: time.Second + 500*time.Microsecond})
 	if got := s.pool.Config().MaxConns; got != 3 {
 		t.Errorf("MaxConns = %d, want 3", got)
 	}
@@ -168,8 +170,8 @@ func TestOptions(t *testing.T) {
 	if err := s.pool.QueryRow(t.Context(), `SHOW statement_timeout`).Scan(&timeout); err != nil {
 		t.Fatal(err)
 	}
-	if timeout != "2ms" { // rounded up to whole milliseconds
-		t.Errorf("statement_timeout = %s, want 2ms", timeout)
+	if timeout != "1001ms" { // rounded up to whole milliseconds
+		t.Errorf("statement_timeout = %s, want 1001ms", timeout)
 	}
 	if _, err := Open(t.Context(), dsn, Options{MaxConns: -1}); err == nil {
 		t.Error("Open with a negative MaxConns succeeded")
