@@ -266,9 +266,9 @@ func newMigrator(db *sql.DB) (*goose.Provider, error) {
 // CursorKey reads the database's cursor signing key, and on a new database
 // offers a fresh one and reads back whichever key won, so processes racing
 // on a new database (where Open takes no lock: see lockFile) all end up
-// with the same one. Only a new database is
-// written to: a server restarted while the file is read-only still
-// starts. The service reads it once, at start, so it is not cached here.
+// with the same one. Only a new database is written to: a server restarted
+// while the file is read-only still starts. The service reads it once, at
+// start, so it is not cached here.
 func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
 	const read = `SELECT value FROM settings WHERE name = 'cursor_key'`
 	var key []byte
@@ -320,9 +320,8 @@ func (s *Store) Close(ctx context.Context) error {
 		err := s.checkpoint(ctx)
 		// Readers first: the connection that closes last deletes the -wal
 		// and -shm files, and that should be the one that just emptied them.
-		s.closeErr = errors.Join(err, s.look.close(), s.r.Close(), s.w.Close())
-		// Last: see Open.
-		s.closeErr = errors.Join(s.closeErr, s.lock.Close())
+		// The lock's descriptor last: see Open.
+		s.closeErr = errors.Join(err, s.look.close(), s.r.Close(), s.w.Close(), s.lock.Close())
 	})
 	return s.closeErr
 }
