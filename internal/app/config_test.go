@@ -23,7 +23,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if c.GRPCAddr != "127.0.0.1:9090" || c.HTTPAddr != "127.0.0.1:8080" || c.DB != "./data/users.db" ||
 		c.MaxBodyBytes != 64<<10 || c.MaxClaimsBytes != 16<<10 || c.MaxClaimsDepth != 10 ||
 		c.GRPCMaxRecv != 4<<20 || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 15*time.Second ||
-		c.RequestTimeout != 30*time.Second || !c.DBQuickCheck {
+		c.RequestTimeout != 30*time.Second || !c.DBQuickCheck || c.DBCacheBytes != 8<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := GRPCBounds{MaxStreams: 100, MaxHeaderBytes: 64 << 10, MinPingEvery: 30 * time.Second,
@@ -89,6 +89,7 @@ func TestParseConfigErrors(t *testing.T) {
 		"case=negative age":      {[]string{"--grpc-max-connection-age", "-1m"}, nil, "--grpc-max-connection-age"},
 		"case=zero grace":        {[]string{"--grpc-max-connection-age-grace", "0s"}, nil, "--grpc-max-connection-age-grace"},
 		"case=negative conns":    {[]string{"--grpc-max-connections", "-1"}, nil, "--grpc-max-connections"},
+		"case=negative cache":    {nil, map[string]string{"USERS_DB_CACHE_BYTES": "-1"}, "USERS_DB_CACHE_BYTES"},
 		"case=tls cert alone":    {[]string{"--tls-cert-file", "c.pem"}, nil, "--tls-key-file"},
 		"case=tls key alone":     {nil, map[string]string{"USERS_TLS_KEY_FILE": "k.pem"}, "--tls-cert-file"},
 	} {
