@@ -113,13 +113,18 @@ func TrailInTransaction(ctx context.Context, userID string) []store.Event {
 
 // event builds one event of the call from its metadata as it is now.
 func (c *call) event(typ string, meta metadata) store.Event {
-	return newEvent(typ, c.requestID, c.clientID, meta, time.Now())
+	return newEvent(typ, c.requestID, c.clientID, meta)
 }
 
-func newEvent(typ, requestID, clientID string, meta metadata, now time.Time) store.Event {
+// newEvent returns an event happening now. Its time is the millisecond
+// its id carries: the SQLite store finds an event by id through its
+// (time, id) key then, without an index of ids to write for every event.
+func newEvent(typ, requestID, clientID string, meta metadata) store.Event {
+	id := ids.NewV7()
+	ms, _ := ids.Millis(id) // a UUIDv7: it has one
 	return store.Event{
-		ID:        ids.NewV7(),
-		Time:      now.UTC().Truncate(time.Millisecond),
+		ID:        id,
+		Time:      time.UnixMilli(ms).UTC(),
 		Type:      typ,
 		Category:  CategoryUser,
 		RequestID: requestID,

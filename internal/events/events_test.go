@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/store"
 )
@@ -222,10 +223,18 @@ func TestStartMetadataTakesOnlyWellFormedIDs(t *testing.T) {
 	}
 }
 
-func TestEventTimestampIsMillisecondUTC(t *testing.T) {
-	ev := newEvent("T", "r", "c", metadata{}, time.Date(2026, 11, 28, 13, 2, 5, 123456789, time.FixedZone("x", 3600)))
-	if ev.Time.Location() != time.UTC || ev.Time.Nanosecond() != 123000000 || string(ev.Metadata) != "{}" {
-		t.Fatalf("event %+v", ev)
+// An event's time is now, in whole milliseconds, UTC, and exactly the
+// millisecond its id carries.
+func TestEventTimeIsItsIDs(t *testing.T) {
+	before := time.Now().UnixMilli()
+	ev := newEvent("T", "r", "c", metadata{})
+	after := time.Now().UnixMilli()
+	ms, ok := ids.Millis(ev.ID)
+	if !ok || ev.Time.UnixMilli() != ms || ev.Time.Nanosecond()%int(time.Millisecond) != 0 {
+		t.Fatalf("event at %v with id %s: not the id's millisecond", ev.Time, ev.ID)
+	}
+	if ev.Time.Location() != time.UTC || ms < before || ms > after || string(ev.Metadata) != "{}" {
+		t.Fatalf("event %+v, want UTC between %d and %d ms", ev, before, after)
 	}
 }
 

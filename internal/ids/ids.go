@@ -42,6 +42,34 @@ func NewV7() string {
 	return string(s[:])
 }
 
+// Millis returns the unix milliseconds in the first 48 bits of a UUIDv7's
+// text (NewV7's time, to the millisecond), and false when id is not 36
+// characters with hex digits there.
+func Millis(id string) (int64, bool) {
+	if len(id) != 36 || id[8] != '-' {
+		return 0, false
+	}
+	var ms int64
+	for i := range 13 {
+		if i == 8 {
+			continue
+		}
+		c := id[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		ms = ms<<4 | int64(c)
+	}
+	return ms, true
+}
+
 // now returns the time of a new id, after that of the last one.
 func now() int64 {
 	nano := time.Now().UnixNano()

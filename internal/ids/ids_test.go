@@ -36,3 +36,35 @@ func TestNewV7IncreasesStrictly(t *testing.T) {
 		prev = next
 	}
 }
+
+// Millis reads back the millisecond an id carries: NewV7's, and
+// google/uuid's reading of any UUIDv7; text without hex digits there is
+// refused.
+func TestMillis(t *testing.T) {
+	for range 1000 {
+		s := NewV7()
+		u := uuid.MustParse(s)
+		sec, nsec := u.Time().UnixTime()
+		if ms, ok := Millis(s); !ok || ms != sec*1000+nsec/1e6 {
+			t.Fatalf("Millis(%s) = %d, %v; want %d", s, ms, ok, sec*1000+nsec/1e6)
+		}
+	}
+	for id, want := range map[string]int64{
+		"0190A7C2-7E3B-7C41-9F3E-2B1C4D5E6F70": 0x0190a7c27e3b,
+		"ffffffff-ffff-7fff-bfff-ffffffffffff": 0xffffffffffff,
+		"00000000-0000-4000-8000-000000000000": 0,
+	} {
+		if ms, ok := Millis(id); !ok || ms != want {
+			t.Errorf("Millis(%s) = %d, %v; want %d", id, ms, ok, want)
+		}
+	}
+	for _, id := range []string{
+		"", "x", "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f7", "0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f700",
+		"0190a7c2x7e3b-7c41-9f3e-2b1c4d5e6f70", "0190a7g2-7e3b-7c41-9f3e-2b1c4d5e6f70",
+		"0190a7c2-7e3-b7c41-9f3e-2b1c4d5e6f70",
+	} {
+		if ms, ok := Millis(id); ok {
+			t.Errorf("Millis(%q) = %d, true; want false", id, ms)
+		}
+	}
+}

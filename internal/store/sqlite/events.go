@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/rules"
 	"github.com/usersd/usersd/internal/store"
 )
@@ -51,13 +52,17 @@ var eventInserts = [...]struct {
 // on every statement. With OR IGNORE, which resolves every row's conflict
 // itself, memory stays as with one row a statement.
 func insertEventsSQL(rows int) string {
-	const row = `(?, ?, ?, ?, ?, ?, ?)`
-	return `INSERT OR IGNORE INTO events (` + eventColumns + `) VALUES ` + row +
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?)`
+	return `INSERT OR IGNORE INTO events (` + eventColumns + `, ts_in_id) VALUES ` + row +
 		strings.Repeat(`, `+row, rows-1)
 }
 
 // AppendEvents writes events in one transaction: the batch is stored
-// whole or not at all. Events whose id is stored already are skipped.
+// whole or not at all. Events whose id is stored already are skipped,
+// found by (time, id) when the id carries the time and by id otherwise:
+// an id written once with the time it carries and once with another would
+// be stored twice. The service never does that: an event's time is its
+// id's, and its second write is a copy.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -75,7 +80,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 // nothing more). The writer's batches hold hundreds under load; a
 // mutation's trail is a pair.
 func insertEvents(g *groupTx, events []store.Event) error {
-	args := make([]any, 0, 7*min(len(events), eventInserts[0].rows))
+	args := make([]any, 0, 8*min(len(events), eventInserts[0].rows))
 	for len(events) > 0 {
 		i := 0
 		for eventInserts[i].rows > len(events) {
@@ -84,8 +89,9 @@ func insertEvents(g *groupTx, events []store.Event) error {
 		ins := eventInserts[i]
 		args = args[:0]
 		for _, e := range events[:ins.rows] {
-			args = append(args, e.ID, e.Time.UnixMilli(), e.Type, e.Category,
-				e.RequestID, e.ClientID, string(e.Metadata))
+			ts := e.Time.UnixMilli()
+			args = append(args, e.ID, ts, e.Type, e.Category,
+				e.RequestID, e.ClientID, string(e.Metadata), tsInID(e.ID, ts))
 		}
 		if _, err := g.exec(ins.stmt, args...); err != nil {
 			return fmt.Errorf("insert events from %s: %w", events[0].ID, err)
@@ -93,6 +99,13 @@ func insertEvents(g *groupTx, events []store.Event) error {
 		events = events[ins.rows:]
 	}
 	return nil
+}
+
+// tsInID is the ts_in_id of an event (see the migrations): whether id, as
+// a UUIDv7, carries ts.
+func tsInID(id string, ts int64) bool {
+	ms, ok := ids.Millis(id)
+	return ok && ms == ts
 }
 
 // ListEvents returns up to f.Limit events matching f, newest first. It
@@ -135,8 +148,11 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 // matching event and sort them: the whole table when it names a common
 // type.
 //
-// Listed ids or request ids select a few events through their own index,
-// so then one SELECT filters and sorts those instead.
+// Listed request ids select a few events through their own index, so
+// then one SELECT filters and sorts those instead. So do listed ids, in
+// two branches: the events whose id carries their time are found by their
+// key, the times read from the ids, and the others by the index of their
+// ids (see the migrations).
 func eventsQuery(f store.EventFilter) (string, []any) {
 	common := commonConds(f)
 	var (
@@ -158,7 +174,6 @@ func eventsQuery(f store.EventFilter) (string, []any) {
 // commonConds are the conditions of f that every branch applies.
 func commonConds(f store.EventFilter) conds {
 	var c conds
-	c.in("id", f.IDs)
 	c.in("request_id", f.RequestIDs)
 	if f.From != nil {
 		c.add("ts >= ?", rules.FromMillisecond(*f.From).UnixMilli())
@@ -177,14 +192,17 @@ func commonConds(f store.EventFilter) conds {
 }
 
 // branches returns the condition of each branch of the listing of f: one
-// per listed type, whose union is the Types filter. It returns a single
-// branch when there is no such filter, when ids or request ids narrow the
+// per listed type, whose union is the Types filter; or, when ids are
+// listed, the two ways to find them (idBranches). It returns a single
+// branch when there is neither filter, when request ids narrow the
 // listing, or past maxBranches (correct, only slower).
 func branches(f store.EventFilter) []conds {
 	switch {
+	case len(f.IDs) > 0:
+		return idBranches(f)
 	case len(f.Types) == 0:
 		return []conds{{}}
-	case len(f.IDs) > 0 || len(f.RequestIDs) > 0 || len(f.Types) > maxBranches:
+	case len(f.RequestIDs) > 0 || len(f.Types) > maxBranches:
 		// The unary + keeps the planner off the type index: it likes it
 		// for sparing a sort, but read in order it can walk most of the
 		// table, where listed ids or request ids select a few events
@@ -198,6 +216,33 @@ func branches(f store.EventFilter) []conds {
 		branches[i].add("type = ?", t)
 	}
 	return branches
+}
+
+// idBranches returns the branches that find the listed ids of f: by the
+// key (ts, id) of the events whose ids carry their time, at the times read
+// from the ids, and by the index of the others' ids. Both branches find an
+// event of the second kind whose time happens to be one of the ids';
+// the UNION returns it once.
+func idBranches(f store.EventFilter) []conds {
+	var types conds
+	types.in("+type", f.Types) // see branches
+	var byKey, byIndex conds
+	times := make([]any, 0, len(f.IDs))
+	for _, id := range f.IDs {
+		if ms, ok := ids.Millis(id); ok {
+			times = append(times, ms)
+		}
+	}
+	byIndex.add("ts_in_id = 0") // the index's own condition, so the planner uses it
+	byIndex.in("id", f.IDs)
+	byIndex.and(types)
+	if len(times) == 0 {
+		return []conds{byIndex}
+	}
+	byKey.add(inList("ts", len(times)), times...)
+	byKey.in("id", f.IDs)
+	byKey.and(types)
+	return []conds{byKey, byIndex}
 }
 
 // DeleteEventsBefore deletes at most limit of the oldest events older

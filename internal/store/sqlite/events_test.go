@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -46,7 +47,11 @@ func TestEventQueryPlans(t *testing.T) {
 			search: []string{"events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
 		{name: "request_ids", f: store.EventFilter{RequestIDs: []string{"r1", "r2"}}, sorts: true, seeks: true,
 			search: []string{"events_request_ts (request_id=?)"}},
+		// Ids carrying their event's time are found by key, the others
+		// through the index of their ids.
 		{name: "ids", f: store.EventFilter{IDs: []string{uuid.NewString(), uuid.NewString()}}, sorts: true, seeks: true,
+			search: []string{"MERGE (UNION)", "PRIMARY KEY (ts=? AND id=?)", "events_id (id=?)"}},
+		{name: "ids_carrying_no_time", f: store.EventFilter{IDs: []string{"x", "y"}}, sorts: true, seeks: true,
 			search: []string{"events_id (id=?)"}},
 		// The type index would spare the sort, but could walk most of the
 		// table for these few events.
@@ -61,7 +66,10 @@ func TestEventQueryPlans(t *testing.T) {
 		{name: "ids_type", sorts: true, seeks: true, f: store.EventFilter{
 			IDs: []string{uuid.NewString()}, Types: []string{"USER_CREATE_SUCCESS"},
 		},
-			search: []string{"events_id (id=?)"}},
+			search: []string{"PRIMARY KEY (ts=? AND id=?)", "events_id (id=?)"}},
+		{name: "ids_request_ids_before", sorts: true, seeks: true, f: store.EventFilter{
+			IDs: []string{uuid.NewString()}, RequestIDs: []string{"r1"}, Before: before,
+		}},
 		// The most the service accepts still merges index streams: a scan
 		// and sort of every matching event would hold a reader for long.
 		{name: "max_types", seeks: true, f: store.EventFilter{Types: words("TYPE", 100)},
@@ -248,4 +256,70 @@ func TestEventsKeptByTheirMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	list("after writing an event again")
+}
+
+// The events stored before ids carried their time are found by id after
+// the migration, whether or not their ids happen to carry it; the events
+// written since are in the index of ids only when their ids do not; and
+// an event is still stored once, of either kind.
+func TestEventIDsFoundAcrossTheirMigration(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	p := migrator(t, s.w)
+	if _, err := p.DownTo(ctx, 5); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	event := func(ms int64, carried bool) store.Event {
+		id := uuid.Must(uuid.NewV7()).String()
+		if carried {
+			ms, _ = ids.Millis(id)
+		}
+		return store.Event{ID: id, Time: time.UnixMilli(ms).UTC(), Type: "T", Category: "user",
+			RequestID: "r", ClientID: "c", Metadata: []byte(`{}`)}
+	}
+	before := []store.Event{event(1_000, false), event(0, true)}
+	for _, e := range before {
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Time.UnixMilli(), e.Type, e.Category, e.RequestID, e.ClientID, string(e.Metadata)); err != nil {
+			t.Fatalf("storing an event before the migration: %v", err)
+		}
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	since := []store.Event{event(2_000, false), event(0, true), event(0, true)}
+	if err := s.AppendEvents(ctx, since); err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Concat(before, since)
+	if err := s.AppendEvents(ctx, all); err != nil { // each a second time
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		got, _, err := s.ListEvents(ctx, store.EventFilter{IDs: []string{e.ID, uuid.NewString()}, Limit: 10})
+		if err != nil || len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(e) {
+			t.Errorf("listing event %s by id: %v, %v; want it once", e.ID, got, err)
+		}
+	}
+	var indexed []string
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM events WHERE ts_in_id = 0 ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		indexed = append(indexed, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{before[0].ID, before[1].ID, since[0].ID}
+	slices.Sort(want)
+	if !slices.Equal(indexed, want) {
+		t.Errorf("events in the index of ids (ts_in_id = 0): %v, want %v (the events stored before, and the one whose id does not carry its time)", indexed, want)
+	}
 }

@@ -249,9 +249,9 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 		{"from_to", store.EventFilter{From: &t3, To: &t8}, 18},
 		{"from_within_ms", store.EventFilter{From: &t5half}, 18},
 		{"to_within_ms", store.EventFilter{To: &t5half}, 18},
-		{"before", store.EventFilter{Before: positionOf(all[16])}, 15},
+		{"before", store.EventFilter{Before: positionOf(all[16])}, 16},
 		{"type_before", store.EventFilter{Types: []string{"T1"}, Before: positionOf(all[16])}, 5},
-		{"to_above_before", store.EventFilter{To: &t8, Before: positionOf(all[16])}, 15},
+		{"to_above_before", store.EventFilter{To: &t8, Before: positionOf(all[16])}, 16},
 		{"to_below_before", store.EventFilter{To: &t5, Before: positionOf(all[30])}, 18},
 		{"all_filters", store.EventFilter{
 			IDs:        idsOf(all[4:30]),
@@ -282,15 +282,26 @@ func testListEventsFilters(t *testing.T, s store.Store, _ *Clock) {
 // filterFixture is 36 events, three per millisecond over 12 ms. Type
 // (T0..T2), category and request id cycle with different periods, so
 // every combination of type and request id occurs. The ids are fixed, for
-// counts by hand, and shuffled (i*7 mod 36), so that their order within
-// a millisecond is not the order of writing.
+// counts by hand, and end shuffled (i*7 mod 36), so that their order
+// within a millisecond is not the order of writing. Half of them, as
+// UUIDv7s, carry the event's millisecond, as the service's do; a quarter
+// carry the next millisecond, and a quarter none (a store may find the
+// events of each kind by id in its own way).
 func filterFixture() []store.Event {
 	categories := []string{"user", "admin", "system"}
 	requests := []string{"req-a", "req-b", "req-c", "req-d"}
 	events := make([]store.Event, 36)
 	for i := range events {
-		events[i] = newEvent(ms(i/3), fmt.Sprintf("T%d", i%3), categories[i/3%3], requests[i%4])
-		events[i].ID = fmt.Sprintf("00000000-0000-7000-8000-%012d", i*7%36)
+		at := ms(i / 3)
+		events[i] = newEvent(at, fmt.Sprintf("T%d", i%3), categories[i/3%3], requests[i%4])
+		var carried int64
+		switch i % 4 {
+		case 0, 2:
+			carried = at.UnixMilli()
+		case 1:
+			carried = at.UnixMilli() + 1
+		}
+		events[i].ID = fmt.Sprintf("%08x-%04x-7000-8000-%012d", carried>>16, carried&0xffff, i*7%36)
 	}
 	return events
 }
