@@ -212,6 +212,7 @@ type nopSink struct{}
 
 func (nopSink) Start(context.Context, store.Event) error { return nil }
 func (nopSink) End(*store.Event)                         {}
+func (nopSink) Committed(string)                         {}
 
 // serve runs a handler behind two stages of the server's chain, in its
 // order: analytic events (so a mutation has a trail to hand the store),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,10 +27,11 @@ import (
 // memSink collects recorded events and counts the room held for
 // outcomes; refuse makes Start fail.
 type memSink struct {
-	mu     sync.Mutex
-	evs    []store.Event
-	held   int
-	refuse error
+	mu        sync.Mutex
+	evs       []store.Event
+	committed []string // START ids of calls the store committed
+	held      int
+	refuse    error
 }
 
 func (m *memSink) Start(_ context.Context, ev store.Event) error {
@@ -50,6 +52,13 @@ func (m *memSink) End(ev *store.Event) {
 	if ev != nil {
 		m.evs = append(m.evs, *ev)
 	}
+}
+
+func (m *memSink) Committed(startID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held--
+	m.committed = append(m.committed, startID)
 }
 
 func (m *memSink) types() []string {
@@ -89,17 +98,18 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 		handler   grpc.UnaryHandler
 		wantTypes []string
 		wantCode  string
+		committed bool
 	}{
 		{"case=success recorded by the interceptor", func(ctx context.Context, _ any) (any, error) {
 			SetUserID(ctx, "u")
 			return "ok", nil
-		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_SUCCESS"}, ""},
+		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_SUCCESS"}, "", false},
 		{"case=failure with the contract's code word", func(context.Context, any) (any, error) {
 			return nil, status.Error(codes.NotFound, "User not found")
-		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "NotFound"},
+		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "NotFound", false},
 		{"case=forbidden", func(context.Context, any) (any, error) {
 			return nil, status.Error(codes.PermissionDenied, "no")
-		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Forbidden"},
+		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Forbidden", false},
 		{"case=success taken into the transaction is not recorded again", func(ctx context.Context, _ any) (any, error) {
 			trail := TrailInTransaction(ctx, "u-1")
 			if len(trail) != 2 || trail[0].Type != "USER_RETRIEVE_START" || trail[1].Type != "USER_RETRIEVE_SUCCESS" ||
@@ -107,11 +117,11 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 				t.Errorf("TrailInTransaction = %+v", trail)
 			}
 			return "ok", nil
-		}, []string{"USER_RETRIEVE_START"}, ""},
+		}, []string{"USER_RETRIEVE_START"}, "", true},
 		{"case=failed transaction records FAIL", func(ctx context.Context, _ any) (any, error) {
 			TrailInTransaction(ctx, "u-1")
 			return nil, status.Error(codes.AlreadyExists, "taken")
-		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Conflict"},
+		}, []string{"USER_RETRIEVE_START", "USER_RETRIEVE_FAIL"}, "Conflict", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &memSink{}
@@ -140,6 +150,15 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 			}
 			if sink.held != 0 {
 				t.Fatalf("%d outcome slots still held after the call", sink.held)
+			}
+			// Only a call whose store committed its trail says so, naming
+			// its START, which the writer need not write again.
+			wantCommitted := []string(nil)
+			if tc.committed {
+				wantCommitted = []string{start.ID}
+			}
+			if !slices.Equal(sink.committed, wantCommitted) {
+				t.Fatalf("committed %v, want %v", sink.committed, wantCommitted)
 			}
 		})
 	}
@@ -242,6 +261,7 @@ func TestEventTimeIsItsIDs(t *testing.T) {
 type slowStore struct {
 	mu      sync.Mutex
 	batches [][]store.Event
+	entered chan struct{} // when set, told of every call before it blocks
 	release chan struct{}
 	fail    int                // fail this many calls first (-1: every call)
 	failed  chan error         // when set, told of failed calls while it has room
@@ -249,6 +269,9 @@ type slowStore struct {
 }
 
 func (s *slowStore) AppendEvents(ctx context.Context, evs []store.Event) error {
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
 	if s.release != nil {
 		select {
 		case <-s.release:
@@ -429,6 +452,42 @@ func TestWriterOutcomeHasRoom(t *testing.T) {
 	close(st.release)
 	w.Close(t.Context())
 	if got, want := strings.Join(st.ids(), " "), "a-start b-start a-end"; got != want {
+		t.Fatalf("wrote %q, want %q", got, want)
+	}
+}
+
+// A START its store committed is dropped from the queue, and its room
+// given back with the outcome's; one already in the batch being written is
+// left alone, as are the others.
+func TestWriterCommittedDropsTheQueuedStart(t *testing.T) {
+	st := &slowStore{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	w := NewWriter(st, quietOptions(5, 1))
+	start := func(id string) {
+		t.Helper()
+		if err := w.Start(t.Context(), store.Event{ID: id}); err != nil {
+			t.Fatalf("Start %s: %v", id, err)
+		}
+	}
+	start("a-start")
+	<-st.entered // the writer holds a-start's batch
+	start("b-start")
+	w.Committed("a-start") // being written: stays
+	w.Committed("b-start") // waiting: dropped
+	// Only a-start is left of them, so two more calls fit in five
+	// events; with b-start kept, the second would wait.
+	for _, id := range []string{"c-start", "d-start"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := w.Start(ctx, store.Event{ID: id})
+		cancel()
+		if err != nil {
+			t.Fatalf("Start %s after two calls committed: %v", id, err)
+		}
+	}
+	w.Committed("x-start") // c's START, as if written already: only the room comes back
+	w.End(&store.Event{ID: "d-end"})
+	close(st.release)
+	w.Close(t.Context())
+	if got, want := strings.Join(st.ids(), " "), "a-start c-start d-start d-end"; got != want {
 		t.Fatalf("wrote %q, want %q", got, want)
 	}
 }

@@ -25,6 +25,10 @@ type Sink interface {
 	// End queues the outcome of a started call in the room held for it,
 	// or gives the room back when ev is nil. It never waits.
 	End(ev *store.Event)
+	// Committed ends a started call whose store committed its START and
+	// SUCCESS with its change: it gives the room back, and may drop the
+	// queued START, written already. It never waits.
+	Committed(startID string)
 }
 
 // Recorder emits the events of the calls it intercepts. It belongs after
@@ -73,7 +77,14 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			return nil, rpcerr.Unavailable("Service unavailable, retry later")
 		}
 		var outcome *store.Event // stays nil when the store committed SUCCESS, or on a panic
-		defer func() { r.sink.End(outcome) }()
+		committed := false
+		defer func() {
+			if committed {
+				r.sink.Committed(c.start.ID)
+			} else {
+				r.sink.End(outcome)
+			}
+		}()
 		resp, err := handler(withCall(ctx, c), req)
 		switch {
 		case err != nil:
@@ -83,6 +94,8 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		case !c.inTransaction:
 			c.outcome = c.event(types.success, c.metadata)
 			outcome = &c.outcome
+		default:
+			committed = true // no error after the trail was taken: the store committed it
 		}
 		return resp, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type Writer struct {
 
 	mu       sync.Mutex
 	queue    []store.Event // waiting to be written, oldest first
+	writing  int           // the first events of queue, the batch being written
 	held     int           // room held for the outcomes of started calls
 	failing  bool          // the last write failed
 	lastErr  error         // of the last failed write
@@ -186,6 +188,30 @@ func (w *Writer) End(ev *store.Event) {
 	}
 }
 
+// forgetWithin bounds how far back from the newest event Committed looks
+// for a START: far enough for the events queued while a mutation ran, short
+// enough to stay cheap under the lock however long the queue.
+const forgetWithin = 256
+
+// Committed gives back the room held for the outcome of a call whose store
+// committed its START and SUCCESS with its change, and drops that START
+// from the queue when it is found there and its batch is not being
+// written: writing it again would be a no-op, the store skips an event
+// whose id it has. It never waits. Call it instead of End.
+func (w *Writer) Committed(startID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.held--
+	for i := len(w.queue) - 1; i >= max(w.writing, len(w.queue)-forgetWithin); i-- {
+		if w.queue[i].ID == startID {
+			// Past the batch being written, which shares the array.
+			w.queue = slices.Delete(w.queue, i, i+1)
+			break
+		}
+	}
+	w.wakeWaiters()
+}
+
 // Close writes what is queued and stops the writer, giving up when ctx
 // ends (a database that stays down must not hold up shutdown); the events
 // not written by then are reported in one log line. Call it after the
@@ -290,6 +316,7 @@ func (w *Writer) writeOldest(ctx context.Context, stop <-chan struct{}) bool {
 		// keeps appends off the batch's array.
 		n := min(len(w.queue), w.opts.BatchSize)
 		batch := w.queue[:n:n]
+		w.writing = n
 		w.mu.Unlock()
 		actx, cancel := context.WithTimeout(ctx, writeTimeout)
 		err := w.st.AppendEvents(actx, batch)
@@ -320,6 +347,7 @@ func (w *Writer) writeOldest(ctx context.Context, stop <-chan struct{}) bool {
 func (w *Writer) wrote(n, attempts int, failingSince time.Time) {
 	w.mu.Lock()
 	w.queue = w.queue[n:]
+	w.writing = 0
 	if len(w.queue) == 0 {
 		w.queue = nil // let a long backlog's array go
 	}
@@ -337,6 +365,7 @@ func (w *Writer) wrote(n, attempts int, failingSince time.Time) {
 // less often (attempts 2, 4, 8, ...), not once per retry.
 func (w *Writer) writeFailed(err error, events, attempt int) {
 	w.mu.Lock()
+	w.writing = 0 // until the next attempt takes its batch again
 	w.failing = true
 	w.lastErr = err
 	w.wakeWaiters() // those waiting for room now fail fast
