@@ -13,8 +13,8 @@ import (
 const (
 	budgetGetUserGRPC    = 262  // measured 249 (280 before the user cache)
 	budgetGetUserREST    = 233  // measured 221 (252 before the user cache)
-	budgetUpdateUserGRPC = 433  // measured 412
-	budgetUpdateUserREST = 421  // measured 401
+	budgetUpdateUserGRPC = 421  // measured 401
+	budgetUpdateUserREST = 410  // measured 390
 	budgetListPageGRPC   = 7820 // measured 7449; a page of the seeded user and 99 accounts
 	budgetListPageREST   = 2710 // measured 2582
 )

@@ -26,6 +26,7 @@ type heldStore struct {
 	mu      sync.Mutex
 	gate    chan struct{} // while set, the committer waits on it before a commit
 	commits []int         // size of every transaction committed
+	redos   int           // groups run again with savepoints
 }
 
 func openHeld(t *testing.T) *heldStore {
@@ -56,6 +57,11 @@ func openHeld(t *testing.T) *heldStore {
 			h.commits = append(h.commits, n)
 			h.mu.Unlock()
 		},
+		redone: func() {
+			h.mu.Lock()
+			h.redos++
+			h.mu.Unlock()
+		},
 	}})
 	// Registered after Open's Close, so it runs first: a test that fails
 	// while holding the committer does not hang Close.
@@ -80,6 +86,16 @@ func (h *heldStore) transactions() []int {
 	defer h.mu.Unlock()
 	n := h.commits
 	h.commits = nil
+	return n
+}
+
+// redone returns how many groups were run again with savepoints since
+// the last call.
+func (h *heldStore) redone() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.redos
+	h.redos = 0
 	return n
 }
 
@@ -205,8 +221,10 @@ func TestGroupCommitSharesTransactions(t *testing.T) {
 	}
 }
 
-// A write that fails on its own (a conflict, a missing user) is rolled
-// back alone with its trail; the others of its group commit.
+// A write that fails on its own (a conflict, a missing user, another
+// version) is rolled back alone with its trail; the others of its group
+// commit. Each failed before it changed anything, in the statement that
+// would have: SQLite undid that statement, and the group is not run again.
 func TestGroupWriteFailsAlone(t *testing.T) {
 	h := openHeld(t)
 	ctx := t.Context()
@@ -220,24 +238,33 @@ func TestGroupWriteFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := newUser(newLink())
-	trails := [][]store.Event{trailOf("USER_CREATE"), trailOf("USER_UPDATE"), trailOf("USER_DELETE"), trailOf("USER_UPDATE")}
+	trails := [][]store.Event{trailOf("USER_CREATE"), trailOf("USER_UPDATE"), trailOf("USER_DELETE"),
+		trailOf("USER_UPDATE"), trailOf("USER_DELETE"), trailOf("USER_UPDATE")}
 	steal := claims(9)
 	steal.SetProvider, steal.Provider = true, taken
+	stale := claims(8)
+	stale.IfVersion = 5
 	h.transactions()
 	errs := h.group(t,
 		create(h.Store, fresh, trails[0]...),
-		// A taken link, then a missing user.
+		// A taken link, a missing user, another version twice.
 		update(h.Store, other.ID, steal, trails[1]...),
 		func(ctx context.Context) error { return h.DeleteUser(ctx, uuid.NewString(), 0, trails[2]) },
-		update(h.Store, owner.ID, claims(2), trails[3]...),
+		update(h.Store, other.ID, stale, trails[3]...),
+		func(ctx context.Context) error { return h.DeleteUser(ctx, other.ID, 5, trails[4]) },
+		update(h.Store, owner.ID, claims(2), trails[5]...),
 	)
-	for i, want := range []error{nil, store.ErrProviderLinkConflict, store.ErrNotFound, nil} {
+	for i, want := range []error{nil, store.ErrProviderLinkConflict, store.ErrNotFound,
+		store.ErrVersionMismatch, store.ErrVersionMismatch, nil} {
 		if !errors.Is(errs[i], want) {
 			t.Errorf("write %d: err = %v, want %v", i, errs[i], want)
 		}
 	}
-	if got := h.transactions(); !slices.Equal(got, []int{1, 4}) {
-		t.Errorf("transactions of %v writes, want [1 4]", got)
+	if got := h.transactions(); !slices.Equal(got, []int{1, 6}) {
+		t.Errorf("transactions of %v writes, want [1 6]", got)
+	}
+	if n := h.redone(); n != 0 {
+		t.Errorf("the group was run again %d times; no write failed after a change", n)
 	}
 	if _, err := h.GetUser(ctx, fresh.ID); err != nil {
 		t.Errorf("the create beside the failures: %v", err)
@@ -248,13 +275,13 @@ func TestGroupWriteFailsAlone(t *testing.T) {
 	if got, _ := h.GetUser(ctx, other.ID); got.Claims != `{}` || got.Provider != nil {
 		t.Errorf("the conflicting update left claims %s, provider %+v; want none of it", got.Claims, got.Provider)
 	}
-	assertEventsStored(t, h.Store, append(trails[0], trails[3]...)...)
-	assertEventsAbsent(t, h.Store, append(trails[1], trails[2]...)...)
+	assertEventsStored(t, h.Store, append(trails[0], trails[5]...)...)
+	assertEventsAbsent(t, h.Store, slices.Concat(trails[1:5]...)...)
 }
 
 // A write that fails after it changed rows is rolled back to its own
-// savepoint: none of its changes are kept, and the writes before and
-// after it in the group are.
+// savepoint, the group run again with one for each write: none of its
+// changes are kept, and the writes before and after it in the group are.
 func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 	h := openHeld(t)
 	before, after, halfway := newUser(nil), newUser(nil), newUser(nil)
@@ -282,6 +309,9 @@ func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 	if got := h.transactions(); !slices.Equal(got, []int{1, 3}) {
 		t.Errorf("transactions of %v writes, want [1 3]", got)
 	}
+	if n := h.redone(); n != 1 {
+		t.Errorf("the group was run again %d times, want once", n)
+	}
 	for _, u := range []store.User{before, after} {
 		if _, err := h.GetUser(t.Context(), u.ID); err != nil {
 			t.Errorf("a write beside the failed one: %v", err)
@@ -291,6 +321,44 @@ func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 		t.Errorf("the failed write's user was kept: err = %v", err)
 	}
 	assertEventsAbsent(t, h.Store, trail...)
+}
+
+// The trails of a group are stored together after its last write; when
+// one of them cannot be stored, the group is run again with savepoints,
+// and that trail's write alone fails, with none of its changes kept.
+func TestGroupTrailRefusedFailsItsWriteAlone(t *testing.T) {
+	h := openHeld(t)
+	if _, err := h.w.ExecContext(t.Context(), `CREATE TEMP TRIGGER refuse BEFORE INSERT ON events
+		WHEN NEW.type = 'REFUSED' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	users := []store.User{newUser(newLink()), newUser(newLink()), newUser(newLink())}
+	trails := [][]store.Event{trailOf("USER_CREATE"), {testEvent("USER_CREATE_START"), testEvent("REFUSED")}, trailOf("USER_CREATE")}
+	h.transactions()
+	errs := h.group(t,
+		create(h.Store, users[0], trails[0]...),
+		create(h.Store, users[1], trails[1]...),
+		create(h.Store, users[2], trails[2]...),
+	)
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("errs = %v, want nil, an error, nil", errs)
+	}
+	if got := h.transactions(); !slices.Equal(got, []int{1, 3}) {
+		t.Errorf("transactions of %v writes, want [1 3]", got)
+	}
+	if n := h.redone(); n != 1 {
+		t.Errorf("the group was run again %d times, want once", n)
+	}
+	for _, i := range []int{0, 2} {
+		if _, err := h.GetUser(t.Context(), users[i].ID); err != nil {
+			t.Errorf("user %d: %v", i, err)
+		}
+		assertEventsStored(t, h.Store, trails[i]...)
+	}
+	if _, err := h.GetUser(t.Context(), users[1].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the create whose trail was refused was kept: err = %v", err)
+	}
+	assertEventsAbsent(t, h.Store, trails[1][0])
 }
 
 // A write that panics fails alone, rolled back, like any failing write:

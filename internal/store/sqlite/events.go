@@ -29,15 +29,19 @@ const (
 	maxBranches = 100
 )
 
-// eventsPerInsert is the most events one statement inserts.
-const eventsPerInsert = 32
+// eventsPerInsert is the most events one statement inserts;
+// eventsPerFewInsert, those of a group of a few writes (two each).
+const (
+	eventsPerInsert    = 32
+	eventsPerFewInsert = 8
+)
 
 // eventInserts are the statements that insert events, most rows first; the
 // last inserts one.
 var eventInserts = [...]struct {
 	stmt writeStmt
 	rows int
-}{{stmtInsertEvents, eventsPerInsert}, {stmtInsertEventPair, 2}, {stmtInsertEvent, 1}}
+}{{stmtInsertEvents, eventsPerInsert}, {stmtInsertEventsFew, eventsPerFewInsert}, {stmtInsertEventPair, 2}, {stmtInsertEvent, 1}}
 
 // insertEventsSQL is the statement that inserts rows events, each once:
 // the START of a mutation is written both with the mutation and by the

@@ -19,9 +19,20 @@ const (
 	stmtDeleteUser
 	stmtInsertEvent
 	stmtInsertEventPair
-	stmtInsertEvents // eventsPerInsert of them
+	stmtInsertEventsFew // eventsPerFewInsert of them
+	stmtInsertEvents    // eventsPerInsert of them
 	numWriteStmts
 )
+
+// changes reports whether statement k may change rows (groupTx.dirty):
+// all but the savepoints and the reads.
+func (k writeStmt) changes() bool {
+	switch k {
+	case stmtSavepoint, stmtRelease, stmtRollbackTo, stmtUserExists:
+		return false
+	}
+	return true
+}
 
 var writeSQL = [numWriteStmts]string{
 	// One name serves every write of a group: each savepoint is
@@ -48,6 +59,7 @@ var writeSQL = [numWriteStmts]string{
 	stmtDeleteUser:      `DELETE FROM users WHERE id = ?1 AND ?2 IN (0, version)`,
 	stmtInsertEvent:     insertEventsSQL(1),
 	stmtInsertEventPair: insertEventsSQL(2),
+	stmtInsertEventsFew: insertEventsSQL(eventsPerFewInsert),
 	stmtInsertEvents:    insertEventsSQL(eventsPerInsert),
 }
 

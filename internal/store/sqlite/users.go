@@ -37,7 +37,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, trail []store.Even
 		if u.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return insertEvents(g, trail)
+		return g.storeTrail(trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -95,7 +95,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c store.UserChange, t
 		if err != nil {
 			return err
 		}
-		return insertEvents(g, trail)
+		return g.storeTrail(trail)
 	})
 	if err != nil {
 		return store.User{}, err
@@ -132,7 +132,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64, trai
 		if n == 0 {
 			return whyUntouched(g, id)
 		}
-		return insertEvents(g, trail)
+		return g.storeTrail(trail)
 	})
 }
 
