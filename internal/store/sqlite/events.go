@@ -81,8 +81,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 // Several rows go to a statement, so the cost of running one (database/sql's
 // call, starting and halting the program) is shared: BenchmarkAppendEvents,
 // 7.8-8.2 µs an event one to a statement, 5.8-6.2 with 32 (64 gained
-// nothing more). The writer's batches hold hundreds under load; a
-// mutation's trail is a pair.
+// nothing more). The writer's batches hold hundreds under load; the
+// trails of a group's writes, two events each, go together (runGroup),
+// a pair when a write runs in a savepoint.
 func insertEvents(g *groupTx, events []store.Event) error {
 	args := make([]any, 0, 8*min(len(events), eventInserts[0].rows))
 	for len(events) > 0 {
