@@ -9,6 +9,7 @@ package ids
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -49,25 +50,12 @@ func Millis(id string) (int64, bool) {
 	if len(id) != 36 || id[8] != '-' {
 		return 0, false
 	}
-	var ms int64
-	for i := range 13 {
-		if i == 8 {
-			continue
-		}
-		c := id[i]
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		ms = ms<<4 | int64(c)
+	hi, errHi := strconv.ParseUint(id[:8], 16, 32)
+	lo, errLo := strconv.ParseUint(id[9:13], 16, 16)
+	if errHi != nil || errLo != nil {
+		return 0, false
 	}
-	return ms, true
+	return int64(hi<<16 | lo), true
 }
 
 // now returns the time of a new id, after that of the last one.

@@ -49,6 +49,10 @@ func TestMillis(t *testing.T) {
 			t.Fatalf("Millis(%s) = %d, %v; want %d", s, ms, ok, sec*1000+nsec/1e6)
 		}
 	}
+	// Every event's write reads one: no allocation.
+	if n := testing.AllocsPerRun(100, func() { Millis("0190a7c2-7e3b-7c41-9f3e-2b1c4d5e6f70") }); n != 0 {
+		t.Errorf("Millis allocates %v times", n)
+	}
 	for id, want := range map[string]int64{
 		"0190A7C2-7E3B-7C41-9F3E-2B1C4D5E6F70": 0x0190a7c27e3b,
 		"ffffffff-ffff-7fff-bfff-ffffffffffff": 0xffffffffffff,
