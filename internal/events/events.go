@@ -120,8 +120,7 @@ func (c *call) event(typ string, meta metadata) store.Event {
 // its id carries: the SQLite store finds an event by id through its
 // (time, id) key then, without an index of ids to write for every event.
 func newEvent(typ, requestID, clientID string, meta metadata) store.Event {
-	id := ids.NewV7()
-	ms, _ := ids.Millis(id) // a UUIDv7: it has one
+	id, ms := ids.NewV7Millis()
 	return store.Event{
 		ID:        id,
 		Time:      time.UnixMilli(ms).UTC(),

@@ -26,6 +26,13 @@ var (
 // increasing from one id to the next, then 62 random bits (RFC 9562,
 // method 3).
 func NewV7() string {
+	id, _ := NewV7Millis()
+	return id
+}
+
+// NewV7Millis is NewV7 that also returns the id's unix milliseconds, what
+// Millis would read back from it.
+func NewV7Millis() (id string, ms int64) {
 	var u [16]byte
 	rand.Read(u[:]) // never fails (it crashes the program instead)
 	t := now()
@@ -40,7 +47,7 @@ func NewV7() string {
 	hex.Encode(s[19:23], u[8:10])
 	hex.Encode(s[24:], u[10:])
 	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
-	return string(s[:])
+	return string(s[:]), t >> 12
 }
 
 // Millis returns the unix milliseconds in the first 48 bits of a UUIDv7's

@@ -42,11 +42,11 @@ func TestNewV7IncreasesStrictly(t *testing.T) {
 // refused.
 func TestMillis(t *testing.T) {
 	for range 1000 {
-		s := NewV7()
+		s, made := NewV7Millis()
 		u := uuid.MustParse(s)
 		sec, nsec := u.Time().UnixTime()
-		if ms, ok := Millis(s); !ok || ms != sec*1000+nsec/1e6 {
-			t.Fatalf("Millis(%s) = %d, %v; want %d", s, ms, ok, sec*1000+nsec/1e6)
+		if ms, ok := Millis(s); !ok || ms != sec*1000+nsec/1e6 || ms != made {
+			t.Fatalf("Millis(%s) = %d, %v; want %d, as NewV7Millis said (%d)", s, ms, ok, sec*1000+nsec/1e6, made)
 		}
 	}
 	// Every event's write reads one: no allocation.
