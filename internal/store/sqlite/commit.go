@@ -261,16 +261,16 @@ func (s *Store) runGroup(g *groupTx, group []*writeReq, savepoints bool) error {
 	defer tx.Rollback() // after Commit it is a harmless no-op
 	g.tx, g.bound = tx, [numWriteStmts]*sql.Stmt{}
 	g.poolTrails, g.trails = !savepoints, g.trails[:0]
+	apply := s.applyBare
+	if savepoints {
+		apply = s.applyOne
+	}
 	applied := 0
 	for _, r := range group {
 		// Ended between queueing and now: not run, as if removed.
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
-		}
-		apply := s.applyBare
-		if savepoints {
-			apply = s.applyOne
 		}
 		if err := apply(g, r); err != nil {
 			return err
