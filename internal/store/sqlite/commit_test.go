@@ -361,6 +361,41 @@ func TestGroupTrailRefusedFailsItsWriteAlone(t *testing.T) {
 	assertEventsAbsent(t, h.Store, trails[1][0])
 }
 
+// A write that fails after pooling its trail, having changed nothing,
+// fails alone without a redo, and its pooled trail is not stored.
+func TestGroupPooledTrailOfFailedWriteDropped(t *testing.T) {
+	h := openHeld(t)
+	users := []store.User{newUser(nil), newUser(nil)}
+	trails := [][]store.Event{trailOf("USER_CREATE"), trailOf("USER_UPDATE"), trailOf("USER_CREATE")}
+	boom := errors.New("boom")
+	h.transactions()
+	errs := h.group(t,
+		create(h.Store, users[0], trails[0]...),
+		func(ctx context.Context) error {
+			return h.write(ctx, "trail then failure", func(g *groupTx) error {
+				if err := g.storeTrail(trails[1]); err != nil {
+					return err
+				}
+				return boom
+			})
+		},
+		create(h.Store, users[1], trails[2]...),
+	)
+	if errs[0] != nil || !errors.Is(errs[1], boom) || errs[2] != nil {
+		t.Fatalf("errs = %v, want nil, boom, nil", errs)
+	}
+	if n := h.redone(); n != 0 {
+		t.Errorf("the group was run again %d times; the failed write changed nothing", n)
+	}
+	for _, u := range users {
+		if _, err := h.GetUser(t.Context(), u.ID); err != nil {
+			t.Errorf("a write beside the failed one: %v", err)
+		}
+	}
+	assertEventsStored(t, h.Store, append(trails[0], trails[2]...)...)
+	assertEventsAbsent(t, h.Store, trails[1]...)
+}
+
 // A write that panics fails alone, rolled back, like any failing write:
 // the committer serves every writer and must not die with one.
 func TestGroupWritePanicFailsAlone(t *testing.T) {
