@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,6 +161,8 @@ func TestEventsCarryNoPersonalData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A SQLite row may hold a START and its outcome: two events.
+	outcomeType := slices.Index(cols, "outcome_type")
 	stored, fences := 0, 0
 	for rows.Next() {
 		vals := make([]sql.NullString, len(cols))
@@ -170,10 +173,14 @@ func TestEventsCarryNoPersonalData(t *testing.T) {
 		if err := rows.Scan(ptrs...); err != nil {
 			t.Fatal(err)
 		}
-		stored++
+		events := 1
+		if outcomeType >= 0 && vals[outcomeType].String != "" {
+			events = 2
+		}
+		stored += events
 		for i, v := range vals {
 			if strings.HasPrefix(v.String, "fence-") {
-				fences++
+				fences += events
 			}
 			for _, m := range []string{claimMarker, inputMarker} {
 				if strings.Contains(v.String, m) {
@@ -186,7 +193,7 @@ func TestEventsCarryNoPersonalData(t *testing.T) {
 		t.Fatal(err)
 	}
 	if stored != listed || fences != 2 {
-		t.Fatalf("%d rows in events (%d of the fence), %d events listed: the scan reads the wrong table", stored, fences, listed)
+		t.Fatalf("%d events in the rows of events (%d of the fence), %d events listed: the scan reads the wrong table", stored, fences, listed)
 	}
 }
 

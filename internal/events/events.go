@@ -20,9 +20,9 @@ const CategoryUser = "user"
 
 // Event type suffixes.
 const (
-	Start   = "_START"
-	Success = "_SUCCESS"
-	Fail    = "_FAIL"
+	Start   = store.StartSuffix
+	Success = store.SuccessSuffix
+	Fail    = store.FailSuffix
 )
 
 // Metadata keys (ids and counts only).
@@ -108,7 +108,22 @@ func TrailInTransaction(ctx context.Context, userID string) []store.Event {
 	c.inTransaction = true
 	meta := c.metadata
 	meta.userID = userID
-	return []store.Event{c.start, c.event(c.types.success, meta)}
+	return []store.Event{c.start, c.outcomeEvent(c.types.success, meta)}
+}
+
+// outcomeEvent builds the SUCCESS or FAIL of the call. Within START's
+// millisecond its id is START's successor (ids.Next), which no other
+// event can sort between: the SQLite store keeps the two in one row (see
+// its AppendEvents). Later, it is an event of its own time.
+func (c *call) outcomeEvent(typ string, meta metadata) store.Event {
+	if time.Now().UnixMilli() == c.start.Time.UnixMilli() {
+		if id, ok := ids.Next(c.start.ID); ok {
+			e := c.start
+			e.ID, e.Type, e.Metadata = id, typ, meta.appendJSON(make([]byte, 0, 64))
+			return e
+		}
+	}
+	return c.event(typ, meta)
 }
 
 // event builds one event of the call from its metadata as it is now.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -161,6 +162,48 @@ func TestInterceptorRecordsStartAndOutcome(t *testing.T) {
 				t.Fatalf("committed %v, want %v", sink.committed, wantCommitted)
 			}
 		})
+	}
+}
+
+// An outcome within its START's millisecond takes the id after the
+// START's (ids.Next), which a store may keep in the START's row; a later
+// one is an event of its own time.
+func TestOutcomeIDFollowsItsStartsWithinItsMillisecond(t *testing.T) {
+	call := func(handler grpc.UnaryHandler) (start, outcome store.Event) {
+		t.Helper()
+		sink := &memSink{}
+		rec := NewRecorder(Ops{method: "USER_RETRIEVE"}, sink)
+		_, _ = rec.UnaryServerInterceptor()(callCtx(), getReq{}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+		if len(sink.evs) != 2 {
+			t.Fatalf("events %v, want a START and its outcome", sink.types())
+		}
+		return sink.evs[0], sink.evs[1]
+	}
+	quick := func(context.Context, any) (any, error) { return "ok", nil }
+	// The clock may turn a millisecond during the call; it cannot every
+	// time.
+	for attempt := 0; ; attempt++ {
+		start, outcome := call(quick)
+		if !outcome.Time.Equal(start.Time) {
+			if attempt == 100 {
+				t.Fatal("no call of 100 ended within its START's millisecond")
+			}
+			continue
+		}
+		if next, _ := ids.Next(start.ID); outcome.ID != next {
+			t.Errorf("outcome %s within its START's millisecond, START %s: want the id after it, %s", outcome.ID, start.ID, next)
+		}
+		break
+	}
+	slow := func(ctx context.Context, _ any) (any, error) {
+		for ms := time.Now().UnixMilli(); time.Now().UnixMilli() == ms; {
+			runtime.Gosched() // until the clock turns a millisecond
+		}
+		return nil, status.Error(codes.NotFound, "User not found")
+	}
+	start, outcome := call(slow)
+	if ms, _ := ids.Millis(outcome.ID); !outcome.Time.After(start.Time) || ms != outcome.Time.UnixMilli() {
+		t.Errorf("outcome %s at %v after START %s at %v: want an id of its own, later, time", outcome.ID, outcome.Time, start.ID, start.Time)
 	}
 }
 

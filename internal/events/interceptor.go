@@ -89,10 +89,10 @@ func (r *Recorder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		switch {
 		case err != nil:
 			c.metadata.code = rpcerr.CodeWord(err)
-			c.outcome = c.event(types.fail, c.metadata)
+			c.outcome = c.outcomeEvent(types.fail, c.metadata)
 			outcome = &c.outcome
 		case !c.inTransaction:
-			c.outcome = c.event(types.success, c.metadata)
+			c.outcome = c.outcomeEvent(types.success, c.metadata)
 			outcome = &c.outcome
 		default:
 			committed = true // no error after the trail was taken: the store committed it

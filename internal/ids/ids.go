@@ -78,3 +78,50 @@ func now() int64 {
 	last = t
 	return t
 }
+
+// randBits masks the 62 random bits that end a UUIDv7 (after the two
+// variant bits).
+const randBits = 1<<62 - 1
+
+// Next returns the id that follows id in its random bits: same time,
+// random bits one more. No other id made by NewV7 in this process has
+// id's time, so Next's is unique too, and nothing sorts between the two:
+// the SQLite store keeps an operation's START and outcome in one row when
+// their ids are so adjacent. It returns false when id is not canonical
+// UUID text or its random bits are all ones.
+func Next(id string) (string, bool) {
+	return step(id, 1)
+}
+
+// Prev is the inverse of Next: the id whose Next is id.
+func Prev(id string) (string, bool) {
+	return step(id, -1)
+}
+
+// step adds d (±1) to the random bits of id, unless they would leave
+// their 62 bits.
+func step(id string, d int64) (string, bool) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return "", false
+	}
+	hi, errHi := strconv.ParseUint(id[19:23], 16, 16)
+	lo, errLo := strconv.ParseUint(id[24:], 16, 48)
+	if errHi != nil || errLo != nil {
+		return "", false
+	}
+	v := hi<<48 | lo
+	r := int64(v & randBits)
+	if r+d < 0 || r+d > randBits {
+		return "", false
+	}
+	v = v&^randBits | uint64(r+d)
+	var s [36]byte
+	copy(s[:], id)
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+	hex.Encode(s[19:23], b[0:2])
+	hex.Encode(s[24:], b[2:])
+	return string(s[:]), true
+}

@@ -72,3 +72,37 @@ func TestMillis(t *testing.T) {
 		}
 	}
 }
+
+// Next and Prev step through the random bits only, carrying from the
+// last group into the fourth, and refuse to leave them.
+func TestNextPrev(t *testing.T) {
+	for _, tc := range []struct{ id, next string }{
+		{"0192f3a4-5b6c-7d8e-8000-000000000000", "0192f3a4-5b6c-7d8e-8000-000000000001"},
+		{"0192f3a4-5b6c-7d8e-8000-00000000000f", "0192f3a4-5b6c-7d8e-8000-000000000010"},
+		{"0192f3a4-5b6c-7d8e-8a3f-ffffffffffff", "0192f3a4-5b6c-7d8e-8a40-000000000000"},
+		{"0192f3a4-5b6c-7d8e-bfff-fffffffffffe", "0192f3a4-5b6c-7d8e-bfff-ffffffffffff"},
+	} {
+		next, ok := Next(tc.id)
+		if !ok || next != tc.next {
+			t.Errorf("Next(%s) = %s, %v; want %s", tc.id, next, ok, tc.next)
+		}
+		prev, ok := Prev(tc.next)
+		if !ok || prev != tc.id {
+			t.Errorf("Prev(%s) = %s, %v; want %s", tc.next, prev, ok, tc.id)
+		}
+	}
+	for _, id := range []string{"0192f3a4-5b6c-7d8e-bfff-ffffffffffff", "not-an-id", "0192f3a4-5b6c-7d8e-8000-00000000000g", "0192f3a4-5b6c-7d8e-8000-0000000000000"} {
+		if next, ok := Next(id); ok {
+			t.Errorf("Next(%s) = %s, want none", id, next)
+		}
+	}
+	if prev, ok := Prev("0192f3a4-5b6c-7d8e-8000-000000000000"); ok {
+		t.Errorf("Prev of the lowest random bits = %s, want none", prev)
+	}
+	// A made id's Next sorts before every id made after it.
+	id := NewV7()
+	next, _ := Next(id)
+	if later := NewV7(); !(id < next && next < later) {
+		t.Errorf("%s, Next %s, later %s: not in that order", id, next, later)
+	}
+}

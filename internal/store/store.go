@@ -89,6 +89,15 @@ type Event struct {
 	Metadata  []byte // compact JSON object: ids and counts only, never PII
 }
 
+// Event type suffixes: an operation records <OP>_START, then one outcome,
+// <OP>_SUCCESS or <OP>_FAIL. A store may keep a START and its outcome
+// together (the SQLite store does).
+const (
+	StartSuffix   = "_START"
+	SuccessSuffix = "_SUCCESS"
+	FailSuffix    = "_FAIL"
+)
+
 // EventPosition is a point in the newest-first order of events: by Time,
 // then by ID, both descending.
 type EventPosition struct {
@@ -180,8 +189,10 @@ type Store interface {
 	// ListEvents returns at most f.Limit events newest first (Time, then
 	// ID, descending); more reports whether any further event matches.
 	ListEvents(ctx context.Context, f EventFilter) (events []Event, more bool, err error)
-	// DeleteEventsBefore deletes at most limit events older than t and
-	// returns how many it deleted (retention works in small batches).
+	// DeleteEventsBefore deletes at most limit events older than t (the
+	// SQLite store: limit rows, a row holding one or two events) and
+	// returns how many events it deleted (retention works in small
+	// batches).
 	// Backends shared by several instances let one instance at a time do
 	// it; the others delete nothing (0, nil).
 	DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (int, error)

@@ -281,7 +281,7 @@ func (s *Store) runGroup(g *groupTx, group []*writeReq, savepoints bool) error {
 		return nil
 	}
 	if len(g.trails) > 0 {
-		err := insertEvents(g, g.trails)
+		err := insertEvents(g, g.trails, nil)
 		clear(g.trails) // let the events go
 		if isUnavailable(err) {
 			return err
@@ -396,7 +396,7 @@ type groupTx struct {
 // writes, stored together before the commit (see runGroup).
 func (g *groupTx) storeTrail(trail []store.Event) error {
 	if !g.poolTrails {
-		return insertEvents(g, trail)
+		return insertEvents(g, trail, nil)
 	}
 	g.trails = append(g.trails, trail...)
 	return nil
@@ -438,6 +438,11 @@ func (g *groupTx) execSQL(query string, args ...any) (sql.Result, error) {
 		g.noteChanges(res)
 	}
 	return res, err
+}
+
+// queryRowSQL runs a rare query that changes nothing.
+func (g *groupTx) queryRowSQL(query string, args ...any) *sql.Row {
+	return g.tx.QueryRowContext(context.Background(), query, args...)
 }
 
 // noteChanges marks the write dirty when res changed rows, or may have.

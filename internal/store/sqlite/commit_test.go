@@ -295,7 +295,7 @@ func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 				if _, err := g.exec(stmtInsertUser, halfway.ID, "{}", nil, nil, nil, 1, 1, 1); err != nil {
 					return err
 				}
-				if err := insertEvents(g, trail); err != nil {
+				if err := insertEvents(g, trail, nil); err != nil {
 					return err
 				}
 				return boom

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
+	"github.com/usersd/usersd/internal/store/storetest"
 )
 
 // The listings read the table or an index in (ts, id) order and stop
@@ -35,16 +36,16 @@ func TestEventQueryPlans(t *testing.T) {
 		{name: "before", f: store.EventFilter{Before: before},
 			search: []string{"PRIMARY KEY ((ts,id)<(?,?))"}},
 		{name: "type", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS"}, Before: before},
-			search: []string{"events_type_ts (type=? AND (ts,id)<(?,?))"}},
+			search: []string{"events_type_ts (type=? AND outcome_type=? AND (ts,id)<(?,?))"}},
 		{name: "types", f: store.EventFilter{Types: []string{"USER_CREATE_SUCCESS", "USER_DELETE_FAIL"}},
-			search: []string{"MERGE (UNION)", "events_type_ts (type=?)"}},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND outcome_type=?)"}},
 		{name: "from_to", f: store.EventFilter{From: &from, To: &to},
 			search: []string{"PRIMARY KEY (ts>? AND ts<?)"}},
 		// Deep into a bounded listing the range starts at Before, not at To.
 		{name: "type_from_to_before", f: store.EventFilter{
 			Types: []string{"USER_CREATE_SUCCESS"}, From: &from, To: &to, Before: before,
 		},
-			search: []string{"events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
+			search: []string{"events_type_ts (type=? AND outcome_type=? AND ts>? AND (ts,id)<(?,?))"}},
 		{name: "request_ids", f: store.EventFilter{RequestIDs: []string{"r1", "r2"}}, sorts: true, seeks: true,
 			search: []string{"events_request_ts (request_id=?)"}},
 		// Ids carrying their event's time are found by key, the others
@@ -73,15 +74,20 @@ func TestEventQueryPlans(t *testing.T) {
 		// The most the service accepts still merges index streams: a scan
 		// and sort of every matching event would hold a reader for long.
 		{name: "max_types", seeks: true, f: store.EventFilter{Types: words("TYPE", 100)},
-			search: []string{"MERGE (UNION)", "events_type_ts (type=?)"}},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND outcome_type=?)"}},
+		// A START type is three ranges, an outcome type two (typeBranches).
+		{name: "max_start_types", seeks: true, f: store.EventFilter{Types: words("OP", 100, store.StartSuffix)},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND outcome_type=?)"}},
+		{name: "max_outcome_types", seeks: true, f: store.EventFilter{Types: words("OP", 100, store.FailSuffix)},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND outcome_type=?)"}},
 		{name: "max_types_from_before", seeks: true, f: store.EventFilter{
 			Types: words("TYPE", 100), From: &from, Before: before,
 		},
-			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND ts>? AND (ts,id)<(?,?))"}},
+			search: []string{"MERGE (UNION)", "events_type_ts (type=? AND outcome_type=? AND ts>? AND (ts,id)<(?,?))"}},
 	} {
 		t.Run("case="+tc.name, func(t *testing.T) {
 			tc.f.Limit = 100
-			query, args := eventsQuery(tc.f)
+			query, args := eventsQuery(tc.f, tc.f.Limit+1)
 			plan := queryPlan(t, s, query, args...)
 			if !tc.sorts && strings.Contains(plan, "TEMP B-TREE") {
 				t.Errorf("the listing sorts:\n%s", plan)
@@ -108,11 +114,12 @@ func TestEventQueryPlans(t *testing.T) {
 	})
 }
 
-// words returns n distinct values with the given prefix.
-func words(prefix string, n int) []string {
+// words returns n distinct values with the given prefix, and suffix if
+// given.
+func words(prefix string, n int, suffix ...string) []string {
 	w := make([]string, n)
 	for i := range w {
-		w[i] = fmt.Sprintf("%s_%d", prefix, i)
+		w[i] = fmt.Sprintf("%s_%d%s", prefix, i, strings.Join(suffix, ""))
 	}
 	return w
 }
@@ -228,25 +235,56 @@ func TestEventsKeptByTheirMigration(t *testing.T) {
 			ClientID: "c", Metadata: []byte(fmt.Sprintf(`{"n":%d}`, i)),
 		}
 	}
+	// And a START and its outcome, which share a row (00007).
+	start, outcome := newPair("OP", store.SuccessSuffix)
+	want = append(want, start, outcome)
 	if err := s.AppendEvents(ctx, want); err != nil {
 		t.Fatal(err)
 	}
+	if n := rowCount(t, s); n != len(want)-1 {
+		t.Fatalf("%d rows for %d events, one a pair: the START and its outcome do not share a row", n, len(want))
+	}
+	slices.SortFunc(want, func(a, b store.Event) int { return strings.Compare(a.ID, b.ID) })
 	p := migrator(t, s.w)
+	check := func(step string, got []store.Event) {
+		t.Helper()
+		slices.SortFunc(got, func(a, b store.Event) int { return strings.Compare(a.ID, b.ID) })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: events\n%v\nwant\n%v", step, got, want)
+		}
+	}
 	list := func(step string) {
 		t.Helper()
 		got, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 100})
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		slices.SortFunc(got, func(a, b store.Event) int { return strings.Compare(a.ID, b.ID) })
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: events\n%v\nwant\n%v", step, got, want)
-		}
+		check(step, got)
 	}
 	if _, err := p.DownTo(ctx, 4); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	list("after the way back")
+	// Each event a row of its own, as the code of then reads them.
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []store.Event
+	for rows.Next() {
+		var (
+			e  store.Event
+			ts int64
+		)
+		if err := rows.Scan(&e.ID, &ts, &e.Type, &e.Category, &e.RequestID, &e.ClientID, &e.Metadata); err != nil {
+			t.Fatal(err)
+		}
+		e.Time = time.UnixMilli(ts).UTC()
+		back = append(back, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	check("after the way back", back)
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("up: %v", err)
 	}
@@ -256,6 +294,29 @@ func TestEventsKeptByTheirMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	list("after writing an event again")
+}
+
+// newPair returns a START of op and its outcome (suffix), as the service
+// makes them within one millisecond: the outcome's id is the START's
+// ids.Next.
+func newPair(op, suffix string) (start, outcome store.Event) {
+	id, ms := ids.NewV7Millis()
+	start = store.Event{ID: id, Time: time.UnixMilli(ms).UTC(), Type: op + store.StartSuffix, Category: "user",
+		RequestID: "r-pair", ClientID: "c", Metadata: []byte(`{"userId":"u"}`)}
+	outcome = start
+	outcome.ID, _ = ids.Next(id)
+	outcome.Type, outcome.Metadata = op+suffix, []byte(`{"code":"NotFound","userId":"u"}`)
+	return start, outcome
+}
+
+// rowCount is the number of rows in events.
+func rowCount(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // The events stored before ids carried their time are found by id after
@@ -321,5 +382,39 @@ func TestEventIDsFoundAcrossTheirMigration(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(indexed, want) {
 		t.Errorf("events in the index of ids (ts_in_id = 0): %v, want %v (the events stored before, and the one whose id does not carry its time)", indexed, want)
+	}
+}
+
+// Exactly the STARTs followed by their outcomes share a row; the near
+// misses of the fixture are rows of their own.
+func TestStartsShareARowWithTheirOutcomesOnly(t *testing.T) {
+	s := openTemp(t)
+	events := storetest.OutcomeFixture()
+	if err := s.AppendEvents(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	if n, want := rowCount(t, s), len(events)-4; n != want {
+		t.Errorf("%d rows for the fixture's %d events, want %d: four pairs", n, len(events), want)
+	}
+}
+
+// Retention deletes rows, oldest first, and counts the events they held.
+func TestDeleteEventsBeforeCountsBothEventsOfARow(t *testing.T) {
+	s := openTemp(t)
+	start, outcome := newPair("OP", store.FailSuffix)
+	alone := start
+	alone.ID, _ = ids.Prev(start.ID) // older, a row of its own
+	alone.Type = "OTHER"
+	if err := s.AppendEvents(t.Context(), []store.Event{alone, start, outcome}); err != nil {
+		t.Fatal(err)
+	}
+	after := start.Time.Add(time.Millisecond)
+	for _, want := range []int{1, 2, 0} {
+		if n, err := s.DeleteEventsBefore(t.Context(), after, 1); err != nil || n != want {
+			t.Fatalf("DeleteEventsBefore(1 row) = %d, %v; want %d events", n, err, want)
+		}
+	}
+	if n := rowCount(t, s); n != 0 {
+		t.Errorf("%d rows left", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersd/usersd/internal/ids"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -31,6 +32,7 @@ var eventCases = []testCase{
 	{"list_events_filters", testListEventsFilters},
 	{"list_events_many_values", testListEventsManyValues},
 	{"list_events_paging", testListEventsPaging},
+	{"list_events_starts_with_outcomes", testListEventsStartsWithOutcomes},
 	{"delete_events_before", testDeleteEventsBefore},
 }
 
@@ -340,6 +342,106 @@ func testListEventsPaging(t *testing.T, s store.Store, _ *Clock) {
 			assertEvents(t, listPaged(t, s, store.EventFilter{}, limit), want...)
 		})
 	}
+}
+
+// A START and its outcome whose id follows it (ids.Next), which the
+// service makes within one millisecond and a store may keep together,
+// are listed as two events in the order of their ids, by every filter and
+// across pages, like the near misses beside them.
+func testListEventsStartsWithOutcomes(t *testing.T, s store.Store, _ *Clock) {
+	all := OutcomeFixture()
+	appendEvents(t, s, all...)
+	byType := func(types ...string) store.EventFilter { return store.EventFilter{Types: types} }
+	byID := func(events ...store.Event) store.EventFilter { return store.EventFilter{IDs: idsOf(events)} }
+	t2 := ms(2)
+	filters := map[string]store.EventFilter{
+		"none":                  {},
+		"start":                 byType("OP_A_START"),
+		"success":               byType("OP_A_SUCCESS"),
+		"fail":                  byType("OP_A_FAIL"),
+		"start_and_other_fail":  byType("OP_A_START", "OP_B_FAIL"),
+		"unrelated_type":        byType("OTHER"),
+		"start_id":              byID(all[0]),
+		"outcome_id":            byID(all[1]),
+		"pair_ids":              byID(all[0], all[1]),
+		"outcome_id_start_type": {IDs: idsOf(all[1:2]), Types: []string{"OP_A_START"}},
+		"ids_and_type":          {IDs: idsOf(all), Types: []string{"OP_B_FAIL", "OP_A_START"}},
+		"request_id":            {RequestIDs: []string{"req-1"}},
+		"request_id_and_type":   {RequestIDs: []string{"req-1", "req-2"}, Types: []string{"OP_A_SUCCESS"}},
+		"to":                    {To: &t2},
+	}
+	for i, e := range all {
+		filters[fmt.Sprintf("before_%02d", i)] = store.EventFilter{Before: positionOf(e)}
+		filters[fmt.Sprintf("start_before_%02d", i)] = store.EventFilter{Types: []string{"OP_A_START"}, Before: positionOf(e)}
+		filters[fmt.Sprintf("success_before_%02d", i)] = store.EventFilter{Types: []string{"OP_A_SUCCESS"}, Before: positionOf(e)}
+	}
+	for name, f := range filters {
+		t.Run("filter="+name, func(t *testing.T) {
+			want := wantEvents(all, f)
+			for _, limit := range []int{1, 2, 3, len(all) + 1} {
+				assertEvents(t, listPaged(t, s, f, limit), want...)
+			}
+		})
+	}
+	if got := wantEvents(all, byType("OP_A_START")); len(got) != 7 {
+		t.Errorf("the fixture has %d OP_A_STARTs, the hand count is 7", len(got))
+	}
+}
+
+// OutcomeFixture is 22 events over four milliseconds: STARTs each
+// followed by its outcome (SUCCESS or FAIL), the outcome's id the
+// START's ids.Next, with events whose ids sort right around them; and
+// near misses a store must keep apart: an outcome of another request, of
+// another operation, or of another time, one whose id does not follow,
+// one written before its START, and a START whose id has no Next. It
+// returns them in the order they are written.
+func OutcomeFixture() []store.Event {
+	id := func(at time.Time, bits uint64) string {
+		carried := at.UnixMilli()
+		return fmt.Sprintf("%08x-%04x-7000-%04x-%012x", carried>>16, carried&0xffff, 0x8000|bits>>48, bits&(1<<48-1))
+	}
+	var events []store.Event
+	pair := func(at time.Time, bits uint64, op, outcome string) {
+		start := newEvent(at, op+"_START", "user", "req-1")
+		start.ID, start.ClientID = id(at, bits), "client-1"
+		o := start
+		o.ID, _ = ids.Next(start.ID)
+		o.Type, o.Metadata = op+outcome, fmt.Appendf(nil, `{"code":"NotFound","n":%d}`, len(events))
+		events = append(events, start, o)
+	}
+	alone := func(at time.Time, bits uint64, typ, requestID string) {
+		e := newEvent(at, typ, "user", requestID)
+		e.ID, e.ClientID = id(at, bits), "client-1" // as pair's
+		events = append(events, e)
+	}
+	pair(ms(0), 0x10, "OP_A", "_SUCCESS") // events 0 and 1
+	alone(ms(0), 0x0f, "OTHER", "req-1")  // right below the START
+	alone(ms(0), 0x12, "OTHER", "req-2")  // right above the outcome
+	pair(ms(0), 0x20, "OP_A", "_FAIL")
+	pair(ms(1), 0x10, "OP_B", "_FAIL")
+	// An outcome whose id follows its START's, but of another request,
+	// then of another operation.
+	alone(ms(1), 0x30, "OP_A_START", "req-1")
+	alone(ms(1), 0x31, "OP_A_SUCCESS", "req-2")
+	alone(ms(1), 0x40, "OP_A_START", "req-1")
+	alone(ms(1), 0x41, "OP_B_SUCCESS", "req-1")
+	// An outcome written before its START.
+	alone(ms(2), 0x11, "OP_A_SUCCESS", "req-1")
+	alone(ms(2), 0x10, "OP_A_START", "req-1")
+	// A START whose random bits are all ones, and the next id's event.
+	alone(ms(2), 1<<62-1, "OP_A_START", "req-1")
+	alone(ms(2), 0x50, "OP_A_SUCCESS", "req-1")
+	// An outcome of the START's time whose id does not follow it.
+	alone(ms(2), 0x60, "OP_B_START", "req-2")
+	alone(ms(2), 0x62, "OP_B_SUCCESS", "req-2")
+	// One whose id follows, but of a later time than its START's.
+	alone(ms(2), 0x70, "OP_B_START", "req-2")
+	alone(ms(2), 0x71, "OP_B_SUCCESS", "req-2")
+	events[len(events)-1].Time = ms(3)
+	// The newest, so that a page ending at its SUCCESS leaves older
+	// SUCCESSes to list.
+	pair(ms(3), 0x10, "OP_A", "_SUCCESS")
+	return events
 }
 
 func testDeleteEventsBefore(t *testing.T, s store.Store, _ *Clock) {
