@@ -76,10 +76,10 @@ func insertEventsSQL(rows int) string {
 // be stored twice. The service never does that: an event's time is its
 // id's, and its second write is a copy.
 //
-// A START and its outcome in the batch share a row (pairOutcomes), so an
-// outcome must not be written again later, nor its START before, alone:
-// the writer's events are each written once, and a mutation's trail,
-// whose START may be written twice, goes in rows of one (runGroup).
+// A START and its outcome in the batch share a row (pairOutcomes). When
+// the START is stored already, alone, the outcome is stored alone too
+// (storeSkippedOutcomes). A mutation's trail, whose START the writer may
+// have stored, goes in rows of one (runGroup).
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -109,7 +109,9 @@ func pairOutcomes(events []store.Event) (rows []store.Event, outcomes []*store.E
 		}
 		if strings.HasSuffix(e.Type, store.StartSuffix) && tsInID(e.ID, e.Time.UnixMilli()) {
 			if next, ok := ids.Next(e.ID); ok {
-				starts[next] = len(rows)
+				if _, twice := starts[next]; !twice { // the first copy's row takes it
+					starts[next] = len(rows)
+				}
 			}
 		}
 		rows = append(rows, *e)
@@ -158,12 +160,46 @@ func insertEvents(g *groupTx, events []store.Event, outcomes []*store.Event) err
 				args = append(args, nil, "", nil)
 			}
 		}
-		if _, err := g.exec(ins.stmt, args...); err != nil {
+		res, err := g.exec(ins.stmt, args...)
+		if err != nil {
 			return fmt.Errorf("insert events from %s: %w", events[0].ID, err)
+		}
+		if outcomes != nil {
+			if n, err := res.RowsAffected(); err != nil || n < int64(ins.rows) {
+				if err := storeSkippedOutcomes(g, events[:ins.rows], outcomes[:ins.rows]); err != nil {
+					return err
+				}
+			}
 		}
 		events = events[ins.rows:]
 		if outcomes != nil {
 			outcomes = outcomes[ins.rows:]
+		}
+	}
+	return nil
+}
+
+// storeSkippedOutcomes stores alone each outcome of outcomes whose
+// START's row was skipped, the START being stored already without it:
+// AppendEvents given an event it has stored (a retried batch, a START
+// written once alone) still stores every event, once.
+func storeSkippedOutcomes(g *groupTx, starts []store.Event, outcomes []*store.Event) error {
+	for i, o := range outcomes {
+		if o == nil {
+			continue
+		}
+		var stored sql.NullString
+		if err := g.queryRowSQL(`SELECT outcome_id FROM events WHERE ts = ? AND id = ?`,
+			starts[i].Time.UnixMilli(), starts[i].ID).Scan(&stored); err != nil {
+			return fmt.Errorf("look up the row of event %s: %w", starts[i].ID, err)
+		}
+		if stored.String == o.ID {
+			continue
+		}
+		ts := o.Time.UnixMilli()
+		if _, err := g.exec(stmtInsertEvent, o.ID, ts, o.Type, o.Category, o.RequestID, o.ClientID,
+			string(o.Metadata), tsInID(o.ID, ts), nil, "", nil); err != nil {
+			return fmt.Errorf("insert event %s: %w", o.ID, err)
 		}
 	}
 	return nil

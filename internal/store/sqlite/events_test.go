@@ -418,3 +418,22 @@ func TestDeleteEventsBeforeCountsBothEventsOfARow(t *testing.T) {
 		t.Errorf("%d rows left", n)
 	}
 }
+
+// A START stored alone keeps its row; its outcome, written later with it,
+// is stored alone, once.
+func TestOutcomeOfAStartStoredAloneIsStored(t *testing.T) {
+	s := openTemp(t)
+	start, outcome := newPair("OP", store.SuccessSuffix)
+	for _, batch := range [][]store.Event{{start}, {start, outcome}, {start, outcome}, {outcome}} {
+		if err := s.AppendEvents(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := s.ListEvents(t.Context(), store.EventFilter{Limit: 10})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint([]store.Event{outcome, start}) {
+		t.Errorf("events %v, %v; want %v", got, err, []store.Event{outcome, start})
+	}
+	if n := rowCount(t, s); n != 2 {
+		t.Errorf("%d rows, want 2: the START's, alone, and its outcome's", n)
+	}
+}

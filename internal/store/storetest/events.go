@@ -383,6 +383,10 @@ func testListEventsStartsWithOutcomes(t *testing.T, s store.Store, _ *Clock) {
 			}
 		})
 	}
+	// Written again, alone or together, each event is still listed once.
+	appendEvents(t, s, all[0])
+	appendEvents(t, s, all[:2]...)
+	assertEvents(t, allEvents(t, s), sortedNewestFirst(all)...)
 	if got := wantEvents(all, byType("OP_A_START")); len(got) != 7 {
 		t.Errorf("the fixture has %d OP_A_STARTs, the hand count is 7", len(got))
 	}
