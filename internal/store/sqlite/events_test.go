@@ -424,7 +424,7 @@ func TestDeleteEventsBeforeCountsBothEventsOfARow(t *testing.T) {
 func TestOutcomeOfAStartStoredAloneIsStored(t *testing.T) {
 	s := openTemp(t)
 	start, outcome := newPair("OP", store.SuccessSuffix)
-	for _, batch := range [][]store.Event{{start}, {start, outcome}, {start, outcome}, {outcome}} {
+	for _, batch := range [][]store.Event{{start}, {start, outcome}, {start, outcome}} {
 		if err := s.AppendEvents(t.Context(), batch); err != nil {
 			t.Fatal(err)
 		}
