@@ -1,5 +1,7 @@
 // Package ids makes the UUIDv7 strings usersd gives requests and events:
-// unique, and ordered by creation time within the process.
+// unique, and, those of NewV7, ordered by creation time within the
+// process. Next makes the id right after another, of its time: an
+// operation's outcome takes its START's so, within its millisecond.
 //
 // github.com/google/uuid makes the same ids, but its NewV7 reads its
 // random bytes through an io.Reader, so each id costs an allocation more
