@@ -24,11 +24,11 @@ const (
 	// number at a time: SQLite has no DELETE ... LIMIT in its default
 	// build, so the subquery picks the keys, oldest first, from the
 	// table's own (ts, id) order.
-	deleteOldEvents = `DELETE FROM events WHERE (ts, id) IN (
-		SELECT ts, id FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
+	deleteOldEvents = `DELETE FROM events WHERE (ts, id) IN (SELECT ts, id ` + oldestRows + `)`
 	// countOldEvents counts the events in the rows deleteOldEvents deletes.
-	countOldEvents = `SELECT count(*) + count(NULLIF(outcome_type, '')) FROM (
-		SELECT outcome_type FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?)`
+	countOldEvents = `SELECT count(*) + count(NULLIF(outcome_type, '')) FROM (SELECT outcome_type ` + oldestRows + `)`
+	// oldestRows picks the rows of both, the oldest before a time.
+	oldestRows = `FROM events WHERE ts < ? ORDER BY ts, id LIMIT ?`
 
 	// maxBranches bounds the branches of a Types listing (see
 	// eventsQuery): the service's most, 100 types, so no listing it makes
@@ -123,12 +123,18 @@ func pairOutcomes(events []store.Event) (rows []store.Event, outcomes []*store.E
 // isOutcomeOf reports whether o, whose id is the successor of start's,
 // is start's outcome as one row can hold it.
 func isOutcomeOf(o, start *store.Event) bool {
-	op, ok := strings.CutSuffix(o.Type, store.SuccessSuffix)
-	if !ok {
-		op, ok = strings.CutSuffix(o.Type, store.FailSuffix)
-	}
+	op, ok := outcomeOp(o.Type)
 	return ok && start.Type == op+store.StartSuffix && o.Time.Equal(start.Time) &&
 		o.Category == start.Category && o.RequestID == start.RequestID && o.ClientID == start.ClientID
+}
+
+// outcomeOp returns the operation of an outcome type (<OP>_SUCCESS or
+// <OP>_FAIL), and false for any other type.
+func outcomeOp(typ string) (string, bool) {
+	if op, ok := strings.CutSuffix(typ, store.SuccessSuffix); ok {
+		return op, true
+	}
+	return strings.CutSuffix(typ, store.FailSuffix)
 }
 
 // insertEvents inserts events within g, outcomes[i] (if outcomes is not
@@ -375,11 +381,7 @@ func typeBranches(t string) []conds {
 	if op, ok := strings.CutSuffix(t, store.StartSuffix); ok {
 		return []conds{rows(t, ""), rows(t, op+store.SuccessSuffix), rows(t, op+store.FailSuffix)}
 	}
-	op, ok := strings.CutSuffix(t, store.SuccessSuffix)
-	if !ok {
-		op, ok = strings.CutSuffix(t, store.FailSuffix)
-	}
-	if ok {
+	if op, ok := outcomeOp(t); ok {
 		return []conds{rows(t, ""), rows(op+store.StartSuffix, t)}
 	}
 	return []conds{rows(t, "")}

@@ -4,8 +4,8 @@
 -- outcome, which shares the START's time, category, request and client.
 -- Reads write both events through the asynchronous writer, mostly within
 -- one millisecond: one row is written to three B-trees where two rows
--- were written to six, a fifth of a read's CPU (the README's Performance
--- section).
+-- were written to six (the README's Performance section has the
+-- measurements).
 --
 -- The store pairs only an outcome whose id is the START's successor
 -- (internal/ids.Next): no event sorts between the two, so listing the
