@@ -119,7 +119,7 @@ func (c *call) outcomeEvent(typ string, meta metadata) store.Event {
 	if time.Now().UnixMilli() == c.start.Time.UnixMilli() {
 		if id, ok := ids.Next(c.start.ID); ok {
 			e := c.start
-			e.ID, e.Type, e.Metadata = id, typ, meta.appendJSON(make([]byte, 0, 64))
+			e.ID, e.Type, e.Metadata = id, typ, meta.json()
 			return e
 		}
 	}
@@ -143,8 +143,14 @@ func newEvent(typ, requestID, clientID string, meta metadata) store.Event {
 		Category:  CategoryUser,
 		RequestID: requestID,
 		ClientID:  clientID,
-		Metadata:  meta.appendJSON(make([]byte, 0, 64)),
+		Metadata:  meta.json(),
 	}
+}
+
+// json is m as an event stores it (appendJSON), in a buffer that fits the
+// usual few fields.
+func (m metadata) json() []byte {
+	return m.appendJSON(make([]byte, 0, 64))
 }
 
 // appendJSON appends the JSON encoding/json gives a map of the fields set
