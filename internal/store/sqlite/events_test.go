@@ -437,3 +437,27 @@ func TestOutcomeOfAStartStoredAloneIsStored(t *testing.T) {
 		t.Errorf("%d rows, want 2: the START's, alone, and its outcome's", n)
 	}
 }
+
+// An outcome that cannot be stored alone, after its START's row was found
+// stored without it, fails the batch: none of it is stored.
+func TestSkippedOutcomeRefusedKeepsTheBatchOut(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	start, outcome := newPair("OP", store.SuccessSuffix)
+	if err := s.AppendEvents(ctx, []store.Event{start}); err != nil {
+		t.Fatal(err)
+	}
+	// Only the outcome's own row is refused; the pair row is skipped anyway.
+	if _, err := s.w.ExecContext(ctx, `CREATE TEMP TRIGGER refuse BEFORE INSERT ON events
+		WHEN NEW.type = 'OP_SUCCESS' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	other := testEvent("OTHER")
+	if err := s.AppendEvents(ctx, []store.Event{other, start, outcome}); err == nil {
+		t.Fatal("AppendEvents with the outcome refused: no error")
+	}
+	got, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 10})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint([]store.Event{start}) {
+		t.Errorf("events %v, %v; want only the START stored before", got, err)
+	}
+}
