@@ -32,13 +32,15 @@ import (
 // Channel is a grpc.ClientConnInterface that calls the unary methods
 // registered on it in process, through its interceptor chain.
 type Channel struct {
-	interceptor grpc.UnaryServerInterceptor // nil: none
-	methods     map[string]method           // by full method name, "/service/method"
+	stages  []grpc.UnaryServerInterceptor
+	methods map[string]method // by full method name, "/service/method"
 }
 
+// method is a registered method with its chain built: call runs every
+// stage and then the service.
 type method struct {
-	impl any
-	desc grpc.MethodDesc
+	request proto.Message // a request message, for making new ones
+	call    grpc.UnaryHandler
 }
 
 var (
@@ -50,19 +52,48 @@ var (
 // outermost, as grpc.ChainUnaryInterceptor orders them on a server.
 // Register the services on it before the first call.
 func NewChannel(stages ...grpc.UnaryServerInterceptor) *Channel {
-	c := &Channel{methods: map[string]method{}}
-	if len(stages) > 0 {
-		c.interceptor = chain(slices.Clone(stages))
-	}
-	return c
+	return &Channel{stages: slices.Clone(stages), methods: map[string]method{}}
 }
 
 // RegisterService makes the unary methods of desc callable; streaming
 // ones are not served.
 func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	for _, m := range desc.Methods {
-		c.methods["/"+desc.ServiceName+"/"+m.MethodName] = method{impl: impl, desc: m}
+		name := "/" + desc.ServiceName + "/" + m.MethodName
+		c.methods[name] = bind(name, m, impl, c.stages)
 	}
+}
+
+// bind builds a method's chain once, where grpc-go builds it on every
+// call (a closure per stage). Given an interceptor, a generated method
+// handler decodes the request and passes the interceptor the method's
+// UnaryServerInfo and a handler that calls impl. Neither depends on the
+// call, so one call that decodes nothing takes them, and a request to
+// make new ones from, without running the service.
+func bind(name string, m grpc.MethodDesc, impl any, stages []grpc.UnaryServerInterceptor) method {
+	var (
+		b    method
+		info *grpc.UnaryServerInfo
+	)
+	keep := func(in any) error {
+		b.request, _ = in.(proto.Message)
+		return nil
+	}
+	take := func(_ context.Context, _ any, i *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		info, b.call = i, h
+		return nil, nil
+	}
+	_, _ = m.Handler(impl, context.Background(), keep, take)
+	if b.request == nil || b.call == nil || info == nil {
+		panic("gatewayconn: " + name + " is not a generated unary method handler")
+	}
+	for i := len(stages) - 1; i >= 0; i-- {
+		stage, next := stages[i], b.call
+		b.call = func(ctx context.Context, req any) (any, error) {
+			return stage(ctx, req, info, next)
+		}
+	}
+	return b
 }
 
 // Invoke runs the method on the calling goroutine, in the caller's
@@ -83,7 +114,11 @@ func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any
 		sctx = metadata.NewIncomingContext(sctx, md)
 	}
 	sctx = grpc.NewContextWithServerTransportStream(sctx, stream)
-	resp, err := m.desc.Handler(m.impl, sctx, func(in any) error { return share(in, args) }, c.interceptor)
+	in := m.request.ProtoReflect().New().Interface()
+	if err := share(in, args); err != nil {
+		return err
+	}
+	resp, err := m.call(sctx, in)
 	stream.finish(opts)
 	if err != nil {
 		return err
@@ -101,24 +136,6 @@ func (c *Channel) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.C
 func FromContext(ctx context.Context) bool {
 	_, ok := grpc.ServerTransportStreamFromContext(ctx).(*transportStream)
 	return ok
-}
-
-// chain is grpc-go's server chaining (unexported there, and go-grpc-
-// middleware v2 has none): stage i gets as its handler the rest of the
-// chain from stage i+1.
-func chain(stages []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return stages[0](ctx, req, info, next(stages, 1, info, handler))
-	}
-}
-
-func next(stages []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
-	if i == len(stages) {
-		return handler
-	}
-	return func(ctx context.Context, req any) (any, error) {
-		return stages[i](ctx, req, info, next(stages, i+1, info, handler))
-	}
 }
 
 // transportStream keeps what the handler sets with grpc.SetHeader,
