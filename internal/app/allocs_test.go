@@ -12,11 +12,11 @@ import (
 // measured count with -v).
 const (
 	budgetGetUserGRPC    = 262  // measured 249 (280 before the user cache)
-	budgetGetUserREST    = 214  // measured 204 (221 before the gateway's chain was built once, 252 before the user cache)
+	budgetGetUserREST    = 214  // measured 204 (221 before the gateway kept its chain and its request id, 252 before the user cache)
 	budgetUpdateUserGRPC = 421  // measured 401
-	budgetUpdateUserREST = 392  // measured 373 (390 before the gateway's chain was built once)
+	budgetUpdateUserREST = 392  // measured 373 (390 before the gateway kept its chain and its request id)
 	budgetListPageGRPC   = 7820 // measured 7449; a page of the seeded user and 99 accounts
-	budgetListPageREST   = 2693 // measured 2565 (2582 before the gateway's chain was built once)
+	budgetListPageREST   = 2693 // measured 2565 (2582 before the gateway kept its chain and its request id)
 )
 
 // allocRuns is the calls measured per case. The events the writer would

@@ -64,14 +64,21 @@ func FromContext(ctx context.Context) string {
 }
 
 // fromIncoming picks the id for a gRPC call and announces it in the
-// response header metadata, so errors carry it too.
+// response header metadata, so errors carry it too. A call made in
+// process for an HTTP request (the REST gateway's) runs in that request's
+// context, which has the id Middleware chose and forwarded already: it
+// keeps it.
 func fromIncoming(ctx context.Context) context.Context {
-	// Only this key: FromIncomingContext would copy all the metadata.
-	id := pick(metadata.ValueFromIncomingContext(ctx, MetadataKey))
+	id := FromContext(ctx)
+	if id == "" {
+		// Only this key: FromIncomingContext would copy all the metadata.
+		id = pick(metadata.ValueFromIncomingContext(ctx, MetadataKey))
+		ctx = NewContext(ctx, id)
+	}
 	// SetHeader fails only when headers were already sent, which cannot
 	// have happened before the handler ran.
 	_ = grpc.SetHeader(ctx, metadata.MD{MetadataKey: {id}})
-	return NewContext(ctx, id)
+	return ctx
 }
 
 // UnaryServerInterceptor assigns the request id of unary calls.

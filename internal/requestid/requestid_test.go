@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 func TestValid(t *testing.T) {
@@ -69,5 +72,53 @@ func TestMiddleware(t *testing.T) {
 func TestFromContextEmpty(t *testing.T) {
 	if got := FromContext(context.Background()); got != "" {
 		t.Fatalf("FromContext(empty) = %q", got)
+	}
+}
+
+// headerStream keeps what a handler sets with grpc.SetHeader.
+type headerStream struct {
+	grpc.ServerTransportStream
+	header metadata.MD
+}
+
+func (s *headerStream) SetHeader(md metadata.MD) error {
+	s.header = metadata.Join(s.header, md)
+	return nil
+}
+
+// A gRPC call takes a valid id from its metadata, or a new one, and
+// announces it; a call made in process for an HTTP request keeps the id
+// Middleware put in its context, whatever the metadata says.
+func TestUnaryServerInterceptor(t *testing.T) {
+	const sent, inHTTP = "from-metadata", "from-http-middleware"
+	cases := []struct {
+		name string
+		ctx  context.Context
+		want string // "": a new id
+	}{
+		{"valid metadata", metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataKey, sent)), sent},
+		{"invalid metadata", metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataKey, "bad id!")), ""},
+		{"no metadata", context.Background(), ""},
+		{"in process", NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataKey, sent)), inHTTP), inHTTP},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := &headerStream{}
+			ctx := grpc.NewContextWithServerTransportStream(tc.ctx, stream)
+			var seen string
+			_, err := UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{}, func(ctx context.Context, _ any) (any, error) {
+				seen = FromContext(ctx)
+				return nil, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !Valid(seen) || tc.want != "" && seen != tc.want || tc.want == "" && (seen == sent || seen == inHTTP) {
+				t.Errorf("handler saw id %q, want %q (\"\": a new one)", seen, tc.want)
+			}
+			if got := stream.header.Get(MetadataKey); len(got) != 1 || got[0] != seen {
+				t.Errorf("announced %q, want [%q]", got, seen)
+			}
+		})
 	}
 }
