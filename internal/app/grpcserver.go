@@ -29,6 +29,7 @@ import (
 	"github.com/usersd/usersd/internal/limits"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
+	"github.com/usersd/usersd/internal/unarychain"
 	"github.com/usersd/usersd/service"
 )
 
@@ -113,9 +114,15 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 		service.ErrorMapping(log),
 		recovery.UnaryServerInterceptor(onPanic),
 	)
+	// The chain of each unary method is built once (unarychain), where
+	// grpc.ChainUnaryInterceptor would build it on every call.
+	healthSrv := health.NewServer()
+	chain := unarychain.New(unary...)
+	usersv1.RegisterUserServiceServer(chain, users)
+	healthpb.RegisterHealthServer(chain, healthSrv)
 	srv := grpc.NewServer(append(slices.Clip(opts.Transport),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.UnaryInterceptor(chain.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
 			requestid.StreamServerInterceptor(),
@@ -126,7 +133,6 @@ func newGRPCServer(users *service.Users, opts grpcOptions) (*grpc.Server, *healt
 		),
 	)...)
 	usersv1.RegisterUserServiceServer(srv, users)
-	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	healthSrv.SetServingStatus(usersv1.UserService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)

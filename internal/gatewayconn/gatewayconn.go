@@ -18,7 +18,6 @@ package gatewayconn
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -27,20 +26,14 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/usersd/usersd/internal/unarychain"
 )
 
 // Channel is a grpc.ClientConnInterface that calls the unary methods
 // registered on it in process, through its interceptor chain.
 type Channel struct {
-	stages  []grpc.UnaryServerInterceptor
-	methods map[string]method // by full method name, "/service/method"
-}
-
-// method is a registered method with its chain built: call runs every
-// stage and then the service.
-type method struct {
-	request proto.Message // a request message, for making new ones
-	call    grpc.UnaryHandler
+	chain *unarychain.Chain
 }
 
 var (
@@ -52,48 +45,13 @@ var (
 // outermost, as grpc.ChainUnaryInterceptor orders them on a server.
 // Register the services on it before the first call.
 func NewChannel(stages ...grpc.UnaryServerInterceptor) *Channel {
-	return &Channel{stages: slices.Clone(stages), methods: map[string]method{}}
+	return &Channel{chain: unarychain.New(stages...)}
 }
 
-// RegisterService makes the unary methods of desc callable; streaming
-// ones are not served.
+// RegisterService makes the unary methods of desc callable, each with its
+// chain built once (unarychain); streaming ones are not served.
 func (c *Channel) RegisterService(desc *grpc.ServiceDesc, impl any) {
-	for _, m := range desc.Methods {
-		name := "/" + desc.ServiceName + "/" + m.MethodName
-		c.methods[name] = bind(name, m, impl, c.stages)
-	}
-}
-
-// bind builds a method's chain once, where grpc-go builds it on every
-// call (a closure per stage). Given an interceptor, a generated method
-// handler decodes the request and passes the interceptor the method's
-// UnaryServerInfo and a handler that calls impl. Neither depends on the
-// call, so one call that decodes nothing takes them, and a request to
-// make new ones from, without running the service.
-func bind(name string, m grpc.MethodDesc, impl any, stages []grpc.UnaryServerInterceptor) method {
-	var (
-		b    method
-		info *grpc.UnaryServerInfo
-	)
-	keep := func(in any) error {
-		b.request, _ = in.(proto.Message)
-		return nil
-	}
-	take := func(_ context.Context, _ any, i *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		info, b.call = i, h
-		return nil, nil
-	}
-	_, _ = m.Handler(impl, context.Background(), keep, take)
-	if b.request == nil || b.call == nil || info == nil {
-		panic("gatewayconn: " + name + " is not a generated unary method handler")
-	}
-	for i := len(stages) - 1; i >= 0; i-- {
-		stage, next := stages[i], b.call
-		b.call = func(ctx context.Context, req any) (any, error) {
-			return stage(ctx, req, info, next)
-		}
-	}
-	return b
+	c.chain.RegisterService(desc, impl)
 }
 
 // Invoke runs the method on the calling goroutine, in the caller's
@@ -104,7 +62,7 @@ func bind(name string, m grpc.MethodDesc, impl any, stages []grpc.UnaryServerInt
 // its mark. The response is shared into reply, and the header and trailer
 // the handler set reach grpc.Header and grpc.Trailer options.
 func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
-	m, ok := c.methods[fullMethod]
+	m, ok := c.chain.Method(fullMethod)
 	if !ok {
 		return status.Errorf(codes.Unimplemented, "method %s not implemented", fullMethod)
 	}
@@ -114,11 +72,11 @@ func (c *Channel) Invoke(ctx context.Context, fullMethod string, args, reply any
 		sctx = metadata.NewIncomingContext(sctx, md)
 	}
 	sctx = grpc.NewContextWithServerTransportStream(sctx, stream)
-	in := m.request.ProtoReflect().New().Interface()
+	in := m.Request.ProtoReflect().New().Interface()
 	if err := share(in, args); err != nil {
 		return err
 	}
-	resp, err := m.call(sctx, in)
+	resp, err := m.Call(sctx, in)
 	stream.finish(opts)
 	if err != nil {
 		return err
