@@ -1,7 +1,7 @@
 // Package unarychain runs the unary methods of gRPC services through a
 // chain of interceptors built once per method. grpc-go chains a server's
-// interceptors anew on every call, a closure per stage (fourteen
-// allocations a call with usersd's chain); the stages, the method's
+// interceptors anew on every call, a closure per stage (11 of a gRPC
+// GetUser's 249 allocations with usersd's chain); the stages, the method's
 // UnaryServerInfo and the handler that calls the service are the same on
 // every call of a method, so its chain can be built when the service is
 // registered.
