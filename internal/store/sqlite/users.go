@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -180,36 +181,37 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	return newUserScanner().scan(row)
 }
 
-// userScanner reads rows selected with userColumns into store.Users.
-// Scan's arguments escape, so its destinations live on the heap: one
-// scanner serves every row of a page, rather than a new set per row.
+// userScanner reads rows selected with userColumns into store.Users,
+// through userFromRow as the lookup does. Its destinations are plain
+// values (*any), which database/sql fills with what the driver gives,
+// where typed ones (*int64, *sql.NullString) cost a conversion per column.
+// Scan's arguments escape, so they live on the heap: one scanner serves
+// every row of a page, rather than a new set per row.
 type userScanner struct {
-	u                store.User
-	pid, purl, sub   sql.NullString
-	created, updated int64
-	dest             [9]any
+	vals [9]any // userColumns
+	dest [9]any // &vals[i]
+	row  [9]driver.Value
 }
 
 func newUserScanner() *userScanner {
 	sc := new(userScanner)
-	u := &sc.u
-	sc.dest = [9]any{&u.Seq, &u.ID, &u.Claims, &sc.pid, &sc.purl, &sc.sub, &u.Version, &sc.created, &sc.updated}
+	for i := range sc.dest {
+		sc.dest[i] = &sc.vals[i]
+	}
 	return sc
 }
 
 func (sc *userScanner) scan(row interface{ Scan(...any) error }) (store.User, error) {
-	sc.u = store.User{}
+	// Let the row's strings go with the user.
+	defer clear(sc.vals[:])
+	defer clear(sc.row[:])
 	if err := row.Scan(sc.dest[:]...); err != nil {
 		return store.User{}, err
 	}
-	u := sc.u
-	// The table's CHECK keeps the three provider columns all set or all NULL.
-	if sc.pid.Valid {
-		u.Provider = &store.ProviderLink{ProviderID: sc.pid.String, URL: sc.purl.String, SubjectID: sc.sub.String}
+	for i, v := range sc.vals {
+		sc.row[i] = v
 	}
-	u.CreatedAt = time.UnixMilli(sc.created).UTC()
-	u.UpdatedAt = time.UnixMilli(sc.updated).UTC()
-	return u, nil
+	return userFromRow(&sc.row)
 }
 
 // providerArgs returns the provider column values; all NULL when unlinked.
