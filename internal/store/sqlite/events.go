@@ -202,10 +202,8 @@ func storeSkippedOutcomes(g *groupTx, starts []store.Event, outcomes []*store.Ev
 		if stored.String == o.ID {
 			continue
 		}
-		ts := o.Time.UnixMilli()
-		if _, err := g.exec(stmtInsertEvent, o.ID, ts, o.Type, o.Category, o.RequestID, o.ClientID,
-			string(o.Metadata), tsInID(o.ID, ts), nil, "", nil); err != nil {
-			return fmt.Errorf("insert event %s: %w", o.ID, err)
+		if err := insertEvents(g, []store.Event{*o}, nil); err != nil {
+			return err
 		}
 	}
 	return nil
