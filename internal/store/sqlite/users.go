@@ -182,34 +182,29 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 }
 
 // userScanner reads rows selected with userColumns into store.Users,
-// through userFromRow as the lookup does. Its destinations are plain
-// values (*any), which database/sql fills with what the driver gives,
-// where typed ones (*int64, *sql.NullString) cost a conversion per column.
-// Scan's arguments escape, so they live on the heap: one scanner serves
-// every row of a page, rather than a new set per row.
+// through userFromRow as the lookup does. Its destinations are the row's
+// plain values (driver.Value is any, so &row[i] converts to *any), which
+// database/sql fills with what the driver gives, where typed ones (*int64,
+// *sql.NullString) cost a conversion per column. Scan's arguments escape,
+// so they live on the heap: one scanner serves every row of a page,
+// rather than a new set per row.
 type userScanner struct {
-	vals [9]any // userColumns
-	dest [9]any // &vals[i]
-	row  [9]driver.Value
+	row  [9]driver.Value // userColumns
+	dest [9]any          // (*any)(&row[i])
 }
 
 func newUserScanner() *userScanner {
 	sc := new(userScanner)
 	for i := range sc.dest {
-		sc.dest[i] = &sc.vals[i]
+		sc.dest[i] = (*any)(&sc.row[i])
 	}
 	return sc
 }
 
 func (sc *userScanner) scan(row interface{ Scan(...any) error }) (store.User, error) {
-	// Let the row's strings go with the user.
-	defer clear(sc.vals[:])
-	defer clear(sc.row[:])
+	defer clear(sc.row[:]) // let the row's strings go with the user
 	if err := row.Scan(sc.dest[:]...); err != nil {
 		return store.User{}, err
-	}
-	for i, v := range sc.vals {
-		sc.row[i] = v
 	}
 	return userFromRow(&sc.row)
 }
