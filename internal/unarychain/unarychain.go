@@ -61,24 +61,25 @@ func (c *Chain) Method(fullMethod string) (Method, bool) {
 // (grpc.UnaryInterceptor). A registered method runs its built chain, which
 // ends in the handler taken at registration: the one grpc-go passes along
 // calls the same service method. Any other unary method registered on the
-// server passes the same stages, chained per call.
+// server passes the same stages, chained for the call.
 func (c *Chain) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if m, ok := c.methods[info.FullMethod]; ok {
 			return m.Call(ctx, req)
 		}
-		return perCall(c.stages, 0, info, handler)(ctx, req)
+		return chain(c.stages, info, handler)(ctx, req)
 	}
 }
 
-// perCall chains stages from i around handler for one call.
-func perCall(stages []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
-	if i == len(stages) {
-		return handler
+// chain wraps handler in stages, the first outermost.
+func chain(stages []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) grpc.UnaryHandler {
+	for i := len(stages) - 1; i >= 0; i-- {
+		stage, next := stages[i], handler
+		handler = func(ctx context.Context, req any) (any, error) {
+			return stage(ctx, req, info, next)
+		}
 	}
-	return func(ctx context.Context, req any) (any, error) {
-		return stages[i](ctx, req, info, perCall(stages, i+1, info, handler))
-	}
+	return handler
 }
 
 // bind builds a method's chain. Given an interceptor, a generated method
@@ -88,26 +89,22 @@ func perCall(stages []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServer
 // make new ones from, without running the service.
 func bind(name string, m grpc.MethodDesc, impl any, stages []grpc.UnaryServerInterceptor) Method {
 	var (
-		b    Method
-		info *grpc.UnaryServerInfo
+		b       Method
+		info    *grpc.UnaryServerInfo
+		handler grpc.UnaryHandler
 	)
 	keep := func(in any) error {
 		b.Request, _ = in.(proto.Message)
 		return nil
 	}
 	take := func(_ context.Context, _ any, i *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		info, b.Call = i, h
+		info, handler = i, h
 		return nil, nil
 	}
 	_, _ = m.Handler(impl, context.Background(), keep, take)
-	if b.Request == nil || b.Call == nil || info == nil {
+	if b.Request == nil || handler == nil || info == nil {
 		panic("unarychain: " + name + " is not a generated unary method handler")
 	}
-	for i := len(stages) - 1; i >= 0; i-- {
-		stage, next := stages[i], b.Call
-		b.Call = func(ctx context.Context, req any) (any, error) {
-			return stage(ctx, req, info, next)
-		}
-	}
+	b.Call = chain(stages, info, handler)
 	return b
 }
