@@ -80,9 +80,10 @@ func TestUnaryServerInterceptor(t *testing.T) {
 
 	getUserInfo := &grpc.UnaryServerInfo{FullMethod: usersv1.UserService_GetUser_FullMethodName}
 	resp, err := intercept(t.Context(), &usersv1.GetUserRequest{Id: "u"}, getUserInfo, func(context.Context, any) (any, error) {
-		// The server's handler of a registered method calls the same
-		// service method the built chain ends in.
-		return &usersv1.GetUserResponse{User: &usersv1.User{Id: "u"}}, nil
+		// A server's handler of a registered method calls the same
+		// service method as the built chain; this one answers apart, so
+		// that the answer tells which ran.
+		return &usersv1.GetUserResponse{User: &usersv1.User{Id: "the server's handler"}}, nil
 	})
 	if err != nil || resp.(*usersv1.GetUserResponse).GetUser().GetId() != "u" {
 		t.Fatalf("GetUser: %v, %v", resp, err)
