@@ -28,6 +28,7 @@ import (
 	"github.com/usersd/usersd/gen/openapi"
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
 	"github.com/usersd/usersd/internal/accesslog"
+	"github.com/usersd/usersd/internal/claimsjson"
 	"github.com/usersd/usersd/internal/etag"
 	"github.com/usersd/usersd/internal/requestid"
 	"github.com/usersd/usersd/internal/rpcerr"
@@ -77,7 +78,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
 		runtime.WithForwardResponseOption(successStatus),
-		runtime.WithForwardResponseRewriter(renderIntoPageBuffer),
+		runtime.WithForwardResponseRewriter(renderIntoBuffer),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(dropMetadata),
 		runtime.WithOutgoingTrailerMatcher(dropMetadata),
@@ -307,17 +308,24 @@ func (d checkedDecoder) Decode(v any) error {
 }
 
 func (m compactJSON) Marshal(v any) ([]byte, error) {
-	var dst []byte
-	pb, lent := v.(*pageBuffer)
+	var (
+		dst    []byte
+		claims *claimsjson.Texts
+	)
+	rb, lent := v.(*renderBuffer)
 	if lent {
-		v, dst = pb.msg, pb.b
+		v, dst, claims = rb.msg, rb.b, &rb.claims
 	}
-	out, ok := renderUsers(dst, v)
+	out, ok := renderUsers(dst, v, claims)
 	if !ok {
+		// protojson writes the users' claims from their Claims.
+		if err := claims.SetClaims(); err != nil {
+			return nil, err
+		}
 		return m.marshalCompact(v)
 	}
 	if lent {
-		pb.b = out // kept grown, up to maxKeptPageBuffer
+		rb.b = out // kept grown, up to maxKeptBuffer
 	}
 	return out, nil
 }

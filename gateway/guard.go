@@ -78,10 +78,10 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			r.Body = newCheckedBody(body, decoded.msg)
 			r.ContentLength = int64(len(body))
 		}
-		if rt.pages {
-			var pb *pageBuffer
-			r, pb = lendPageBuffer(r)
-			defer pb.release()
+		if rt.rendersUsers {
+			var rb *renderBuffer
+			r, rb = lendRenderBuffer(r)
+			defer rb.release()
 		}
 		next(w, withIfNoneMatch(r), pathParams)
 	}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/claimsjson"
 	"github.com/usersd/usersd/internal/jsontext"
 )
 
@@ -19,29 +20,29 @@ import (
 // a Value without a kind), which then takes the protojson path, errors
 // included.
 //
-// A page is appended to dst[:0] (a lent page buffer, see pagebuf.go) when
-// dst has room for its likely size, else to a new buffer.
-func renderUsers(dst []byte, v any) (b []byte, ok bool) {
-	var r renderer
-	if u, isUser := v.(*usersv1.User); isUser {
-		if u == nil {
-			return nil, false
-		}
-		r.b = make([]byte, 0, 512)
-		r.user(u)
-		return r.b, !r.refused
-	}
-	data, next, isPage := pageOf(v)
-	if !isPage {
+// A user's claims come from claims when it holds them (the service put
+// them there as JSON text), else from the user's Claims.
+//
+// The response is appended to dst[:0] (a lent buffer, see renderbuf.go)
+// when dst has room for its likely size, else to a new buffer.
+func renderUsers(dst []byte, v any, claims *claimsjson.Texts) (b []byte, ok bool) {
+	r := renderer{claims: claims}
+	u, isUser := v.(*usersv1.User)
+	users, next, isPage := pageOf(v)
+	if isUser && u == nil || !isUser && !isPage {
 		return nil, false
 	}
-	// A new buffer when dst cannot hold the page's likely size: growing
-	// a small one by doubling would allocate about twice as much.
+	// A new buffer when dst cannot hold the response's likely size:
+	// growing a small one by doubling would allocate about twice as much.
 	r.b = dst[:0]
-	if need := 512*len(data) + 64; cap(r.b) < need {
+	if need := 512*max(len(users), 1) + 64; cap(r.b) < need {
 		r.b = make([]byte, 0, need)
 	}
-	r.page(data, next)
+	if isUser {
+		r.user(u)
+	} else {
+		r.page(users, next)
+	}
 	return r.b, !r.refused
 }
 
@@ -67,6 +68,7 @@ func pageOf(v any) (data []*usersv1.User, next *string, isPage bool) {
 type renderer struct {
 	b       []byte
 	refused bool
+	claims  *claimsjson.Texts
 }
 
 // page writes {"data":[...],"nextCursor":...}: data always (an empty
@@ -96,7 +98,10 @@ func (r *renderer) page(users []*usersv1.User, next *string) {
 func (r *renderer) user(u *usersv1.User) {
 	r.b = append(r.b, `{"id":`...)
 	r.string(u.GetId())
-	if u.Claims != nil {
+	if text, ok := r.claims.Of(u); ok {
+		r.b = append(r.b, `,"claims":`...)
+		r.b = append(r.b, text...)
+	} else if u.Claims != nil {
 		r.b = append(r.b, `,"claims":`...)
 		r.object(u.Claims, 0)
 	}

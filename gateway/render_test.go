@@ -21,7 +21,7 @@ import (
 func checkRender(t *testing.T, v proto.Message, rendered bool) {
 	t.Helper()
 	m := newMarshaler()
-	if _, ok := renderUsers(nil, v); rendered && !ok {
+	if _, ok := renderUsers(nil, v, nil); rendered && !ok {
 		t.Fatalf("%v: renderUsers declined it", v)
 	}
 	want, wantErr := m.marshalCompact(v)
@@ -32,12 +32,41 @@ func checkRender(t *testing.T, v proto.Message, rendered bool) {
 	if string(got) != string(want) {
 		t.Fatalf("%v:\n rendered %s\nprotojson %s", v, got, want)
 	}
-	// The same through a lent page buffer that held an earlier page.
-	pb := &pageBuffer{b: append(make([]byte, 0, 8), "stale page"...), msg: v}
-	got, gotErr = m.Marshal(pb)
+	// The same through a lent buffer that held an earlier response.
+	rb := &renderBuffer{b: append(make([]byte, 0, 8), "stale page"...), msg: v}
+	got, gotErr = m.Marshal(rb)
 	if (gotErr == nil) != (wantErr == nil) || string(got) != string(want) {
 		t.Fatalf("%v, in a lent buffer:\n rendered %s (%v)\nprotojson %s (%v)", v, got, gotErr, want, wantErr)
 	}
+	// The same with the claims handed over as text (claimsjson), where
+	// the texts take them, and on a Claims where they do not.
+	v = proto.Clone(v)
+	rb = &renderBuffer{msg: v}
+	for _, u := range usersIn(v) {
+		if u == nil || u.Claims == nil {
+			continue
+		}
+		stored, err := m.marshalCompact(u.Claims)
+		if err != nil {
+			continue
+		}
+		if rb.claims.Add(u, string(stored)) {
+			u.Claims = nil
+		}
+	}
+	got, gotErr = m.Marshal(rb)
+	if (gotErr == nil) != (wantErr == nil) || string(got) != string(want) {
+		t.Fatalf("%v, with claims as text:\n rendered %s (%v)\nprotojson %s (%v)", v, got, gotErr, want, wantErr)
+	}
+}
+
+// usersIn returns the users a response carries.
+func usersIn(v proto.Message) []*usersv1.User {
+	if u, ok := v.(*usersv1.User); ok {
+		return []*usersv1.User{u}
+	}
+	users, _, _ := pageOf(v)
+	return users
 }
 
 func claimsOf(t *testing.T, doc string) *structpb.Struct {
@@ -112,20 +141,24 @@ func TestRenderUsersDeclinesWhatProtojsonJudges(t *testing.T) {
 	}
 	for name, u := range cases {
 		t.Run(name, func(t *testing.T) {
-			if out, ok := renderUsers(nil, u); ok {
+			if out, ok := renderUsers(nil, u, nil); ok {
 				t.Fatalf("rendered %s, want it left to protojson", out)
 			}
-			if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{{Id: "ok"}, u}}); ok {
+			if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{{Id: "ok"}, u}}, nil); ok {
 				t.Fatal("a page holding it was rendered, want it left to protojson")
 			}
 			checkRender(t, u, false)
+			// protojson writes the page's other users' claims too, when
+			// they were handed over as text.
+			withClaims := &usersv1.User{Id: "ok", Claims: claimsOf(t, `{"email":"a@example.org","n":[1,2]}`)}
+			checkRender(t, &usersv1.ListUsersResponse{Data: []*usersv1.User{withClaims, u}}, false)
 		})
 	}
-	if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}); ok {
+	if _, ok := renderUsers(nil, &usersv1.ListUsersResponse{Data: []*usersv1.User{nil}}, nil); ok {
 		t.Error("a page holding a nil user was rendered")
 	}
 	for _, v := range []any{(*usersv1.User)(nil), (*usersv1.ListUsersResponse)(nil), (*usersv1.SearchUsersResponse)(nil), &emptypb.Empty{}, &usersv1.ListEventsResponse{}, map[string]string{}} {
-		if out, ok := renderUsers(nil, v); ok {
+		if out, ok := renderUsers(nil, v, nil); ok {
 			t.Errorf("%T rendered as %s, want it left to protojson", v, out)
 		}
 	}

@@ -40,9 +40,9 @@ type route struct {
 	// /v1/users/{id}): the mux may hand them to this route for a method
 	// only theirs lacks, which is a 405, not a call with id "search".
 	shadowed []string
-	// pages: the route's responses are pages of users, rendered into a
-	// lent buffer (pagebuf.go).
-	pages bool
+	// rendersUsers: the route's responses carry users, rendered into a
+	// lent buffer (renderbuf.go).
+	rendersUsers bool
 }
 
 // maskPaths is the update mask of a body: exactly the fields its top-level
@@ -114,15 +114,15 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 		}
 		slices.Sort(vars)
 		rt := &route{
-			method:     verb,
-			template:   template,
-			pattern:    "/" + strings.Join(printed, "/"),
-			segments:   segments,
-			vars:       vars,
-			rpc:        m,
-			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
-			body:       rule.GetBody(),
-			pages:      rendersPage(m.Output()),
+			method:       verb,
+			template:     template,
+			pattern:      "/" + strings.Join(printed, "/"),
+			segments:     segments,
+			vars:         vars,
+			rpc:          m,
+			fullMethod:   "/" + string(sd.FullName()) + "/" + string(m.Name()),
+			body:         rule.GetBody(),
+			rendersUsers: rendersUsers(m.Output()),
 		}
 		var bodyMessage protoreflect.MessageDescriptor
 		bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)

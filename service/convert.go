@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/claimsjson"
 	"github.com/usersd/usersd/internal/store"
 )
 
@@ -32,23 +33,26 @@ func decodeClaims(data string) (*structpb.Struct, error) {
 }
 
 // userToPB converts a stored user to its API form. Claims are always set,
-// so REST prints `{}` rather than omitting them.
-func userToPB(u store.User) (*usersv1.User, error) {
+// so REST prints `{}` rather than omitting them, or else kept in texts for
+// the gateway to write (claimsjson; texts is nil outside the gateway's
+// in-process calls).
+func userToPB(u store.User, texts *claimsjson.Texts) (*usersv1.User, error) {
+	pb := &usersv1.User{Id: u.ID, AuthenticationProvider: providerToPB(u.Provider)}
+	if texts != nil && texts.Add(pb, u.Claims) {
+		return pb, nil
+	}
 	claims, err := decodeClaims(u.Claims)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.ID, err)
 	}
-	return &usersv1.User{
-		Id:                     u.ID,
-		Claims:                 claims,
-		AuthenticationProvider: providerToPB(u.Provider),
-	}, nil
+	pb.Claims = claims
+	return pb, nil
 }
 
-func usersToPB(us []store.User) ([]*usersv1.User, error) {
+func usersToPB(us []store.User, texts *claimsjson.Texts) ([]*usersv1.User, error) {
 	out := make([]*usersv1.User, len(us))
 	for i, u := range us {
-		pb, err := userToPB(u)
+		pb, err := userToPB(u, texts)
 		if err != nil {
 			return nil, err
 		}

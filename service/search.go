@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/claimsjson"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/store"
 )
@@ -32,7 +33,7 @@ func (s *Users) SearchUsers(ctx context.Context, req *usersv1.SearchUsersRequest
 	if err != nil {
 		return nil, fmt.Errorf("search users: %w", err)
 	}
-	data, err := usersToPB(page)
+	data, err := usersToPB(page, claimsjson.FromContext(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package service
 import (
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -201,54 +200,24 @@ func (d *structDecoder) string() (string, bool) {
 	if !d.next('"') {
 		return "", false
 	}
-	start, ascii := d.i, true
-	for d.i += jsontext.PlainASCII(d.s[d.i:]); d.i < len(d.s); d.i++ {
-		switch c := d.s[d.i]; {
-		case c == '"':
-			s := d.s[start:d.i]
-			d.i++
-			return s, ascii || utf8.ValidString(s)
-		case c == '\\' || c < 0x20:
-			return "", false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
+	n, ok := jsontext.PlainStringLen(d.s[d.i:])
+	if !ok {
+		return "", false
 	}
-	return "", false
+	str := d.s[d.i : d.i+n]
+	d.i += n + 1
+	return str, true
 }
 
-// number reads a JSON number (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)
-// that is a finite float64.
+// number reads a JSON number that is a finite float64.
 func (d *structDecoder) number() (float64, bool) {
-	start := d.i
-	d.next('-')
-	switch {
-	case d.next('0'):
-	case d.digits() == 0:
+	n := jsontext.NumberLen(d.s[d.i:])
+	if n == 0 {
 		return 0, false
 	}
-	if d.next('.') && d.digits() == 0 {
-		return 0, false
-	}
-	if d.next('e') || d.next('E') {
-		if !d.next('+') {
-			d.next('-')
-		}
-		if d.digits() == 0 {
-			return 0, false
-		}
-	}
-	f, err := strconv.ParseFloat(d.s[start:d.i], 64)
+	f, err := strconv.ParseFloat(d.s[d.i:d.i+n], 64)
+	d.i += n
 	return f, err == nil
-}
-
-// digits consumes a run of decimal digits and returns its length.
-func (d *structDecoder) digits() int {
-	start := d.i
-	for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
-		d.i++
-	}
-	return d.i - start
 }
 
 // appendStruct appends the JSON encoding/json gives s.AsMap() with HTML

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/claimsjson"
 	"github.com/usersd/usersd/internal/etag"
 	"github.com/usersd/usersd/internal/events"
 	"github.com/usersd/usersd/internal/ids"
@@ -70,7 +71,7 @@ func (s *Users) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) 
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	pb, err := userToPB(created)
+	pb, err := userToPB(created, claimsjson.FromContext(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func (s *Users) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*user
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
 	}
-	pb, err := userToPB(u)
+	pb, err := userToPB(u, claimsjson.FromContext(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (s *Users) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) 
 	if err != nil {
 		return nil, fmt.Errorf("update user: %w", err)
 	}
-	pb, err := userToPB(updated)
+	pb, err := userToPB(updated, claimsjson.FromContext(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func (s *Users) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	data, err := usersToPB(page)
+	data, err := usersToPB(page, claimsjson.FromContext(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -12,11 +12,11 @@ import (
 // measured count with -v).
 const (
 	budgetGetUserGRPC    = 250  // measured 238 (249 before unarychain, 280 before the user cache)
-	budgetGetUserREST    = 214  // measured 204 (221 before the gateway kept its chain and its request id, 252 before the user cache)
+	budgetGetUserREST    = 210  // measured 200 (204 before claims came as text, 221 before the gateway kept its chain and its request id, 252 before the user cache)
 	budgetUpdateUserGRPC = 410  // measured 390 (401 before unarychain)
-	budgetUpdateUserREST = 392  // measured 373 (390 before the gateway kept its chain and its request id)
+	budgetUpdateUserREST = 389  // measured 370 (373 before claims came as text, 390 before the gateway kept its chain and its request id)
 	budgetListPageGRPC   = 7810 // measured 7438 (7449 before unarychain); a page of the seeded user and 99 accounts
-	budgetListPageREST   = 2693 // measured 2565 (2582 before the gateway kept its chain and its request id)
+	budgetListPageREST   = 1857 // measured 1769 (2565 before claims came as text, 2582 before the gateway kept its chain and its request id)
 )
 
 // allocRuns is the calls measured per case. The events the writer would

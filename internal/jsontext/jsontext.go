@@ -132,3 +132,62 @@ func SortedKeys[V any](buf []string, m map[string]V) []string {
 	slices.Sort(buf)
 	return buf
 }
+
+// NumberLen returns the length of the JSON number s starts with
+// (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), or 0 if it starts with
+// none.
+func NumberLen(s string) int {
+	i := 0
+	digits := func() int {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return 0
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0
+		}
+	}
+	return i
+}
+
+// PlainStringLen returns the length of the content of the JSON string
+// whose opening quote s follows, up to its closing quote, when that
+// content is written as it is: no escape, no control character, valid
+// UTF-8 (both encoders write such a string so). ok is false otherwise, or
+// when s holds no closing quote.
+func PlainStringLen(s string) (n int, ok bool) {
+	ascii := true
+	for i := PlainASCII(s); i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i, ascii || utf8.ValidString(s[:i])
+		case c == '\\' || c < 0x20:
+			return 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return 0, false
+}

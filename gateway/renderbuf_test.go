@@ -10,14 +10,18 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv1 "github.com/usersd/usersd/gen/users/v1"
+	"github.com/usersd/usersd/internal/claimsjson"
 )
 
 // pagedUsers answers a page of as many users as the request's limit
-// asks, each with claims of its own, naming the request's cursor.
+// asks, each with claims of its own, naming the request's cursor. It
+// hands every other user's claims over as text, as the service does.
 type pagedUsers struct {
 	usersv1.UnimplementedUserServiceServer
 }
@@ -33,20 +37,41 @@ func page(limit int32, cursor string) []*usersv1.User {
 	return users
 }
 
-func (pagedUsers) ListUsers(_ context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
-	next := req.GetCursor() + "+"
-	return &usersv1.ListUsersResponse{Data: page(req.GetLimit(), req.GetCursor()), NextCursor: &next}, nil
+// handOver moves the claims of every other user into the request's
+// texts; it fails when the request has none, which the gateway lends.
+func handOver(ctx context.Context, users []*usersv1.User) error {
+	texts := claimsjson.FromContext(ctx)
+	if texts == nil {
+		return status.Error(codes.Internal, "no claims texts in the call's context")
+	}
+	for i, u := range users {
+		stored, err := newMarshaler().marshalCompact(u.Claims)
+		if err != nil {
+			return err
+		}
+		if i%2 == 1 && texts.Add(u, string(stored)) {
+			u.Claims = nil
+		}
+	}
+	return nil
 }
 
-func (pagedUsers) SearchUsers(_ context.Context, req *usersv1.SearchUsersRequest) (*usersv1.SearchUsersResponse, error) {
-	return &usersv1.SearchUsersResponse{Data: page(req.GetLimit(), req.GetCursor())}, nil
+func (pagedUsers) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
+	next := req.GetCursor() + "+"
+	users := page(req.GetLimit(), req.GetCursor())
+	return &usersv1.ListUsersResponse{Data: users, NextCursor: &next}, handOver(ctx, users)
+}
+
+func (pagedUsers) SearchUsers(ctx context.Context, req *usersv1.SearchUsersRequest) (*usersv1.SearchUsersResponse, error) {
+	users := page(req.GetLimit(), req.GetCursor())
+	return &usersv1.SearchUsersResponse{Data: users}, handOver(ctx, users)
 }
 
 // Pages rendered at once into lent buffers, which go back to be lent
-// again (or, past maxKeptPageBuffer, are dropped), each come out whole and
-// as protojson writes them: no page shows another's bytes. Under -race
-// this also checks that a buffer is taken back only after its response
-// is written.
+// again (or, past maxKeptBuffer, are dropped), each come out whole and
+// as protojson writes them: no page shows another's bytes, nor another's
+// claims handed over as text. Under -race this also checks that a buffer
+// is taken back only after its response is written.
 func TestPagesInLentBuffers(t *testing.T) {
 	h, err := New(t.Context(), inProcessConn(pagedUsers{}), Options{
 		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 64 << 10, MaxJSONDepth: 13,
@@ -92,21 +117,23 @@ func TestPagesInLentBuffers(t *testing.T) {
 	wg.Wait()
 }
 
-// Only the responses renderUsers writes as pages get a lent buffer.
-func TestRendersPage(t *testing.T) {
+// Only the responses that carry users get a lent buffer.
+func TestRendersUsers(t *testing.T) {
 	for msg, want := range map[string]bool{
 		"ListUsersResponse":   true,
 		"SearchUsersResponse": true,
-		"GetUserResponse":     false,
-		"User":                false,
+		"GetUserResponse":     true,
+		"CreateUserResponse":  true,
+		"UpdateUserResponse":  true,
+		"DeleteUserResponse":  false,
 		"ListEventsResponse":  false,
 	} {
 		md := usersv1.File_users_v1_users_proto.Messages().ByName(protoreflect.Name(msg))
 		if md == nil {
 			t.Fatalf("no message %s", msg)
 		}
-		if got := rendersPage(md); got != want {
-			t.Errorf("rendersPage(%s) = %v, want %v", msg, got, want)
+		if got := rendersUsers(md); got != want {
+			t.Errorf("rendersUsers(%s) = %v, want %v", msg, got, want)
 		}
 	}
 }
