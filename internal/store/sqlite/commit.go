@@ -419,10 +419,25 @@ func (g *groupTx) stmt(k writeStmt) *sql.Stmt {
 // exec runs the prepared statement k.
 func (g *groupTx) exec(k writeStmt, args ...any) (sql.Result, error) {
 	res, err := g.stmt(k).ExecContext(context.Background(), args...)
-	if err == nil && k.changes() {
+	switch {
+	case err != nil && k.changes():
+		g.failed(err)
+	case err == nil && k.changes():
 		g.noteChanges(res)
 	}
 	return res, err
+}
+
+// failed marks the write dirty when the error of a statement that changes
+// rows may have come after a change, which SQLite keeps: the user writes
+// are OR FAIL (see writeSQL), and a trigger of theirs may fail after the
+// row is written. A constraint of the users table is checked before
+// anything is written (the provider link taken), and a conditional write
+// that matched no row changed none.
+func (g *groupTx) failed(err error) {
+	if !isProviderConflict(err) && !errors.Is(err, sql.ErrNoRows) {
+		g.dirty = true
+	}
 }
 
 // queryRow runs the prepared query k. A row read from a statement that
@@ -461,7 +476,10 @@ type groupRow struct {
 
 func (r groupRow) Scan(dest ...any) error {
 	err := r.row.Scan(dest...)
-	if err == nil && r.changes {
+	switch {
+	case err != nil && r.changes:
+		r.g.failed(err)
+	case err == nil && r.changes:
 		r.g.dirty = true
 	}
 	return err

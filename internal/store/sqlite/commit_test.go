@@ -323,6 +323,53 @@ func TestGroupWriteRolledBackToItsSavepoint(t *testing.T) {
 	assertEventsAbsent(t, h.Store, trail...)
 }
 
+// The user writes are OR FAIL (no statement journal), so a write whose
+// claims trigger fails after the row is written keeps that row until the
+// group undoes it: the group is run again with savepoints, and neither the
+// failed create nor the failed update leaves anything, in users or in the
+// claims index, while the writes around them are kept.
+func TestGroupTriggerFailureUndone(t *testing.T) {
+	h := openHeld(t)
+	ctx := t.Context()
+	owner := newUser(newLink())
+	if _, err := h.CreateUser(ctx, owner, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, broken, after := newUser(nil), newUser(newLink()), newUser(nil)
+	broken.Claims = `{"not json"` // json_tree fails in the trigger, after the insert
+	trails := [][]store.Event{trailOf("USER_CREATE"), trailOf("USER_CREATE"), trailOf("USER_UPDATE"), trailOf("USER_CREATE")}
+	h.transactions()
+	errs := h.group(t,
+		create(h.Store, before, trails[0]...),
+		create(h.Store, broken, trails[1]...),
+		update(h.Store, owner.ID, store.UserChange{SetClaims: true, Claims: []byte(`[1,`), SetProvider: true}, trails[2]...),
+		create(h.Store, after, trails[3]...),
+	)
+	if errs[0] != nil || errs[1] == nil || errs[2] == nil || errs[3] != nil {
+		t.Fatalf("errs = %v, want nil, an error, an error, nil", errs)
+	}
+	if n := h.redone(); n != 1 {
+		t.Errorf("the group was run again %d times, want once", n)
+	}
+	for _, u := range []store.User{before, after} {
+		if _, err := h.GetUser(ctx, u.ID); err != nil {
+			t.Errorf("a write beside the failed ones: %v", err)
+		}
+	}
+	if _, err := h.GetUser(ctx, broken.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the failed create's user was kept: err = %v", err)
+	}
+	if got, err := h.GetUser(ctx, owner.ID); err != nil || got.Claims != owner.Claims || got.Provider == nil || got.Version != 1 {
+		t.Errorf("the failed update changed the user: %+v, %v", got, err)
+	}
+	var orphans int
+	if err := h.w.QueryRowContext(ctx, `SELECT count(*) FROM user_claims WHERE seq NOT IN (SELECT seq FROM users)`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Errorf("%d claims index rows of no user (%v)", orphans, err)
+	}
+	assertEventsStored(t, h.Store, append(trails[0], trails[3]...)...)
+	assertEventsAbsent(t, h.Store, slices.Concat(trails[1:3]...)...)
+}
+
 // The trails of a group are stored together after its last write; when
 // one of them cannot be stored, the group is run again with savepoints,
 // and that trail's write alone fails, with none of its changes kept.
