@@ -78,9 +78,9 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			r.Body = newCheckedBody(body, decoded.msg)
 			r.ContentLength = int64(len(body))
 		}
-		if rt.rendersUsers {
+		if rt.buffers != nil {
 			var rb *renderBuffer
-			r, rb = lendRenderBuffer(r)
+			r, rb = rt.buffers.lend(r)
 			defer rb.release()
 		}
 		next(w, withIfNoneMatch(r), pathParams)

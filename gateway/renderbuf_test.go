@@ -68,7 +68,7 @@ func (pagedUsers) SearchUsers(ctx context.Context, req *usersv1.SearchUsersReque
 }
 
 // Pages rendered at once into lent buffers, which go back to be lent
-// again (or, past maxKeptBuffer, are dropped), each come out whole and
+// again (or, past their pool's maxKept, are dropped), each come out whole and
 // as protojson writes them: no page shows another's bytes, nor another's
 // claims handed over as text. Under -race this also checks that a buffer
 // is taken back only after its response is written.
@@ -117,23 +117,25 @@ func TestPagesInLentBuffers(t *testing.T) {
 	wg.Wait()
 }
 
-// Only the responses that carry users get a lent buffer.
+// Only the responses that carry users get a lent buffer, pages one of
+// their own.
 func TestRendersUsers(t *testing.T) {
-	for msg, want := range map[string]bool{
-		"ListUsersResponse":   true,
-		"SearchUsersResponse": true,
-		"GetUserResponse":     true,
-		"CreateUserResponse":  true,
-		"UpdateUserResponse":  true,
-		"DeleteUserResponse":  false,
-		"ListEventsResponse":  false,
+	type want struct{ users, pages bool }
+	for msg, want := range map[string]want{
+		"ListUsersResponse":   {true, true},
+		"SearchUsersResponse": {true, true},
+		"GetUserResponse":     {true, false},
+		"CreateUserResponse":  {true, false},
+		"UpdateUserResponse":  {true, false},
+		"DeleteUserResponse":  {false, false},
+		"ListEventsResponse":  {false, false},
 	} {
 		md := usersv1.File_users_v1_users_proto.Messages().ByName(protoreflect.Name(msg))
 		if md == nil {
 			t.Fatalf("no message %s", msg)
 		}
-		if got := rendersUsers(md); got != want {
-			t.Errorf("rendersUsers(%s) = %v, want %v", msg, got, want)
+		if users, pages := rendersUsers(md); users != want.users || pages != want.pages {
+			t.Errorf("rendersUsers(%s) = %v, %v, want %v, %v", msg, users, pages, want.users, want.pages)
 		}
 	}
 }

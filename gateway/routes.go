@@ -40,9 +40,9 @@ type route struct {
 	// /v1/users/{id}): the mux may hand them to this route for a method
 	// only theirs lacks, which is a 405, not a call with id "search".
 	shadowed []string
-	// rendersUsers: the route's responses carry users, rendered into a
-	// lent buffer (renderbuf.go).
-	rendersUsers bool
+	// buffers lends the requests of a route whose responses carry users
+	// the buffer they are rendered into (renderbuf.go); nil for others.
+	buffers *renderPool
 }
 
 // maskPaths is the update mask of a body: exactly the fields its top-level
@@ -114,15 +114,20 @@ func routesOf(sd protoreflect.ServiceDescriptor) routes {
 		}
 		slices.Sort(vars)
 		rt := &route{
-			method:       verb,
-			template:     template,
-			pattern:      "/" + strings.Join(printed, "/"),
-			segments:     segments,
-			vars:         vars,
-			rpc:          m,
-			fullMethod:   "/" + string(sd.FullName()) + "/" + string(m.Name()),
-			body:         rule.GetBody(),
-			rendersUsers: rendersUsers(m.Output()),
+			method:     verb,
+			template:   template,
+			pattern:    "/" + strings.Join(printed, "/"),
+			segments:   segments,
+			vars:       vars,
+			rpc:        m,
+			fullMethod: "/" + string(sd.FullName()) + "/" + string(m.Name()),
+			body:       rule.GetBody(),
+		}
+		switch users, pages := rendersUsers(m.Output()); {
+		case pages:
+			rt.buffers = &pageBuffers
+		case users:
+			rt.buffers = &userBuffers
 		}
 		var bodyMessage protoreflect.MessageDescriptor
 		bodyMessage, rt.updateMask = bodyOf(m.Input(), rt.body)
