@@ -49,9 +49,10 @@ func requestLines(t *testing.T, s *server, rid string) []map[string]any {
 }
 
 // logFence returns once every line of the requests answered so far is in
-// s.logs: a request's line is written before its response is complete
-// (and a gRPC call's before its status is sent), and the log is read in
-// order, so the line of one more request comes after all of them.
+// s.logs: a request's line is logged before its response is complete
+// (and a gRPC call's before its status is sent), and lines are written
+// and read in order (in batches, at most 100 ms late), so the line of one
+// more request comes after all of them.
 func logFence(t *testing.T, s *server) {
 	t.Helper()
 	rid := evRID("fence")
