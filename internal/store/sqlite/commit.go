@@ -281,7 +281,8 @@ func (s *Store) runGroup(g *groupTx, group []*writeReq, savepoints bool) error {
 		return nil
 	}
 	if len(g.trails) > 0 {
-		err := insertEvents(g, g.trails, nil)
+		rows, outcomes := pairOutcomes(g.trails)
+		err := insertEvents(g, rows, outcomes)
 		clear(g.trails) // let the events go
 		if isUnavailable(err) {
 			return err
@@ -396,7 +397,8 @@ type groupTx struct {
 // writes, stored together before the commit (see runGroup).
 func (g *groupTx) storeTrail(trail []store.Event) error {
 	if !g.poolTrails {
-		return insertEvents(g, trail, nil)
+		rows, outcomes := pairOutcomes(trail)
+		return insertEvents(g, rows, outcomes)
 	}
 	g.trails = append(g.trails, trail...)
 	return nil

@@ -78,8 +78,10 @@ func insertEventsSQL(rows int) string {
 //
 // A START and its outcome in the batch share a row (pairOutcomes). When
 // the START is stored already, alone, the outcome is stored alone too
-// (storeSkippedOutcomes). A mutation's trail, whose START the writer may
-// have stored, goes in rows of one (runGroup).
+// (storeSkippedOutcomes). A mutation's trail is stored the same way
+// (runGroup): its START and SUCCESS in one row, or its SUCCESS alone when
+// the writer stored the START first; a START the writer brings after the
+// trail is skipped.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil

@@ -461,3 +461,46 @@ func TestSkippedOutcomeRefusedKeepsTheBatchOut(t *testing.T) {
 		t.Errorf("events %v, %v; want only the START stored before", got, err)
 	}
 }
+
+// A mutation's trail, its START and SUCCESS, shares a row as the writer's
+// pairs do; when the writer stored the START first, the SUCCESS gets a
+// row of its own, and a START the writer brings after the trail is
+// skipped: each event is stored once, whichever comes first.
+func TestTrailSharesARow(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name        string
+		startBefore bool // the writer stores the START before the trail
+		startAfter  bool // ... or after it
+		rows        int
+	}{
+		{"case=trail alone", false, false, 1},
+		{"case=START stored before", true, false, 2},
+		{"case=START stored after", false, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTemp(t)
+			start, success := newPair("USER_CREATE", store.SuccessSuffix)
+			if tc.startBefore {
+				if err := s.AppendEvents(ctx, []store.Event{start}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.CreateUser(ctx, newUser(nil), []store.Event{start, success}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.startAfter {
+				if err := s.AppendEvents(ctx, []store.Event{start}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 10})
+			if err != nil || fmt.Sprint(got) != fmt.Sprint([]store.Event{success, start}) {
+				t.Errorf("events %v, %v; want %v", got, err, []store.Event{success, start})
+			}
+			if n := rowCount(t, s); n != tc.rows {
+				t.Errorf("%d rows, want %d", n, tc.rows)
+			}
+		})
+	}
+}
