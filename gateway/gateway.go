@@ -325,7 +325,7 @@ func (m compactJSON) Marshal(v any) ([]byte, error) {
 		return m.marshalCompact(v)
 	}
 	if lent {
-		rb.b = out // kept grown, up to maxKeptBuffer
+		rb.b = out // kept grown, up to its pool's maxKept
 	}
 	return out, nil
 }
