@@ -197,27 +197,16 @@ func (d *structDecoder) literal(lit string) bool {
 // string reads a string without escapes or control characters, in valid
 // UTF-8.
 func (d *structDecoder) string() (string, bool) {
-	if !d.next('"') {
-		return "", false
-	}
-	n, ok := jsontext.PlainStringLen(d.s[d.i:])
-	if !ok {
-		return "", false
-	}
-	str := d.s[d.i : d.i+n]
-	d.i += n + 1
-	return str, true
+	str, n, ok := jsontext.PlainString(d.s[d.i:])
+	d.i += n
+	return str, ok
 }
 
 // number reads a JSON number that is a finite float64.
 func (d *structDecoder) number() (float64, bool) {
-	n := jsontext.NumberLen(d.s[d.i:])
-	if n == 0 {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(d.s[d.i:d.i+n], 64)
+	f, n, ok := jsontext.Number(d.s[d.i:])
 	d.i += n
-	return f, err == nil
+	return f, ok
 }
 
 // appendStruct appends the JSON encoding/json gives s.AsMap() with HTML

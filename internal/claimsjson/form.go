@@ -1,7 +1,7 @@
 package claimsjson
 
 import (
-	"strconv"
+	"strings"
 
 	"github.com/usersd/usersd/internal/jsontext"
 )
@@ -32,43 +32,36 @@ func appendAPIForm(b []byte, stored string) (_ []byte, ok bool) {
 	if !s.object(0) || s.i != len(s.in) {
 		return b, false
 	}
-	return s.out, true
+	return append(s.out, s.in[s.copied:]...), true
 }
 
+// scanner checks stored JSON and copies it to out as it goes, all but its
+// numbers as they are: in[copied:i] is read and not yet copied.
 type scanner struct {
-	in  string
-	i   int
-	out []byte
+	in        string
+	i, copied int
+	out       []byte
 }
 
 func (s *scanner) object(depth int) bool {
 	if !s.next('{') || depth == maxDepth {
 		return false
 	}
-	s.out = append(s.out, '{')
 	if s.next('}') {
-		s.out = append(s.out, '}')
 		return true
 	}
-	prev, first := "", true
-	for {
+	for prev, first := "", true; ; first = false {
 		key, ok := s.string()
-		if !ok || !first && key <= prev || !s.next(':') {
+		if !ok || !first && key <= prev || !s.next(':') || !s.value(depth) {
 			return false
 		}
-		prev, first = key, false
-		s.out = append(s.out, ':')
-		if !s.value(depth) {
-			return false
-		}
+		prev = key
 		if s.next('}') {
-			s.out = append(s.out, '}')
 			return true
 		}
 		if !s.next(',') {
 			return false
 		}
-		s.out = append(s.out, ',')
 	}
 }
 
@@ -76,9 +69,7 @@ func (s *scanner) list(depth int) bool {
 	if !s.next('[') || depth == maxDepth {
 		return false
 	}
-	s.out = append(s.out, '[')
 	if s.next(']') {
-		s.out = append(s.out, ']')
 		return true
 	}
 	for {
@@ -86,13 +77,11 @@ func (s *scanner) list(depth int) bool {
 			return false
 		}
 		if s.next(']') {
-			s.out = append(s.out, ']')
 			return true
 		}
 		if !s.next(',') {
 			return false
 		}
-		s.out = append(s.out, ',')
 	}
 }
 
@@ -112,9 +101,8 @@ func (s *scanner) value(depth int) bool {
 		return s.list(depth + 1)
 	}
 	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(s.in)-s.i >= len(lit) && s.in[s.i:s.i+len(lit)] == lit {
+		if strings.HasPrefix(s.in[s.i:], lit) {
 			s.i += len(lit)
-			s.out = append(s.out, lit...)
 			return true
 		}
 	}
@@ -130,34 +118,24 @@ func (s *scanner) next(c byte) bool {
 	return false
 }
 
-// string copies a quoted string that protojson writes as it is, and
+// string reads a quoted string that protojson writes as it is, and
 // returns its content.
 func (s *scanner) string() (string, bool) {
-	if !s.next('"') {
-		return "", false
-	}
-	n, ok := jsontext.PlainStringLen(s.in[s.i:])
-	if !ok {
-		return "", false
-	}
-	str := s.in[s.i : s.i+n]
-	s.out = append(s.out, s.in[s.i-1:s.i+n+1]...)
-	s.i += n + 1
-	return str, true
+	str, n, ok := jsontext.PlainString(s.in[s.i:])
+	s.i += n
+	return str, ok
 }
 
 // number respells a JSON number as protojson writes its float64, which
 // must be finite.
 func (s *scanner) number() bool {
-	n := jsontext.NumberLen(s.in[s.i:])
-	if n == 0 {
+	f, n, ok := jsontext.Number(s.in[s.i:])
+	if !ok {
 		return false
 	}
-	f, err := strconv.ParseFloat(s.in[s.i:s.i+n], 64)
-	if err != nil {
-		return false // out of range: not finite
-	}
-	s.i += n
+	s.out = append(s.out, s.in[s.copied:s.i]...)
 	s.out = jsontext.AppendNumber(s.out, f)
+	s.i += n
+	s.copied = s.i
 	return true
 }

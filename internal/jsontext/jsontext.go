@@ -133,61 +133,70 @@ func SortedKeys[V any](buf []string, m map[string]V) []string {
 	return buf
 }
 
-// NumberLen returns the length of the JSON number s starts with
-// (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), or 0 if it starts with
-// none.
-func NumberLen(s string) int {
-	i := 0
+// Number reads the JSON number s starts with
+// (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?): its value, which must
+// be a finite float64, and its length. ok is false for anything else.
+func Number(s string) (f float64, n int, ok bool) {
 	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
+		start := n
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			n++
 		}
-		return i - start
+		return n - start
 	}
-	if i < len(s) && s[i] == '-' {
-		i++
+	if n < len(s) && s[n] == '-' {
+		n++
 	}
 	switch {
-	case i < len(s) && s[i] == '0':
-		i++
+	case n < len(s) && s[n] == '0':
+		n++
 	case digits() == 0:
-		return 0
+		return 0, 0, false
 	}
-	if i < len(s) && s[i] == '.' {
-		i++
+	if n < len(s) && s[n] == '.' {
+		n++
 		if digits() == 0 {
-			return 0
+			return 0, 0, false
 		}
 	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
+	if n < len(s) && (s[n] == 'e' || s[n] == 'E') {
+		n++
+		if n < len(s) && (s[n] == '+' || s[n] == '-') {
+			n++
 		}
 		if digits() == 0 {
-			return 0
+			return 0, 0, false
 		}
 	}
-	return i
+	f, err := strconv.ParseFloat(s[:n], 64)
+	if err != nil { // out of range: not finite
+		return 0, 0, false
+	}
+	return f, n, true
 }
 
-// PlainStringLen returns the length of the content of the JSON string
-// whose opening quote s follows, up to its closing quote, when that
+// PlainString reads the quoted JSON string s starts with, when its
 // content is written as it is: no escape, no control character, valid
-// UTF-8 (both encoders write such a string so). ok is false otherwise, or
-// when s holds no closing quote.
-func PlainStringLen(s string) (n int, ok bool) {
+// UTF-8 (both encoders write such a string so). It returns the content
+// and the length read, quotes included; ok is false for anything else.
+func PlainString(s string) (str string, n int, ok bool) {
+	if len(s) == 0 || s[0] != '"' {
+		return "", 0, false
+	}
 	ascii := true
-	for i := PlainASCII(s); i < len(s); i++ {
+	for i := 1 + PlainASCII(s[1:]); i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '"':
-			return i, ascii || utf8.ValidString(s[:i])
+			str = s[1:i]
+			if !ascii && !utf8.ValidString(str) {
+				return "", 0, false
+			}
+			return str, i + 1, true
 		case c == '\\' || c < 0x20:
-			return 0, false
+			return "", 0, false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return 0, false
+	return "", 0, false
 }

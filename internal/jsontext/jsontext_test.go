@@ -76,3 +76,36 @@ func checkStringMatchesEncoders(t *testing.T, s string) {
 		t.Errorf("%q: AppendProtojsonString %s (%v), protojson %s (%v)", s, got, ok, want, wantErr)
 	}
 }
+
+// Number reads exactly the JSON number grammar, and only finite values;
+// PlainString only strings written as they are.
+func TestNumberAndPlainString(t *testing.T) {
+	for in, want := range map[string]struct {
+		f  float64
+		n  int
+		ok bool
+	}{
+		"0": {0, 1, true}, "-0": {0, 2, true}, "12,": {12, 2, true}, "1.5e3}": {1500, 5, true},
+		"-2.5E-1": {-0.25, 7, true}, "01": {0, 1, true}, // a number ends where the grammar does
+		"": {}, "-": {}, "+1": {}, ".5": {}, "1.": {}, "1e": {}, "1e+": {}, "x": {}, "1e400": {},
+	} {
+		f, n, ok := Number(in)
+		if f != want.f || n != want.n || ok != want.ok {
+			t.Errorf("Number(%q) = %v, %d, %v; want %v, %d, %v", in, f, n, ok, want.f, want.n, want.ok)
+		}
+	}
+	for in, want := range map[string]struct {
+		str string
+		n   int
+		ok  bool
+	}{
+		`"abc":1`: {"abc", 5, true}, `""`: {"", 2, true}, `"é日本 <&>"`: {"é日本 <&>", 14, true},
+		`"a long plain ascii string"`: {"a long plain ascii string", 27, true},
+		``: {}, `abc"`: {}, `"abc`: {}, `"a\"b"`: {}, "\"a\nb\"": {}, "\"\xff\"": {}, `"\u0061"`: {},
+	} {
+		str, n, ok := PlainString(in)
+		if str != want.str || n != want.n || ok != want.ok {
+			t.Errorf("PlainString(%q) = %q, %d, %v; want %q, %d, %v", in, str, n, ok, want.str, want.n, want.ok)
+		}
+	}
+}
