@@ -187,6 +187,12 @@ func TestSetClaims(t *testing.T) {
 	if err := (*Texts)(nil).SetClaims(); err != nil {
 		t.Error(err)
 	}
+	// Text protojson cannot read (Add never keeps such) is an error.
+	texts.buf = append(texts.buf[:0], `{"a":`...)
+	texts.users = append(texts.users[:0], entry{user: a, end: len(texts.buf)})
+	if err := texts.SetClaims(); err == nil {
+		t.Error("SetClaims took text that is not JSON")
+	}
 }
 
 // A request's texts come back from its context.

@@ -2,6 +2,7 @@ package logbuf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -36,8 +37,11 @@ func (r *recorder) got() []string {
 // Lines written together reach the underlying writer in one write, once
 // the interval after the first has passed, and not before.
 func TestLinesWrittenTogetherAfterTheInterval(t *testing.T) {
+	// The interval leaves the three writes and the check after them far
+	// more time than they need, so the lines are still held then.
+	const interval = 300 * time.Millisecond
 	r := newRecorder()
-	b := New(r, 1<<10, 20*time.Millisecond)
+	b := New(r, 1<<10, interval)
 	defer b.Close()
 	start := time.Now()
 	for i := range 3 {
@@ -47,7 +51,7 @@ func TestLinesWrittenTogetherAfterTheInterval(t *testing.T) {
 		t.Fatalf("written at once: %q", got)
 	}
 	<-r.written
-	if waited := time.Since(start); waited < 20*time.Millisecond {
+	if waited := time.Since(start); waited < interval {
 		t.Errorf("written after %v, before the interval", waited)
 	}
 	if got := r.got(); len(got) != 1 || got[0] != "line 0\nline 1\nline 2\n" {
@@ -158,3 +162,29 @@ func TestConcurrentLinesWhole(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A failing underlying writer fails the write that flushes, and Flush and
+// Close; what could not be written is dropped, not written again.
+func TestWriteFailure(t *testing.T) {
+	broken := errors.New("disk full")
+	var calls int
+	b := New(writerFunc(func([]byte) (int, error) {
+		calls++
+		return 0, broken
+	}), 16, time.Hour)
+	if _, err := b.Write([]byte("aaaaaaaaaa\n")); err != nil {
+		t.Fatalf("a held line: %v", err)
+	}
+	if n, err := b.Write([]byte("bbbbbbbbbb\n")); !errors.Is(err, broken) || n != 0 {
+		t.Fatalf("the line that flushes: %d, %v; want 0 and the writer's error", n, err)
+	}
+	if err := b.Flush(); err != nil || calls != 1 {
+		t.Fatalf("Flush after the failure: %v after %d writes; want nothing to write", err, calls)
+	}
+	if _, err := b.Write([]byte("c\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); !errors.Is(err, broken) {
+		t.Fatalf("Close: %v, want the writer's error", err)
+	}
+}
