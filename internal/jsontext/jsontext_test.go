@@ -101,7 +101,7 @@ func TestNumberAndPlainString(t *testing.T) {
 	}{
 		`"abc":1`: {"abc", 5, true}, `""`: {"", 2, true}, `"é日本 <&>"`: {"é日本 <&>", 14, true},
 		`"a long plain ascii string"`: {"a long plain ascii string", 27, true},
-		``: {}, `abc"`: {}, `"abc`: {}, `"a\"b"`: {}, "\"a\nb\"": {}, "\"\xff\"": {}, `"\u0061"`: {},
+		``:                            {}, `abc"`: {}, `"abc`: {}, `"a\"b"`: {}, "\"a\nb\"": {}, "\"\xff\"": {}, `"\u0061"`: {},
 	} {
 		str, n, ok := PlainString(in)
 		if str != want.str || n != want.n || ok != want.ok {
