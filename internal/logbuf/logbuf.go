@@ -14,10 +14,21 @@ import (
 // Writer holds what is written to it and hands it to its underlying
 // writer when it holds max bytes, interval after the first of them, on
 // Flush and on Close. Safe for concurrent use.
+//
+// A batch is written outside the lock that Write takes, from a buffer of
+// its own: a line logged meanwhile goes to the other buffer instead of
+// waiting for the write(2), which blocks when the reader of a pipe lags.
+// Waiting there held up every request that logged: in the e2e connection
+// flood under the race detector, whose harness reads the server's stderr
+// through a pipe, /healthz took up to 3.0-6.3 s with one buffer, 1.7-2.3 s
+// with no batching, and 1.4-2.4 s with two buffers.
 type Writer struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // guards all below
+	written  sync.Cond  // on mu: a batch's write has ended
+	writing  bool       // a batch is being written, from the spare buffer
 	w        io.Writer
 	buf      []byte
+	spare    []byte
 	max      int
 	interval time.Duration
 	timer    *time.Timer
@@ -26,7 +37,8 @@ type Writer struct {
 
 // New returns a Writer over w.
 func New(w io.Writer, max int, interval time.Duration) *Writer {
-	b := &Writer{w: w, buf: make([]byte, 0, max), max: max, interval: interval}
+	b := &Writer{w: w, buf: make([]byte, 0, max), spare: make([]byte, 0, max), max: max, interval: interval}
+	b.written.L = &b.mu
 	b.timer = time.AfterFunc(interval, func() { _ = b.Flush() })
 	b.timer.Stop()
 	return b
@@ -36,16 +48,15 @@ func New(w io.Writer, max int, interval time.Duration) *Writer {
 // it. Once closed, p is written at once.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return b.w.Write(p)
-	}
-	if len(b.buf)+len(p) > b.max {
-		if err := b.flushLocked(); err != nil {
+	if !b.closed && len(b.buf)+len(p) > b.max {
+		if err := b.flushUnlock(); err != nil {
 			return 0, err
 		}
+		b.mu.Lock()
 	}
-	if len(p) >= b.max {
+	defer b.mu.Unlock()
+	if b.closed || len(p) >= b.max {
+		b.waitWritten() // after the batches before it
 		return b.w.Write(p)
 	}
 	if len(b.buf) == 0 {
@@ -58,26 +69,42 @@ func (b *Writer) Write(p []byte) (int, error) {
 // Flush writes what b holds.
 func (b *Writer) Flush() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushLocked()
+	return b.flushUnlock()
 }
 
-func (b *Writer) flushLocked() error {
+// flushUnlock writes the batch b holds and releases b.mu, which the
+// caller holds, during the write: lines logged meanwhile go to the other
+// buffer. A batch waits for the one before it.
+func (b *Writer) flushUnlock() error {
+	b.waitWritten()
 	if len(b.buf) == 0 {
+		b.mu.Unlock()
 		return nil
 	}
-	_, err := b.w.Write(b.buf)
-	b.buf = b.buf[:0]
+	batch := b.buf
+	b.buf, b.spare, b.writing = b.spare[:0], nil, true
+	b.mu.Unlock()
+	_, err := b.w.Write(batch)
+	b.mu.Lock()
+	b.spare, b.writing = batch[:0], false
+	b.written.Broadcast()
+	b.mu.Unlock()
 	return err
+}
+
+// waitWritten waits, holding b.mu, until no batch is being written.
+func (b *Writer) waitWritten() {
+	for b.writing {
+		b.written.Wait()
+	}
 }
 
 // Close writes what b holds; later writes go through at once.
 func (b *Writer) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.closed = true
 	b.timer.Stop()
-	return b.flushLocked()
+	return b.flushUnlock()
 }
 
 // FlushAt returns h, flushing b after every record of level or above, so
