@@ -79,9 +79,9 @@ func (g *Gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			r.ContentLength = int64(len(body))
 		}
 		if rt.buffers != nil {
-			var rb *renderBuffer
-			r, rb = rt.buffers.lend(r)
-			defer rb.release()
+			var slot *renderSlot
+			r, slot = rt.buffers.lend(r)
+			defer slot.release()
 		}
 		next(w, withIfNoneMatch(r), pathParams)
 	}

@@ -139,3 +139,87 @@ func TestRendersUsers(t *testing.T) {
 		}
 	}
 }
+
+// slotWatcher is pagedUsers noting, in each ListUsers call, whether the
+// request's render slot held a buffer when the call began and after the
+// claims were handed over.
+type slotWatcher struct {
+	pagedUsers
+	mu             sync.Mutex
+	calls          int
+	heldAtStart    int // calls whose slot held a buffer as they began
+	heldAfterwards int // calls whose slot held one after the hand-over
+}
+
+func (w *slotWatcher) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
+	slot, _ := ctx.Value(renderSlotKey{}).(*renderSlot)
+	if slot == nil {
+		return nil, status.Error(codes.Internal, "no render slot in the call's context")
+	}
+	atStart := slot.rb != nil
+	resp, err := w.pagedUsers.ListUsers(ctx, req)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if atStart {
+		w.heldAtStart++
+	}
+	if slot.rb != nil {
+		w.heldAfterwards++
+	}
+	return resp, err
+}
+
+// A request is lent no render buffer while the service works on it (under
+// load, mostly waiting for the database): only when the service hands
+// the claims over, so that waiting requests hold no page buffers.
+func TestRenderBufferTakenWhenUsersAreAtHand(t *testing.T) {
+	w := &slotWatcher{}
+	h, err := New(t.Context(), inProcessConn(w), Options{
+		Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 64 << 10, MaxJSONDepth: 13,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/users?limit=4", nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET /v1/users: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if w.calls != 3 || w.heldAtStart != 0 || w.heldAfterwards != 3 {
+		t.Errorf("%d calls: a buffer held as %d began and after %d hand-overs, want 3, 0 and 3", w.calls, w.heldAtStart, w.heldAfterwards)
+	}
+}
+
+// A slot takes its buffer on first use, gives the claims texts and the
+// renderer that same buffer, and gives back only what it took.
+func TestRenderSlot(t *testing.T) {
+	p := &renderPool{maxKept: 1 << 10, size: 64}
+	r, slot := p.lend(httptest.NewRequest("GET", "/v1/users", nil))
+	if slot.rb != nil {
+		t.Fatal("a buffer was taken before use")
+	}
+	slot.release()
+	if got := p.pool.Get(); got != nil {
+		t.Fatalf("an unused slot gave the pool %v", got)
+	}
+
+	r, slot = p.lend(r)
+	texts := claimsjson.FromContext(r.Context())
+	if texts == nil || slot.rb == nil || texts != &slot.rb.claims {
+		t.Fatalf("claims texts %p, want those of the slot's buffer", texts)
+	}
+	if again := claimsjson.FromContext(r.Context()); again != texts {
+		t.Fatal("a second ask took another buffer")
+	}
+	v, err := renderIntoBuffer(r.Context(), &usersv1.ListUsersResponse{})
+	if err != nil || v != slot.rb {
+		t.Fatalf("renderIntoBuffer gave %v (%v), want the slot's buffer", v, err)
+	}
+	slot.release()
+	if slot.rb != nil {
+		t.Fatal("the slot still holds its buffer after release")
+	}
+}

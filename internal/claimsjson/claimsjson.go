@@ -34,17 +34,30 @@ type entry struct {
 	start, end int
 }
 
-type textsKey struct{}
-
-// NewContext returns ctx carrying t.
-func NewContext(ctx context.Context, t *Texts) context.Context {
-	return context.WithValue(ctx, textsKey{}, t)
+// A Source gives one request's Texts when the service asks for them.
+// A *Texts is its own Source; the gateway's takes its Texts from a pool
+// only then, once the response's users are at hand, so that a request
+// still waiting for the database holds no buffer.
+type Source interface {
+	Texts() *Texts
 }
 
-// FromContext returns the Texts in ctx, or nil.
+// Texts returns t.
+func (t *Texts) Texts() *Texts { return t }
+
+type textsKey struct{}
+
+// NewContext returns ctx carrying s.
+func NewContext(ctx context.Context, s Source) context.Context {
+	return context.WithValue(ctx, textsKey{}, s)
+}
+
+// FromContext returns the Texts of the Source in ctx, or nil.
 func FromContext(ctx context.Context) *Texts {
-	t, _ := ctx.Value(textsKey{}).(*Texts)
-	return t
+	if s, _ := ctx.Value(textsKey{}).(Source); s != nil {
+		return s.Texts()
+	}
+	return nil
 }
 
 // Add keeps stored, a user's claims as the store holds them, as u's
