@@ -60,7 +60,7 @@ var eventInserts = [...]struct {
 // SQLite keeps a statement journal for a statement of several rows that
 // may abort halfway, to undo its earlier rows, in memory here
 // (temp_store): with the upsert, that was 1.4-1.9 MB more peak memory
-// (the README's Performance section), and journal writes on every
+// (docs/performance.md), and journal writes on every
 // statement. With OR IGNORE, which resolves every row's conflict itself,
 // memory stays as with one row a statement.
 func insertEventsSQL(rows int) string {

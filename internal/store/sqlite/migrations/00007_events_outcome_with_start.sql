@@ -4,7 +4,7 @@
 -- outcome, which shares the START's time, category, request and client.
 -- Reads write both events through the asynchronous writer, mostly within
 -- one millisecond: one row is written to three B-trees where two rows
--- were written to six (the README's Performance section has the
+-- were written to six (docs/performance.md has the
 -- measurements).
 --
 -- The store pairs only an outcome whose id is the START's successor
