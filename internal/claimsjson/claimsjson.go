@@ -5,9 +5,9 @@
 // JSON: decoding that into a Struct only for the gateway to encode it
 // again was a quarter of a REST list page's CPU.
 //
-// The gateway lends a Texts to a request in its context; the service adds
-// a user's claims to it instead of setting the user's Claims; the
-// gateway's renderer writes them from it. A network call cannot carry a
+// The gateway puts a Source of Texts in a request's context; the service
+// adds a user's claims to its Texts instead of setting the user's Claims;
+// the gateway's renderer writes them from there. A network call cannot carry a
 // Go value in its context, so its users always have their Claims set.
 package claimsjson
 
