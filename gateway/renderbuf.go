@@ -71,15 +71,13 @@ type renderSlot struct {
 	rb   *renderBuffer // nil until used
 }
 
-type renderSlotKey struct{}
-
 // lend returns r with a slot for a render buffer of p in its context, as
-// the claimsjson.Source of its claims texts; give it back with release
-// once the response is written.
+// the claimsjson.Source of its claims texts (which is also how the
+// renderer finds it); give it back with release once the response is
+// written.
 func (p *renderPool) lend(r *http.Request) (*http.Request, *renderSlot) {
 	slot := &renderSlot{from: p}
-	ctx := context.WithValue(r.Context(), renderSlotKey{}, slot)
-	return r.WithContext(claimsjson.NewContext(ctx, slot)), slot
+	return r.WithContext(claimsjson.NewContext(r.Context(), slot)), slot
 }
 
 // buffer returns the slot's buffer, taking one from the pool on first use.
@@ -119,7 +117,7 @@ func (s *renderSlot) release() {
 // GetUserResponse), which the mux would take from the response itself,
 // but not from the buffer.
 func renderIntoBuffer(ctx context.Context, resp proto.Message) (any, error) {
-	slot, ok := ctx.Value(renderSlotKey{}).(*renderSlot)
+	slot, ok := claimsjson.SourceFromContext(ctx).(*renderSlot)
 	if !ok {
 		return resp, nil
 	}

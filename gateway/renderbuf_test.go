@@ -152,7 +152,7 @@ type slotWatcher struct {
 }
 
 func (w *slotWatcher) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
-	slot, _ := ctx.Value(renderSlotKey{}).(*renderSlot)
+	slot, _ := claimsjson.SourceFromContext(ctx).(*renderSlot)
 	if slot == nil {
 		return nil, status.Error(codes.Internal, "no render slot in the call's context")
 	}

@@ -7,8 +7,9 @@
 //
 // The gateway puts a Source of Texts in a request's context; the service
 // adds a user's claims to its Texts instead of setting the user's Claims;
-// the gateway's renderer writes them from there. A network call cannot carry a
-// Go value in its context, so its users always have their Claims set.
+// the gateway's renderer writes them from there. A network call cannot
+// carry a Go value in its context, so its users always have their Claims
+// set.
 package claimsjson
 
 import (
@@ -52,9 +53,15 @@ func NewContext(ctx context.Context, s Source) context.Context {
 	return context.WithValue(ctx, textsKey{}, s)
 }
 
+// SourceFromContext returns the Source in ctx, or nil.
+func SourceFromContext(ctx context.Context) Source {
+	s, _ := ctx.Value(textsKey{}).(Source)
+	return s
+}
+
 // FromContext returns the Texts of the Source in ctx, or nil.
 func FromContext(ctx context.Context) *Texts {
-	if s, _ := ctx.Value(textsKey{}).(Source); s != nil {
+	if s := SourceFromContext(ctx); s != nil {
 		return s.Texts()
 	}
 	return nil
