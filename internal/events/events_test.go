@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -589,6 +590,74 @@ func TestWriterFlushesWithinTheInterval(t *testing.T) {
 		t.Fatal("a lone event was not written by the flush timer")
 	}
 	w.End(nil)
+}
+
+// A full batch is written at once, without waiting for the flush timer,
+// and the writer is woken only for the first event of a batch and the one
+// that fills it, not for each event.
+func TestWriterWakesForTheFirstAndTheFullBatchOnly(t *testing.T) {
+	st := &slowStore{written: make(chan []store.Event, 2)}
+	var signals atomic.Int32
+	w := newWriter(st, quietOptions(100, 4), &writerHooks{signaled: func() { signals.Add(1) }})
+	defer w.Close(t.Context())
+	for batch := range 2 {
+		record(t, w, fmt.Sprint(batch, "a"))
+		record(t, w, fmt.Sprint(batch, "b"))
+		select {
+		case b := <-st.written:
+			if len(b) != 4 {
+				t.Fatalf("batch %d holds %d events, want 4", batch, len(b))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %d, full, was not written before the flush interval (an hour)", batch)
+		}
+	}
+	if got := signals.Load(); got != 4 {
+		t.Errorf("the writer was signalled %d times for 8 events in two batches, want 4", got)
+	}
+}
+
+// Events queued while a batch is being written make the next batch: when
+// they fill it during the write, it is written right after; when they
+// fill it later, when it fills.
+func TestWriterWritesTheBatchesQueuedDuringAWrite(t *testing.T) {
+	st := &slowStore{entered: make(chan struct{}, 3), release: make(chan struct{}), written: make(chan []store.Event, 3)}
+	w := NewWriter(st, quietOptions(100, 4))
+	defer w.Close(ctxTimeout(t, 5*time.Second)) // bounded: a failed test leaves a write blocked
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not within 5 s (the flush interval is an hour)", what)
+		}
+	}
+	written := func(what string) {
+		t.Helper()
+		select {
+		case b := <-st.written:
+			if len(b) != 4 {
+				t.Fatalf("%s: a batch of %d events, want 4", what, len(b))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not written within 5 s (the flush interval is an hour)", what)
+		}
+	}
+	record(t, w, "1a")
+	record(t, w, "1b")
+	wait("the first batch's write", st.entered)
+	record(t, w, "2a") // the whole second batch, during the first's write
+	record(t, w, "2b")
+	st.release <- struct{}{}
+	written("the first batch")
+	wait("the second batch's write", st.entered)
+	record(t, w, "3a") // half the third, during the second's write
+	st.release <- struct{}{}
+	written("the second batch")
+	record(t, w, "3b") // the rest, after it
+	wait("the third batch's write", st.entered)
+	st.release <- struct{}{}
+	written("the third batch")
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
