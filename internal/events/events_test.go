@@ -603,14 +603,7 @@ func TestWriterWakesForTheFirstAndTheFullBatchOnly(t *testing.T) {
 	for batch := range 2 {
 		record(t, w, fmt.Sprint(batch, "a"))
 		record(t, w, fmt.Sprint(batch, "b"))
-		select {
-		case b := <-st.written:
-			if len(b) != 4 {
-				t.Fatalf("batch %d holds %d events, want 4", batch, len(b))
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("batch %d, full, was not written before the flush interval (an hour)", batch)
-		}
+		fullBatchWritten(t, st, fmt.Sprint("batch ", batch))
 	}
 	if got := signals.Load(); got != 4 {
 		t.Errorf("the writer was signalled %d times for 8 events in two batches, want 4", got)
@@ -632,32 +625,36 @@ func TestWriterWritesTheBatchesQueuedDuringAWrite(t *testing.T) {
 			t.Fatalf("%s: not within 5 s (the flush interval is an hour)", what)
 		}
 	}
-	written := func(what string) {
-		t.Helper()
-		select {
-		case b := <-st.written:
-			if len(b) != 4 {
-				t.Fatalf("%s: a batch of %d events, want 4", what, len(b))
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: not written within 5 s (the flush interval is an hour)", what)
-		}
-	}
 	record(t, w, "1a")
 	record(t, w, "1b")
 	wait("the first batch's write", st.entered)
 	record(t, w, "2a") // the whole second batch, during the first's write
 	record(t, w, "2b")
 	st.release <- struct{}{}
-	written("the first batch")
+	fullBatchWritten(t, st, "the first batch")
 	wait("the second batch's write", st.entered)
 	record(t, w, "3a") // half the third, during the second's write
 	st.release <- struct{}{}
-	written("the second batch")
+	fullBatchWritten(t, st, "the second batch")
 	record(t, w, "3b") // the rest, after it
 	wait("the third batch's write", st.entered)
 	st.release <- struct{}{}
-	written("the third batch")
+	fullBatchWritten(t, st, "the third batch")
+}
+
+// fullBatchWritten waits for st to be given a batch of 4 events, failing
+// after 5 s: the tests' flush interval is an hour, so only a full batch
+// is written by then.
+func fullBatchWritten(t *testing.T, st *slowStore, what string) {
+	t.Helper()
+	select {
+	case b := <-st.written:
+		if len(b) != 4 {
+			t.Fatalf("%s: a batch of %d events, want 4", what, len(b))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not written within 5 s (the flush interval is an hour)", what)
+	}
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
