@@ -61,7 +61,6 @@ type renderBuffer struct {
 	b      []byte
 	msg    any
 	claims claimsjson.Texts
-	from   *renderPool
 }
 
 // renderSlot is one request's claim on a buffer of its pool, taken when
@@ -85,7 +84,7 @@ func (s *renderSlot) buffer() *renderBuffer {
 	if s.rb == nil {
 		s.rb, _ = s.from.pool.Get().(*renderBuffer)
 		if s.rb == nil {
-			s.rb = &renderBuffer{b: make([]byte, 0, s.from.size), from: s.from}
+			s.rb = &renderBuffer{b: make([]byte, 0, s.from.size)}
 		}
 	}
 	return s.rb
@@ -94,8 +93,8 @@ func (s *renderSlot) buffer() *renderBuffer {
 // Texts returns the claims texts of the slot's buffer (claimsjson.Source).
 func (s *renderSlot) Texts() *claimsjson.Texts { return &s.buffer().claims }
 
-// release takes the slot's buffer back, if it took one, unless it grew
-// past its pool's maxKept.
+// release gives the slot's buffer back to the pool it came from, if it
+// took one, unless it grew past the pool's maxKept.
 func (s *renderSlot) release() {
 	rb := s.rb
 	if rb == nil {
@@ -104,9 +103,9 @@ func (s *renderSlot) release() {
 	s.rb = nil
 	rb.msg = nil
 	rb.claims.Reset()
-	if cap(rb.b) <= rb.from.maxKept && rb.claims.Size() <= rb.from.maxKept {
+	if cap(rb.b) <= s.from.maxKept && rb.claims.Size() <= s.from.maxKept {
 		rb.b = rb.b[:0]
-		rb.from.pool.Put(rb)
+		s.from.pool.Put(rb)
 	}
 }
 
