@@ -96,6 +96,7 @@ func NewWriter(st Appender, opts WriterOptions) *Writer {
 	return newWriter(st, opts, nil)
 }
 
+// newWriter is NewWriter with hooks for tests.
 func newWriter(st Appender, opts WriterOptions, hooks *writerHooks) *Writer {
 	opts.Buffer = max(opts.Buffer, 2)
 	if opts.MaxBackoff <= 0 {
@@ -150,9 +151,8 @@ func (w *Writer) Start(ctx context.Context, ev store.Event) error {
 			w.mu.Unlock()
 			return ErrClosed
 		case len(w.queue)+w.held+2 <= w.opts.Buffer:
-			w.queue = append(w.queue, ev)
+			due := w.queueLocked(ev)
 			w.held++
-			due := w.dueLocked()
 			w.mu.Unlock()
 			if due {
 				w.signal()
@@ -194,8 +194,7 @@ func (w *Writer) End(ev *store.Event) {
 	w.held--
 	due := false
 	if ev != nil {
-		w.queue = append(w.queue, *ev)
-		due = w.dueLocked()
+		due = w.queueLocked(*ev)
 	} else {
 		w.wakeWaiters()
 	}
@@ -255,13 +254,15 @@ func (w *Writer) Close(ctx context.Context) {
 	})
 }
 
-// dueLocked reports whether the event just queued is one run waits for
-// (see waitForBatch): the first of a batch, which starts the flush timer,
-// or the one that makes the batch full. The events between wake no one:
-// waking the writer for each, only for it to count them and wait again,
-// was about one goroutine switch per read at 32 clients (12,000 a second
-// in a runtime trace of REST GETs). Called with mu held, after the append.
-func (w *Writer) dueLocked() bool {
+// queueLocked appends ev to the queue and reports whether run is to be
+// signalled: ev is one run waits for (see waitForBatch), the first of a
+// batch, which starts the flush timer, or the one that makes the batch
+// full. The events between wake no one: waking the writer for each, only
+// for it to count them and wait again, was about one goroutine switch per
+// read at 32 clients (12,000 a second in a runtime trace of REST GETs).
+// Called with mu held.
+func (w *Writer) queueLocked(ev store.Event) (due bool) {
+	w.queue = append(w.queue, ev)
 	waiting := len(w.queue) - w.writing // not in the batch being written
 	return waiting == 1 || waiting == w.opts.BatchSize
 }
@@ -312,7 +313,7 @@ func (w *Writer) run() {
 // waitForBatch waits until a batch is due: BatchSize events queued, or
 // FlushInterval after the writer saw the first one. It returns false when
 // the writer is closed. It is woken when the first event of a batch is
-// queued and when the batch fills (dueLocked); it counts the queue itself
+// queued and when the batch fills (queueLocked); it counts the queue itself
 // on entry, for the events queued while the last batch was written.
 func (w *Writer) waitForBatch() bool {
 	for w.queued() == 0 {
