@@ -617,44 +617,42 @@ func TestWriterWritesTheBatchesQueuedDuringAWrite(t *testing.T) {
 	st := &slowStore{entered: make(chan struct{}, 3), release: make(chan struct{}), written: make(chan []store.Event, 3)}
 	w := NewWriter(st, quietOptions(100, 4))
 	defer w.Close(ctxTimeout(t, 5*time.Second)) // bounded: a failed test leaves a write blocked
-	wait := func(what string, ch <-chan struct{}) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: not within 5 s (the flush interval is an hour)", what)
-		}
-	}
 	record(t, w, "1a")
 	record(t, w, "1b")
-	wait("the first batch's write", st.entered)
+	receive(t, st.entered, "the first batch's write")
 	record(t, w, "2a") // the whole second batch, during the first's write
 	record(t, w, "2b")
 	st.release <- struct{}{}
 	fullBatchWritten(t, st, "the first batch")
-	wait("the second batch's write", st.entered)
+	receive(t, st.entered, "the second batch's write")
 	record(t, w, "3a") // half the third, during the second's write
 	st.release <- struct{}{}
 	fullBatchWritten(t, st, "the second batch")
 	record(t, w, "3b") // the rest, after it
-	wait("the third batch's write", st.entered)
+	receive(t, st.entered, "the third batch's write")
 	st.release <- struct{}{}
 	fullBatchWritten(t, st, "the third batch")
 }
 
-// fullBatchWritten waits for st to be given a batch of 4 events, failing
-// after 5 s: the tests' flush interval is an hour, so only a full batch
-// is written by then.
+// fullBatchWritten waits for st to be given a batch of 4 events.
 func fullBatchWritten(t *testing.T, st *slowStore, what string) {
 	t.Helper()
-	select {
-	case b := <-st.written:
-		if len(b) != 4 {
-			t.Fatalf("%s: a batch of %d events, want 4", what, len(b))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: not written within 5 s (the flush interval is an hour)", what)
+	if b := receive(t, st.written, what); len(b) != 4 {
+		t.Fatalf("%s: a batch of %d events, want 4", what, len(b))
 	}
+}
+
+// receive returns the next value from ch, failing after 5 s: the tests'
+// flush interval is an hour, so only a full batch is written by then.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	var v T
+	select {
+	case v = <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not within 5 s (the flush interval is an hour)", what)
+	}
+	return v
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
