@@ -91,6 +91,54 @@ func TestClaimsIndexBackfilled(t *testing.T) {
 	}
 }
 
+// The claims index holds exactly the rows json_tree makes of the users'
+// current claims after creates, updates and deletes of claims of every
+// JSON kind: a row left behind would let a search find a user by claims it
+// no longer has, a row missing would hide it.
+func TestClaimsIndexRowsFollowClaims(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	claims := []string{
+		`{"a.b":1.5,"big":9007199254740991,"e":"\u00e9\"q\\","n":null,"neg":-0.25,"o":{"x":[1,"two",{"y":false}]},"t":true,"z":[]}`,
+		`{"k":"v","list":[[1,2],{"a":{}}],"num":1e+300,"zero":0}`,
+		`{}`,
+		`{"$":"dollar","[0]":"brackets","quote\"key":{"deep":{"deeper":[null,true,-1]}}}`,
+	}
+	var users []store.User
+	for i, c := range claims {
+		u, err := s.CreateUser(ctx, store.User{ID: uuid.NewString(), Claims: c, CreatedAt: time.Now()}, nil)
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+		users = append(users, u)
+	}
+	// Each user's claims become the next one's, the last user's the first's.
+	for i, u := range users {
+		next := claims[(i+1)%len(claims)]
+		if _, err := s.UpdateUser(ctx, u.ID, store.UserChange{SetClaims: true, Claims: []byte(next)}, nil); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	if err := s.DeleteUser(ctx, users[0].ID, 0, nil); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	const current = `SELECT t.fullkey,
+		CASE t.type WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' ELSE t.type END,
+		CASE WHEN t.type IN ('integer', 'real', 'text') THEN t.atom WHEN t.type = 'array' THEN t.value ELSE '' END,
+		users.seq
+		FROM users, json_tree(users.claims) AS t WHERE t.fullkey <> '$'`
+	var stale, missing, rows int
+	if err := s.w.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT path, kind, value, seq FROM user_claims EXCEPT `+current+`)),
+		(SELECT count(*) FROM (`+current+` EXCEPT SELECT path, kind, value, seq FROM user_claims)),
+		(SELECT count(*) FROM user_claims)`).Scan(&stale, &missing, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if stale != 0 || missing != 0 || rows == 0 {
+		t.Errorf("claims index: %d stale rows, %d missing, %d in all", stale, missing, rows)
+	}
+}
+
 // The rarest leaf drives a search: among claims that 30 users share and
 // one only one user has, the rare one comes first whatever the order of
 // the criteria's keys (json_tree lists them sorted).
