@@ -164,7 +164,7 @@ func grpcBoundFlags(fs *flag.FlagSet, b *GRPCBounds) {
 	fs.DurationVar(&b.MaxIdle, "grpc-max-connection-idle", 5*time.Minute, "close gRPC connections without calls for this long (0: never)")
 	fs.DurationVar(&b.MaxAge, "grpc-max-connection-age", 30*time.Minute, "ask gRPC clients to reconnect after this long (0: never)")
 	fs.DurationVar(&b.MaxAgeGrace, "grpc-max-connection-age-grace", time.Minute, "time calls in flight get to finish after --grpc-max-connection-age")
-	fs.IntVar(&b.MaxConns, "grpc-max-connections", 256, "concurrent gRPC connections; more wait to be accepted (0: no limit)")
+	fs.IntVar(&b.MaxConns, "grpc-max-connections", 128, "concurrent gRPC connections; more wait to be accepted (0: no limit)")
 }
 
 func dbFlag(fs *flag.FlagSet, db *string) {

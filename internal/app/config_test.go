@@ -27,7 +27,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := GRPCBounds{MaxStreams: 100, MaxHeaderBytes: 64 << 10, MinPingEvery: 30 * time.Second,
-		MaxIdle: 5 * time.Minute, MaxAge: 30 * time.Minute, MaxAgeGrace: time.Minute, MaxConns: 256}
+		MaxIdle: 5 * time.Minute, MaxAge: 30 * time.Minute, MaxAgeGrace: time.Minute, MaxConns: 128}
 	if c.GRPC != want {
 		t.Fatalf("gRPC bounds %+v, want %+v", c.GRPC, want)
 	}
