@@ -643,7 +643,8 @@ func fullBatchWritten(t *testing.T, st *slowStore, what string) {
 }
 
 // receive returns the next value from ch, failing after 5 s: the tests'
-// flush interval is an hour, so only a full batch is written by then.
+// flush interval is an hour, so nothing a test waits for here comes from
+// the flush timer (a batch is written because it is full).
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	var v T
