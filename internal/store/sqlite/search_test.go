@@ -76,14 +76,7 @@ func TestClaimsIndexBackfilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := migrator(t, s.w)
-	// Back to before the index, then forward again: the users are kept.
-	if _, err := p.DownTo(ctx, 3); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("up: %v", err)
-	}
+	rebuildClaimsIndex(t, s)
 	for _, claims := range []string{`{"c":"d"}`, `{"a":{"b":[1]}}`, `{"a":{}}`} {
 		got, _, err := s.SearchUsers(ctx, store.Criteria{Claims: []byte(claims)}, store.Page{Limit: 10})
 		if err != nil || len(got) != 1 || got[0].ID != u.ID {
@@ -126,17 +119,25 @@ func TestClaimsIndexRowsFollowClaims(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 	kept := claimsIndexRows(t, s)
-	p := migrator(t, s.w)
-	if _, err := p.DownTo(ctx, 3); err != nil {
-		t.Fatalf("down: %v", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatalf("up: %v", err)
-	}
+	rebuildClaimsIndex(t, s)
 	rebuilt := claimsIndexRows(t, s)
 	stale, missing := setDiff(kept, rebuilt), setDiff(rebuilt, kept)
 	if len(stale) != 0 || len(missing) != 0 || len(kept) == 0 {
 		t.Errorf("claims index of %d rows: stale %q, missing %q", len(kept), stale, missing)
+	}
+}
+
+// rebuildClaimsIndex migrates s back to before the claims index and
+// forward again (the users are kept), so that the migration's backfill
+// makes the index anew from the users' current claims.
+func rebuildClaimsIndex(t *testing.T, s *Store) {
+	t.Helper()
+	p := migrator(t, s.w)
+	if _, err := p.DownTo(t.Context(), 3); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if _, err := p.Up(t.Context()); err != nil {
+		t.Fatalf("up: %v", err)
 	}
 }
 
